@@ -1,0 +1,1 @@
+//! Intrinsic functions (being written).

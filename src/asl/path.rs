@@ -1,0 +1,1 @@
+//! ASL paths (being written).
