@@ -1,1 +1,8 @@
+//! piflow: an event-driven workflow engine that runs Amazon States Language
+//! state machines to release and operate containerised products on AWS.
+//!
+//! Layers, bottom up: [`asl`] (the language) ← engine ← store/tasks ←
+//! triggers ← [`cli`]. See `docs/architecture.md`.
+
 pub mod asl;
+pub mod cli;

@@ -2,9 +2,135 @@
 //! intrinsic functions, JSONata expressions and static validation.
 //!
 //! This module never touches the network or an AWS SDK: it turns text into a
-//! checked [`model::StateMachine`] and a list of [`diagnostics::Diagnostic`]s.
+//! checked [`model::StateMachine`] and a list of [`Diagnostic`]s.
+//!
+//! ```
+//! use piflow::asl::{validate_text, Format, LoadOptions};
+//! let v = validate_text("m.json", r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#,
+//!                       Format::Json, LoadOptions::default());
+//! assert!(v.is_valid());
+//! ```
 
+pub mod check;
+pub mod diagnostics;
 pub mod intrinsic;
+pub mod jsonata;
+pub mod load;
+pub mod model;
 pub mod path;
+pub mod render;
 pub mod source;
 pub mod yaml;
+
+pub use diagnostics::{Diagnostic, Severity};
+pub use load::LoadOptions;
+pub use model::{MachineType, StateMachine};
+pub use source::{Format, Node, SourceText};
+
+/// The outcome of validating one definition.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// The model, when the definition could be read far enough to build one.
+    /// It is safe to run only when [`Validation::is_valid`] holds.
+    pub machine: Option<StateMachine>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// True when there is no error-severity diagnostic.
+    pub fn is_valid(&self) -> bool {
+        !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+}
+
+/// Validate a definition given as source text (JSON or YAML).
+pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOptions) -> Validation {
+    let source = SourceText::new(name, text);
+    let node = match source::parse(text, format) {
+        Ok(n) => n,
+        Err(e) => {
+            let code = match e.code {
+                "E_DUPLICATE_KEY" => "duplicate-key",
+                "E_TOO_LARGE" => "too-large",
+                "E_TOO_DEEP" => "too-deep",
+                _ => "syntax",
+            };
+            let mut d =
+                Diagnostic::error(code, "", e.message).at(source::Span::new(e.offset, e.offset));
+            d.locate(&source);
+            return Validation {
+                machine: None,
+                diagnostics: vec![d],
+            };
+        }
+    };
+    let mut v = validate_node(&node, options);
+    for d in &mut v.diagnostics {
+        if d.span.is_none() {
+            d.span = pointer_span(&node, &d.pointer);
+        }
+        d.locate(&source);
+    }
+    v
+}
+
+/// Validate a definition already parsed into a node tree.
+pub fn validate_node(node: &Node, options: LoadOptions) -> Validation {
+    let mut loader = load::Loader::new(options);
+    let machine = loader.machine(node);
+    let mut diagnostics = loader.diagnostics;
+    if let Some(m) = &machine {
+        check::check_machine(m, &mut diagnostics);
+    }
+    diagnostics.sort_by_key(|d| (d.span.map(|s| s.start), d.severity));
+    Validation {
+        machine,
+        diagnostics,
+    }
+}
+
+/// Validate a definition given as a JSON value (no positions).
+pub fn validate_value(value: &serde_json::Value, options: LoadOptions) -> Validation {
+    let mut v = validate_node(&Node::from_value(value, source::Span::default()), options);
+    for d in &mut v.diagnostics {
+        d.span = None;
+    }
+    v
+}
+
+/// Validate one state on its own, as the TestState API takes it.
+pub fn validate_state_value(value: &serde_json::Value) -> (Option<model::State>, Vec<Diagnostic>) {
+    let node = Node::from_value(value, source::Span::default());
+    let mut loader = load::Loader::new(LoadOptions::default());
+    let state = loader.single_state(&node, "State");
+    (state, loader.diagnostics)
+}
+
+/// The span of the value at a JSON pointer, if it exists.
+pub fn pointer_span(root: &Node, pointer: &str) -> Option<source::Span> {
+    let mut node = root;
+    if pointer.is_empty() {
+        return Some(node.span);
+    }
+    let mut span = node.span;
+    for raw in pointer.strip_prefix('/')?.split('/') {
+        let token = raw.replace("~1", "/").replace("~0", "~");
+        match &node.kind {
+            source::NodeKind::Object(entries) => {
+                let (k, v) = entries.iter().find(|(k, _)| k.name == token)?;
+                span = k.span;
+                node = v;
+            }
+            source::NodeKind::Array(items) => {
+                node = items.get(token.parse::<usize>().ok()?)?;
+                span = node.span;
+            }
+            _ => return Some(span),
+        }
+    }
+    Some(span)
+}

@@ -388,9 +388,17 @@ impl JsonParser<'_> {
             }
         }
         let lexeme = &self.text[start..self.pos];
-        let number = parse_number(lexeme)
-            .ok_or_else(|| SyntaxError::new("E_SYNTAX", format!("number {lexeme} is out of range"), start))?;
-        Ok(Node::new(NodeKind::Number(number), Span::new(start, self.pos)))
+        let number = parse_number(lexeme).ok_or_else(|| {
+            SyntaxError::new(
+                "E_SYNTAX",
+                format!("number {lexeme} is out of range"),
+                start,
+            )
+        })?;
+        Ok(Node::new(
+            NodeKind::Number(number),
+            Span::new(start, self.pos),
+        ))
     }
 
     fn string(&mut self) -> Result<String, SyntaxError> {
@@ -440,7 +448,9 @@ impl JsonParser<'_> {
                     }
                 }
                 Some(_) => {
-                    return Err(self.err("control character in string: escape it (\\n, \\t, \\u00XX)"));
+                    return Err(
+                        self.err("control character in string: escape it (\\n, \\t, \\u00XX)")
+                    );
                 }
             }
         }
@@ -493,7 +503,10 @@ impl JsonParser<'_> {
         if self.s.get(self.pos) == Some(&b']') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(Node::new(NodeKind::Array(items), Span::new(start, self.pos)));
+            return Ok(Node::new(
+                NodeKind::Array(items),
+                Span::new(start, self.pos),
+            ));
         }
         loop {
             self.skip_ws();
@@ -509,7 +522,10 @@ impl JsonParser<'_> {
             }
         }
         self.depth -= 1;
-        Ok(Node::new(NodeKind::Array(items), Span::new(start, self.pos)))
+        Ok(Node::new(
+            NodeKind::Array(items),
+            Span::new(start, self.pos),
+        ))
     }
 
     fn object(&mut self) -> Result<Node, SyntaxError> {
@@ -521,7 +537,10 @@ impl JsonParser<'_> {
         if self.s.get(self.pos) == Some(&b'}') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(Node::new(NodeKind::Object(members), Span::new(start, self.pos)));
+            return Ok(Node::new(
+                NodeKind::Object(members),
+                Span::new(start, self.pos),
+            ));
         }
         loop {
             self.skip_ws();
@@ -560,7 +579,10 @@ impl JsonParser<'_> {
             }
         }
         self.depth -= 1;
-        Ok(Node::new(NodeKind::Object(members), Span::new(start, self.pos)))
+        Ok(Node::new(
+            NodeKind::Object(members),
+            Span::new(start, self.pos),
+        ))
     }
 }
 
@@ -606,7 +628,13 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_positioned() {
-        for (text, at) in [("{\"a\": }", 6), ("{\"a\": 1,}", 8), ("[1 2]", 3), ("not", 0), ("{\"a\": 01}", 7)] {
+        for (text, at) in [
+            ("{\"a\": }", 6),
+            ("{\"a\": 1,}", 8),
+            ("[1 2]", 3),
+            ("not", 0),
+            ("{\"a\": 01}", 7),
+        ] {
             let err = parse_json(text).unwrap_err();
             assert_eq!(err.offset, at, "{text}: {err}");
         }

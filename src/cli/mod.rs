@@ -1,0 +1,85 @@
+//! The `piflow` command line. `anyhow` lives here and nowhere below.
+//!
+//! Exit codes, for every command: 0 ok, 1 the thing checked or run failed,
+//! 2 usage error or unreadable input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod files;
+mod graph;
+mod validate;
+
+/// Exit code: the thing checked or run failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage error or unreadable input.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "piflow",
+    version,
+    about = "Run Amazon States Language workflows that release and operate services on AWS"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check state machine definitions and report every problem at once.
+    Validate(validate::Args),
+    /// Draw a state machine as a Mermaid flowchart or a Graphviz DOT graph.
+    Graph(graph::Args),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Graph(a) => graph::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("piflow: error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PIFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Should human output use colour? (a terminal, and NO_COLOR unset)
+pub fn use_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
