@@ -134,3 +134,64 @@ pub fn pointer_span(root: &Node, pointer: &str) -> Option<source::Span> {
     }
     Some(span)
 }
+
+/// Why a definition could not become a [`StateMachine`]: every error found.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid state machine definition: {}", summary(.diagnostics))]
+pub struct InvalidDefinition {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl InvalidDefinition {
+    /// Stable error code.
+    pub fn code(&self) -> &'static str {
+        "invalid-definition"
+    }
+}
+
+fn summary(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("[{}] {} at {}", d.code, d.message, if d.pointer.is_empty() { "/" } else { &d.pointer }))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl StateMachine {
+    /// Parse and validate; `Err` carries every error.
+    pub fn from_value(value: &serde_json::Value, options: LoadOptions) -> Result<StateMachine, InvalidDefinition> {
+        let v = validate_value(value, options);
+        match v.machine {
+            Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => Ok(m),
+            _ => Err(InvalidDefinition { diagnostics: v.diagnostics }),
+        }
+    }
+}
+
+/// A `StateMachine` deserializes through the validator, so that serde users
+/// get the same checks (all of them, in one error) as `piflow validate`.
+impl<'de> serde::Deserialize<'de> for StateMachine {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        StateMachine::from_value(&value, LoadOptions::default()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_deserialize_validates() {
+        let m: StateMachine =
+            serde_json::from_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#).unwrap();
+        assert_eq!(m.scope.start_at, "A");
+        let err = serde_json::from_str::<StateMachine>(
+            r#"{"StartAt":"B","States":{"A":{"Type":"Pass","Nxt":"A","End":true}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[unknown-field]") && err.contains("[unknown-state]"), "{err}");
+    }
+}
