@@ -6,3 +6,5 @@
 
 pub mod asl;
 pub mod cli;
+pub mod conformance;
+pub mod engine;

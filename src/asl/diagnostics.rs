@@ -105,7 +105,10 @@ pub fn child_pointer(base: &str, token: &str) -> String {
 /// Every stable diagnostic code, with a one-line meaning (see docs/validation.md).
 pub const CODES: &[(&str, &str)] = &[
     ("syntax", "the text is not valid JSON or YAML"),
-    ("unreadable", "the file could not be read (missing, not UTF-8)"),
+    (
+        "unreadable",
+        "the file could not be read (missing, not UTF-8)",
+    ),
     ("duplicate-key", "an object has the same key twice"),
     ("too-large", "the definition is larger than piflow accepts"),
     (

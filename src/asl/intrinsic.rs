@@ -1027,21 +1027,13 @@ impl IntrinsicCall {
                 let data = self.string_arg(v, 0, "data to hash")?;
                 self.check_codec_len(data)?;
                 let algorithm = self.string_arg(v, 1, "hash algorithm")?;
-                let bytes = data.as_bytes();
-                let digest = match algorithm {
-                    "MD5" => md5(bytes).to_vec(),
-                    "SHA-1" => sha1(bytes).to_vec(),
-                    "SHA-256" => sha256(bytes).to_vec(),
-                    "SHA-384" => sha512_family(bytes, SHA384_H, 48),
-                    "SHA-512" => sha512_family(bytes, SHA512_H, 64),
-                    other => {
-                        return Err(self.fail(format!(
-                            "unsupported hash algorithm '{other}': use one of {}",
-                            HASH_ALGORITHMS.join(", ")
-                        )));
-                    }
-                };
-                Ok(Value::String(hex(&digest)))
+                match hash_hex(data, algorithm) {
+                    Some(h) => Ok(Value::String(h)),
+                    None => Err(self.fail(format!(
+                        "unsupported hash algorithm '{algorithm}': use one of {}",
+                        HASH_ALGORITHMS.join(", ")
+                    ))),
+                }
             }
             IntrinsicFn::JsonMerge => {
                 let a = self.object_arg(v, 0)?;
@@ -1466,6 +1458,21 @@ fn words_le(block: &[u8]) -> [u32; 16] {
         *slot = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
     }
     m
+}
+
+/// The hex digest of `data` with one of MD5, SHA-1, SHA-256, SHA-384, SHA-512
+/// (the algorithms `States.Hash` and JSONata `$hash` accept).
+pub fn hash_hex(data: &str, algorithm: &str) -> Option<String> {
+    let bytes = data.as_bytes();
+    let digest = match algorithm {
+        "MD5" => md5(bytes).to_vec(),
+        "SHA-1" => sha1(bytes).to_vec(),
+        "SHA-256" => sha256(bytes).to_vec(),
+        "SHA-384" => sha512_family(bytes, SHA384_H, 48),
+        "SHA-512" => sha512_family(bytes, SHA512_H, 64),
+        _ => return None,
+    };
+    Some(hex(&digest))
 }
 
 fn md5(data: &[u8]) -> [u8; 16] {

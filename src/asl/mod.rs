@@ -153,18 +153,34 @@ fn summary(diagnostics: &[Diagnostic]) -> String {
     diagnostics
         .iter()
         .filter(|d| d.is_error())
-        .map(|d| format!("[{}] {} at {}", d.code, d.message, if d.pointer.is_empty() { "/" } else { &d.pointer }))
+        .map(|d| {
+            format!(
+                "[{}] {} at {}",
+                d.code,
+                d.message,
+                if d.pointer.is_empty() {
+                    "/"
+                } else {
+                    &d.pointer
+                }
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
 impl StateMachine {
     /// Parse and validate; `Err` carries every error.
-    pub fn from_value(value: &serde_json::Value, options: LoadOptions) -> Result<StateMachine, InvalidDefinition> {
+    pub fn from_value(
+        value: &serde_json::Value,
+        options: LoadOptions,
+    ) -> Result<StateMachine, InvalidDefinition> {
         let v = validate_value(value, options);
         match v.machine {
             Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => Ok(m),
-            _ => Err(InvalidDefinition { diagnostics: v.diagnostics }),
+            _ => Err(InvalidDefinition {
+                diagnostics: v.diagnostics,
+            }),
         }
     }
 }
@@ -185,13 +201,17 @@ mod tests {
     #[test]
     fn serde_deserialize_validates() {
         let m: StateMachine =
-            serde_json::from_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#).unwrap();
+            serde_json::from_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#)
+                .unwrap();
         assert_eq!(m.scope.start_at, "A");
         let err = serde_json::from_str::<StateMachine>(
             r#"{"StartAt":"B","States":{"A":{"Type":"Pass","Nxt":"A","End":true}}}"#,
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("[unknown-field]") && err.contains("[unknown-state]"), "{err}");
+        assert!(
+            err.contains("[unknown-field]") && err.contains("[unknown-state]"),
+            "{err}"
+        );
     }
 }

@@ -1424,9 +1424,19 @@ impl JsonPath {
 
     /// Evaluate the query part against `document`, whatever the root.
     pub fn select_in(&self, document: &Value) -> Result<Value, PathError> {
-        resolve(&self.query, document, document)
-            .map(Cow::into_owned)
-            .map_err(|f| f.into_error(&self.source))
+        match resolve(&self.query, document, document) {
+            Ok(v) => Ok(v.into_owned()),
+            Err(f) => {
+                let e = f.into_error(&self.source);
+                // Jayway: an indefinite path (wildcard, slice, filter, `..`)
+                // that finds nothing is an empty list, not an error.
+                if !self.is_definite() && matches!(e, PathError::NotFound { .. }) {
+                    Ok(Value::Array(Vec::new()))
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 }
 

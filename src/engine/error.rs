@@ -1,0 +1,69 @@
+//! Failures inside an execution: an ASL error name and a cause.
+
+use serde_json::Value;
+
+/// An error raised by a state, in ASL terms (`States.Runtime`, `Lambda.Unknown`,
+/// a Fail state's Error, ...). `cause` is the human text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl Failure {
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        Failure {
+            error: Some(error.into()),
+            cause: Some(cause.into()),
+        }
+    }
+
+    pub fn error_name(&self) -> &str {
+        self.error.as_deref().unwrap_or("")
+    }
+
+    /// Errors that no Retry or Catch handles (AWS: States.Runtime is never
+    /// retried or caught; neither is a data-limit failure of the execution).
+    pub fn is_uncatchable(&self) -> bool {
+        matches!(self.error_name(), "States.Runtime")
+    }
+
+    /// The error output a Catch passes on: `{"Error": ..., "Cause": ...}`.
+    pub fn to_error_output(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        if let Some(e) = &self.error {
+            m.insert("Error".into(), Value::String(e.clone()));
+        }
+        if let Some(c) = &self.cause {
+            m.insert("Cause".into(), Value::String(c.clone()));
+        }
+        Value::Object(m)
+    }
+
+    /// Does a retrier's or catcher's ErrorEquals match this error?
+    pub fn matches(&self, error_equals: &[String]) -> bool {
+        let name = self.error_name();
+        error_equals.iter().any(|e| {
+            e == name
+                || (e == "States.ALL" && !self.is_uncatchable())
+                || (e == "States.TaskFailed" && !name.starts_with("States.") && !name.is_empty())
+                || (e == "States.TaskFailed" && name == "States.Timeout")
+        })
+    }
+}
+
+/// A `States.Runtime` (or other) error raised while executing a state,
+/// worded the way AWS words it.
+pub fn in_state(
+    error: &str,
+    state: &str,
+    entered_event: u64,
+    detail: impl std::fmt::Display,
+) -> Failure {
+    Failure::new(
+        error,
+        format!(
+            "An error occurred while executing the state '{state}' (entered at the event id #{entered_event}). {detail}"
+        ),
+    )
+}

@@ -1,0 +1,37 @@
+//! The execution history: AWS's event types, ids and details.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One history event, as `GetExecutionHistory` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryEvent {
+    pub id: u64,
+    #[serde(rename = "previousEventId")]
+    pub previous_event_id: u64,
+    pub timestamp: DateTime<Utc>,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    /// The state this event belongs to (for StateEntered/Exited events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Event details (input, output, error, cause, index, resource, ...).
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+}
+
+/// The `...StateEntered` / `...StateExited` event names of a state type.
+pub fn state_event_names(type_name: &str) -> (&'static str, &'static str) {
+    match type_name {
+        "Pass" => ("PassStateEntered", "PassStateExited"),
+        "Task" => ("TaskStateEntered", "TaskStateExited"),
+        "Choice" => ("ChoiceStateEntered", "ChoiceStateExited"),
+        "Wait" => ("WaitStateEntered", "WaitStateExited"),
+        "Succeed" => ("SucceedStateEntered", "SucceedStateExited"),
+        "Fail" => ("FailStateEntered", "FailStateExited"),
+        "Parallel" => ("ParallelStateEntered", "ParallelStateExited"),
+        "Map" => ("MapStateEntered", "MapStateExited"),
+        _ => ("StateEntered", "StateExited"),
+    }
+}

@@ -1,0 +1,82 @@
+//! Task tokens for `.waitForTaskToken`: the execution waits until
+//! SendTaskSuccess, SendTaskFailure or SendTaskHeartbeat arrives.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::error::Failure;
+
+/// What a token holder sends back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenMessage {
+    Success(Value),
+    Failure(Failure),
+    Heartbeat,
+}
+
+/// Why a token message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("task token {0:?} is not known or has already completed (TaskDoesNotExist)")]
+    Unknown(String),
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        "task-does-not-exist"
+    }
+}
+
+/// Open task tokens of the running executions.
+#[derive(Debug, Default)]
+pub struct TokenRegistry {
+    open: Mutex<HashMap<String, mpsc::UnboundedSender<TokenMessage>>>,
+}
+
+impl TokenRegistry {
+    /// Open a token; the receiver gets the messages sent to it.
+    pub fn open(&self, token: &str) -> mpsc::UnboundedReceiver<TokenMessage> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(token.to_string(), tx);
+        rx
+    }
+
+    pub fn close(&self, token: &str) {
+        self.lock().remove(token);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<TokenMessage>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, token: &str, msg: TokenMessage) -> Result<(), TokenError> {
+        let guard = self.lock();
+        let tx = guard
+            .get(token)
+            .ok_or_else(|| TokenError::Unknown(token.to_string()))?;
+        tx.send(msg)
+            .map_err(|_| TokenError::Unknown(token.to_string()))
+    }
+
+    pub fn send_success(&self, token: &str, output: Value) -> Result<(), TokenError> {
+        self.send(token, TokenMessage::Success(output))
+    }
+
+    pub fn send_failure(
+        &self,
+        token: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<(), TokenError> {
+        self.send(token, TokenMessage::Failure(Failure { error, cause }))
+    }
+
+    pub fn send_heartbeat(&self, token: &str) -> Result<(), TokenError> {
+        self.send(token, TokenMessage::Heartbeat)
+    }
+}
