@@ -2374,8 +2374,11 @@ mod tests {
                 .to_string()
                 .contains("can only be applied to arrays")
         );
-        // A missing property ahead of an indefinite part is still an error.
-        assert!(sel("$.nothing[*]", &s).is_err());
+        // An indefinite path that finds nothing is an empty list, even when a
+        // property ahead of the indefinite part is missing: AWS returns
+        // {"item": []} for "item.$": "$.items[*]" on {} (conformance corpus,
+        // test_json_path_array_wildcard_or_slice_with_no_input).
+        assert_eq!(sel("$.nothing[*]", &s).unwrap(), serde_json::json!([]));
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl TaskRegistry {
     /// Handle every resource starting with `prefix`.
     pub fn register(&mut self, prefix: impl Into<String>, handler: Arc<dyn TaskHandler>) {
         self.handlers.push((prefix.into(), handler));
-        self.handlers.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.handlers.sort_by_key(|h| std::cmp::Reverse(h.0.len()));
     }
 
     pub fn with_mocks(mut self, mocks: MockConfig) -> Self {
