@@ -139,18 +139,31 @@ pub fn run_case(case: &Value) -> CaseResult {
         }
     };
     let input = case["input"].clone();
+    // A case recorded as ABORTED was stopped (StopExecution) while it
+    // waited: replay that by stopping at the first Wait state.
+    let stop_at_wait = case["expected"]["status"] == "ABORTED";
     let outcome = rt.block_on(async {
         let clock = Arc::new(VirtualClock::new(chrono::Utc::now()));
-        let engine = Engine::new(TaskRegistry::new(), clock);
-        engine
-            .run(ExecutionRequest {
-                machine: Arc::new(machine),
-                state_machine_name: "conformance".into(),
-                execution_name: "case".into(),
-                input,
-                role_arn: None,
-            })
-            .await
+        let mut engine = Engine::new(TaskRegistry::new(), clock);
+        let waiting = Arc::new(tokio::sync::Notify::new());
+        if stop_at_wait {
+            engine.sink = Some(Arc::new(StopAtWait(waiting.clone())));
+        }
+        let request = ExecutionRequest {
+            machine: Arc::new(machine),
+            state_machine_name: "conformance".into(),
+            execution_name: "case".into(),
+            input,
+            role_arn: None,
+        };
+        let stop = async {
+            if stop_at_wait {
+                waiting.notified().await
+            } else {
+                futures::future::pending::<()>().await
+            }
+        };
+        engine.run_until(request, stop).await
     });
     let expected = &case["expected"];
     let placeholders = case["flags"].as_array().is_some_and(|f| {
@@ -224,6 +237,16 @@ pub fn run_case(case: &Value) -> CaseResult {
         result.detail = Some(problems.join("\n    "));
     }
     result
+}
+
+struct StopAtWait(Arc<tokio::sync::Notify>);
+
+impl crate::engine::HistorySink for StopAtWait {
+    fn record(&self, event: &crate::engine::HistoryEvent) {
+        if event.event_type == "WaitStateEntered" {
+            self.0.notify_one();
+        }
+    }
 }
 
 /// Compare with snapshot placeholders (`<uuid:1>`, normalised timestamps …)

@@ -37,6 +37,22 @@ fn corpus_executions() {
             }
         }
     }
+    /// Pure cases whose recorded history piflow does not reproduce, with why
+    /// (docs/conformance.md lists them too).
+    const TRACE_EXCEPTIONS: &[&str] = &[
+        // AWS ran six one-state branches truly in parallel: every branch was
+        // entered before any exited; piflow interleaves state by state.
+        "test_parallel_state_PARALLEL_STATE___get_execution_history",
+        // AWS's history for a Parallel nested in a Parallel has no
+        // ParallelStateExited for the inner state; piflow records one.
+        "test_parallel_state_nested__get_execution_history",
+    ];
+    let trace_failures: Vec<&str> = results
+        .iter()
+        .filter(|r| r.pure_language && r.trace_matched == Some(false))
+        .map(|r| r.name.as_str())
+        .filter(|n| !TRACE_EXCEPTIONS.iter().any(|e| n.contains(e)))
+        .collect();
     eprintln!(
         "conformance (execution): pure-language {}/{} exact; traces {}/{}; all {}/{} ({} skipped: need AWS services)",
         s.pure_passed,
@@ -46,5 +62,14 @@ fn corpus_executions() {
         s.passed,
         s.total,
         s.skipped
+    );
+    assert_eq!(
+        s.pure_passed, s.pure_total,
+        "every pure-language case must match AWS exactly"
+    );
+    assert_eq!(s.pure_total, 842);
+    assert!(
+        trace_failures.is_empty(),
+        "history differs from AWS: {trace_failures:#?}"
     );
 }

@@ -75,7 +75,11 @@ enum Step {
     End(Value),
 }
 
-pub(crate) async fn run(engine: &Engine, req: ExecutionRequest) -> ExecutionOutcome {
+pub(crate) async fn run(
+    engine: &Engine,
+    req: ExecutionRequest,
+    stop: impl std::future::Future<Output = ()>,
+) -> ExecutionOutcome {
     let start = engine.clock.now();
     let o = &engine.options;
     let execution_arn = format!(
@@ -105,22 +109,23 @@ pub(crate) async fn run(engine: &Engine, req: ExecutionRequest) -> ExecutionOutc
     let machine = req.machine.clone();
     let mut vars = Vars::default();
     let body = run.scope(&machine.scope, req.input.clone(), &mut vars);
-    let result = match machine.timeout_seconds {
-        Some(t) => {
-            let sleep = engine.clock.sleep(Duration::from_secs(t));
-            tokio::select! {
-                r = body => Some(r),
-                _ = sleep => None,
-            }
+    let timeout = async {
+        match machine.timeout_seconds {
+            Some(t) => engine.clock.sleep(Duration::from_secs(t)).await,
+            None => futures::future::pending::<()>().await,
         }
-        None => Some(body.await),
+    };
+    let result = tokio::select! {
+        r = body => Ended::Done(r),
+        _ = timeout => Ended::TimedOut,
+        _ = stop => Ended::Aborted,
     };
     let (status, output, error, cause) = match result {
-        Some(Ok(out)) => {
+        Ended::Done(Ok(out)) => {
             run.event("ExecutionSucceeded", None, json!({"output": out}));
             (Status::Succeeded, Some(out), None, None)
         }
-        Some(Err(f)) => {
+        Ended::Done(Err(f)) => {
             run.event(
                 "ExecutionFailed",
                 None,
@@ -128,9 +133,13 @@ pub(crate) async fn run(engine: &Engine, req: ExecutionRequest) -> ExecutionOutc
             );
             (Status::Failed, None, f.error, f.cause)
         }
-        None => {
+        Ended::TimedOut => {
             run.event("ExecutionTimedOut", None, Value::Null);
             (Status::TimedOut, None, None, None)
+        }
+        Ended::Aborted => {
+            run.event("ExecutionAborted", None, Value::Null);
+            (Status::Aborted, None, None, None)
         }
     };
     let history = std::mem::take(&mut *run.history.lock().unwrap_or_else(|p| p.into_inner()));
@@ -144,6 +153,12 @@ pub(crate) async fn run(engine: &Engine, req: ExecutionRequest) -> ExecutionOutc
         stop_date: engine.clock.now(),
         history,
     }
+}
+
+enum Ended {
+    Done(Result<Value, Failure>),
+    TimedOut,
+    Aborted,
 }
 
 fn timestamp(t: DateTime<Utc>) -> String {

@@ -124,6 +124,16 @@ impl Engine {
 
     /// Run an execution to its end.
     pub async fn run(&self, request: ExecutionRequest) -> ExecutionOutcome {
-        interp::run(self, request).await
+        interp::run(self, request, futures::future::pending()).await
+    }
+
+    /// Run an execution until it ends or `stop` completes (StopExecution):
+    /// a stopped execution ends ABORTED with an ExecutionAborted event.
+    pub async fn run_until(
+        &self,
+        request: ExecutionRequest,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> ExecutionOutcome {
+        interp::run(self, request, stop).await
     }
 }
