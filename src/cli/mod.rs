@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod conformance;
 mod files;
 mod graph;
+pub mod run;
 mod validate;
 
 /// Exit code: the thing checked or run failed.
@@ -33,6 +35,12 @@ enum Command {
     Validate(validate::Args),
     /// Draw a state machine as a Mermaid flowchart or a Graphviz DOT graph.
     Graph(graph::Args),
+    /// Run a workflow on the wall clock.
+    Run(run::Args),
+    /// Run a workflow on a virtual clock: waits, retries and timeouts take no time.
+    Test(run::Args),
+    /// Run the ASL conformance corpus and print a per-feature table.
+    Conformance(conformance::Args),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -59,6 +67,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Run(a) => run::run(a, false),
+        Command::Test(a) => run::run(a, true),
+        Command::Conformance(a) => conformance::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,382 @@
+//! `piflow run` and `piflow test`: execute a workflow.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use owo_colors::OwoColorize;
+use serde_json::{Value, json};
+
+use super::files::read_text;
+use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
+use crate::asl::{Format, LoadOptions, validate_text};
+use crate::engine::{
+    Clock, Engine, ExecutionOutcome, ExecutionRequest, HistoryEvent, HistorySink, MockConfig,
+    Status, SystemClock, TaskRegistry, VirtualClock,
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A workflow name (workflows/NAME.asl.yaml, .asl.json, .yaml or .json) or a path.
+    target: String,
+    /// Execution input: JSON text, or @FILE to read it from a file.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Mocked task responses: a piflow or Step Functions Local mock file,
+    /// optionally with #TESTCASE (or #MACHINE/TESTCASE).
+    #[arg(long)]
+    mock: Option<String>,
+    /// Execution name (default: a fresh UUID).
+    #[arg(long)]
+    name: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+    /// Print the whole history after the result (human format).
+    #[arg(long)]
+    history: bool,
+}
+
+/// Find the definition file for a target.
+pub fn resolve_target(target: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(target);
+    if p.is_file() {
+        return Some(p);
+    }
+    for ext in ["asl.yaml", "asl.yml", "asl.json", "yaml", "yml", "json"] {
+        let candidate = PathBuf::from("workflows").join(format!("{target}.{ext}"));
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
+/// The workflow's name: the file name without `.asl.yaml` etc.
+pub fn workflow_name(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    for ext in [
+        ".asl.yaml",
+        ".asl.yml",
+        ".asl.json",
+        ".yaml",
+        ".yml",
+        ".json",
+    ] {
+        if let Some(stem) = file.strip_suffix(ext) {
+            return stem.to_string();
+        }
+    }
+    file
+}
+
+/// The input schema of a workflow, if it declares one: `schemas/NAME.input.json`
+/// beside the `workflows/` directory that holds it, or under the current directory.
+fn input_schema(path: &Path, name: &str) -> Option<PathBuf> {
+    let file = format!("{name}.input.json");
+    let mut candidates = Vec::new();
+    if let Some(dir) = path.parent() {
+        candidates.push(dir.join("../schemas").join(&file));
+        candidates.push(dir.join("schemas").join(&file));
+    }
+    candidates.push(PathBuf::from("schemas").join(&file));
+    candidates.into_iter().find(|c| c.is_file())
+}
+
+/// Parse `--input`: JSON text or @FILE. Errors name the position.
+pub fn read_input(arg: &str) -> Result<Value, String> {
+    let (text, origin) = match arg.strip_prefix('@') {
+        Some(file) => (
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("--input @{file}: cannot read it: {e}"))?,
+            format!("@{file}"),
+        ),
+        None => (arg.to_string(), "--input".to_string()),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{origin} is not valid JSON: {} at line {} column {}",
+            describe_json_error(&e),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Prints each state as it runs.
+struct Progress {
+    color: bool,
+    out: Mutex<std::io::Stdout>,
+}
+
+impl HistorySink for Progress {
+    fn record(&self, e: &HistoryEvent) {
+        let name = e.state.as_deref().unwrap_or("");
+        let line = if e.event_type.ends_with("StateEntered") {
+            let kind = e.event_type.trim_end_matches("StateEntered");
+            format!("  → {name} ({kind})")
+        } else if e.event_type.ends_with("StateExited") {
+            let mark = if self.color {
+                format!("{}", "✓".green())
+            } else {
+                "✓".to_string()
+            };
+            format!("  {mark} {name}")
+        } else if e.event_type.ends_with("Failed") || e.event_type.ends_with("TimedOut") {
+            if e.event_type.starts_with("Execution") {
+                return;
+            }
+            let error = e.details.get("error").and_then(Value::as_str).unwrap_or("");
+            let mark = if self.color {
+                format!("{}", "✗".red())
+            } else {
+                "✗".to_string()
+            };
+            format!("  {mark} {name} {}: {error}", e.event_type)
+        } else {
+            return;
+        };
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
+    let Some(path) = resolve_target(&args.target) else {
+        eprintln!(
+            "piflow: error: no workflow {:?}: not a file, and no workflows/{0}.asl.yaml, .asl.json, .yaml or .json",
+            args.target
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let shown = path.display().to_string();
+    let text = match read_text(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let v = validate_text(
+        &shown,
+        &text,
+        Format::from_path(&shown),
+        LoadOptions::default(),
+    );
+    let machine = match v.machine {
+        Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => m,
+        _ => {
+            for d in v.errors() {
+                eprintln!(
+                    "{shown}:{}:{}: error[{}]: {} (at {})",
+                    d.line.unwrap_or(0),
+                    d.column.unwrap_or(0),
+                    d.code,
+                    d.message,
+                    d.pointer
+                );
+            }
+            eprintln!("piflow: {shown} is not a valid state machine; nothing was run");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let input = match read_input(&args.input) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let name = workflow_name(&path);
+    if let Some(schema_path) = input_schema(&path, &name) {
+        let schema_text = std::fs::read_to_string(&schema_path)
+            .with_context(|| format!("reading input schema {}", schema_path.display()))?;
+        let schema: Value = serde_json::from_str(&schema_text)
+            .with_context(|| format!("input schema {} is not JSON", schema_path.display()))?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+            anyhow::anyhow!(
+                "input schema {} is not a valid JSON Schema: {e}",
+                schema_path.display()
+            )
+        })?;
+        let errors: Vec<String> = validator
+            .iter_errors(&input)
+            .map(|e| {
+                let ptr = e.instance_path().to_string();
+                format!(
+                    "  at {}: {e}",
+                    if ptr.is_empty() { "/".to_string() } else { ptr }
+                )
+            })
+            .collect();
+        if !errors.is_empty() {
+            eprintln!(
+                "piflow: error: the input does not match {}:\n{}",
+                schema_path.display(),
+                errors.join("\n")
+            );
+            return Ok(EXIT_USAGE);
+        }
+    }
+    let mut tasks = TaskRegistry::new();
+    if let Some(spec) = &args.mock {
+        let (file, case) = match spec.split_once('#') {
+            Some((f, c)) => (f, Some(c)),
+            None => (spec.as_str(), None),
+        };
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("piflow: error: --mock {file}: cannot read it: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        };
+        let value: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("piflow: error: --mock {file} is not valid JSON: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        };
+        match MockConfig::from_value(&value, case) {
+            Ok(m) => tasks = tasks.with_mocks(m),
+            Err(e) => {
+                eprintln!("piflow: error: --mock {file}: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        }
+    }
+    let color = use_color();
+    let human = args.format == OutputFormat::Human;
+    let execution_name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request = ExecutionRequest {
+        machine: Arc::new(machine),
+        state_machine_name: name.clone(),
+        execution_name,
+        input,
+        role_arn: None,
+    };
+    if human {
+        println!(
+            "{} {shown}",
+            if virtual_time { "Testing" } else { "Running" }
+        );
+    }
+    let sink: Option<Arc<dyn HistorySink>> = human.then(|| {
+        Arc::new(Progress {
+            color,
+            out: Mutex::new(std::io::stdout()),
+        }) as Arc<dyn HistorySink>
+    });
+    let outcome = execute(tasks, request, sink, virtual_time)?;
+    match args.format {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&result_json(&outcome))?);
+        }
+        OutputFormat::Human => print_human(&outcome, color, args.history),
+    }
+    Ok(if outcome.status == Status::Succeeded {
+        0
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// Run on the wall clock (multi-threaded runtime) or on virtual time.
+fn execute(
+    tasks: TaskRegistry,
+    request: ExecutionRequest,
+    sink: Option<Arc<dyn HistorySink>>,
+    virtual_time: bool,
+) -> anyhow::Result<ExecutionOutcome> {
+    if virtual_time {
+        let rt = crate::engine::clock::virtual_runtime().context("starting the runtime")?;
+        Ok(rt.block_on(async move {
+            let clock: Arc<dyn Clock> = Arc::new(VirtualClock::new(chrono::Utc::now()));
+            let mut engine = Engine::new(tasks, clock);
+            engine.sink = sink;
+            engine.run(request).await
+        }))
+    } else {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        Ok(rt.block_on(async move {
+            let mut engine = Engine::new(tasks, Arc::new(SystemClock));
+            engine.sink = sink;
+            engine.run(request).await
+        }))
+    }
+}
+
+/// The one JSON object `run`, `test`, `resume` and `redrive` print.
+pub fn result_json(o: &ExecutionOutcome) -> Value {
+    let mut v = json!({
+        "execution": o.execution_arn,
+        "status": o.status.as_str(),
+    });
+    if o.status == Status::Succeeded {
+        v["output"] = o.output.clone().unwrap_or(Value::Null);
+    } else {
+        v["error"] = o.error.clone().map(Value::String).unwrap_or(Value::Null);
+        v["cause"] = o.cause.clone().map(Value::String).unwrap_or(Value::Null);
+    }
+    v
+}
+
+fn print_human(o: &ExecutionOutcome, color: bool, history: bool) {
+    let status = o.status.as_str();
+    let status = match (o.status, color) {
+        (Status::Succeeded, true) => format!("{}", status.green().bold()),
+        (_, true) => format!("{}", status.red().bold()),
+        (_, false) => status.to_string(),
+    };
+    let elapsed = (o.stop_date - o.start_date).num_milliseconds() as f64 / 1000.0;
+    println!(
+        "{status} in {elapsed:.3}s ({} history events)",
+        o.history.len()
+    );
+    println!("execution: {}", o.execution_arn);
+    match o.status {
+        Status::Succeeded => {
+            let out = o.output.clone().unwrap_or(Value::Null);
+            println!(
+                "output: {}",
+                serde_json::to_string_pretty(&out).unwrap_or_default()
+            );
+        }
+        _ => {
+            println!("error: {}", o.error.as_deref().unwrap_or("-"));
+            println!("cause: {}", o.cause.as_deref().unwrap_or("-"));
+        }
+    }
+    if history {
+        for e in &o.history {
+            println!(
+                "{:>5} {} {:<28} {}",
+                e.id,
+                e.timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                e.event_type,
+                e.state.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
