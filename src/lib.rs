@@ -7,4 +7,5 @@
 pub mod asl;
 pub mod cli;
 pub mod conformance;
+pub mod conformance_services;
 pub mod engine;

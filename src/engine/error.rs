@@ -28,15 +28,13 @@ impl Failure {
         matches!(self.error_name(), "States.Runtime")
     }
 
-    /// The error output a Catch passes on: `{"Error": ..., "Cause": ...}`.
+    /// The error output a Catch passes on: `{"Error": ..., "Cause": ...}`
+    /// (`null` for a missing field, as AWS writes it).
     pub fn to_error_output(&self) -> Value {
         let mut m = serde_json::Map::new();
-        if let Some(e) = &self.error {
-            m.insert("Error".into(), Value::String(e.clone()));
-        }
-        if let Some(c) = &self.cause {
-            m.insert("Cause".into(), Value::String(c.clone()));
-        }
+        let s = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
+        m.insert("Error".into(), s(&self.error));
+        m.insert("Cause".into(), s(&self.cause));
         Value::Object(m)
     }
 

@@ -16,7 +16,10 @@ pub struct HistoryEvent {
     /// The state this event belongs to (for StateEntered/Exited events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// Event details (input, output, error, cause, index, resource, ...).
+    /// The event's payload: the input of `ExecutionStarted` and
+    /// `...StateEntered`, the output of `...StateExited` and
+    /// `ExecutionSucceeded`, `{"error", "cause"}` of failures, and other
+    /// details (index, resource, ...) of the rest.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub details: Value,
 }

@@ -105,7 +105,7 @@ pub(crate) async fn run(
         state_machine: json!({"Id": sm_arn, "Name": req.state_machine_name}),
         execution_arn: execution_arn.clone(),
     };
-    run.event("ExecutionStarted", None, json!({"input": req.input}));
+    run.event("ExecutionStarted", None, req.input.clone());
     let machine = req.machine.clone();
     let mut vars = Vars::default();
     let body = run.scope(&machine.scope, req.input.clone(), &mut vars);
@@ -122,7 +122,7 @@ pub(crate) async fn run(
     };
     let (status, output, error, cause) = match result {
         Ended::Done(Ok(out)) => {
-            run.event("ExecutionSucceeded", None, json!({"output": out}));
+            run.event("ExecutionSucceeded", None, out.clone());
             (Status::Succeeded, Some(out), None, None)
         }
         Ended::Done(Err(f)) => {
@@ -153,6 +153,17 @@ pub(crate) async fn run(
         stop_date: engine.clock.now(),
         history,
     }
+}
+
+/// Can this state's output be larger than its input? (Only those are
+/// measured against the payload limit: measuring means serialising.)
+fn produces_data(state: &State) -> bool {
+    state.output.is_some()
+        || match &state.kind {
+            StateKind::Pass(p) => p.result.is_some() || p.parameters.is_some(),
+            StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_) => true,
+            _ => false,
+        }
 }
 
 enum Ended {
@@ -186,7 +197,7 @@ fn json_size(v: &Value) -> usize {
 struct StateCx<'a> {
     state: &'a State,
     entered_id: u64,
-    entered_time: String,
+    entered_time: DateTime<Utc>,
     retry_count: u32,
     task_token: Option<String>,
     map_item: Option<(usize, Value)>,
@@ -237,7 +248,7 @@ impl<'e> Run<'e> {
         m.insert("Execution".into(), self.execution.clone());
         m.insert(
             "State".into(),
-            json!({"EnteredTime": cx.entered_time, "Name": cx.state.name, "RetryCount": cx.retry_count}),
+            json!({"EnteredTime": timestamp(cx.entered_time), "Name": cx.state.name, "RetryCount": cx.retry_count}),
         );
         m.insert("StateMachine".into(), self.state_machine.clone());
         if let Some(t) = &cx.task_token {
@@ -251,6 +262,13 @@ impl<'e> Run<'e> {
 
     fn ctx<'c>(&self, cx: &'c StateCx<'_>) -> &'c Value {
         cx.context.get_or_init(|| self.context(cx))
+    }
+
+    /// The context object only when an expression can read it (building it
+    /// copies the execution input): `$$` in JSONPath, `$states` in JSONata.
+    fn ctx_if<'c>(&self, cx: &'c StateCx<'_>, needed: bool) -> &'c Value {
+        static EMPTY: Value = Value::Null;
+        if needed { self.ctx(cx) } else { &EMPTY }
     }
 
     /// Run a scope from its StartAt to its end.
@@ -298,14 +316,14 @@ impl<'e> Run<'e> {
 
     async fn state(&self, state: &State, input: Value, vars: &mut Vars) -> Result<Step, Failure> {
         let (entered, exited) = state_event_names(state.kind.type_name());
-        let entered_id = self.ev(vars, entered, Some(&state.name), json!({"input": input}));
+        let entered_id = self.ev(vars, entered, Some(&state.name), input.clone());
         if vars.interleave {
             tokio::task::yield_now().await;
         }
         let cx = StateCx {
             state,
             entered_id,
-            entered_time: timestamp(self.engine.clock.now()),
+            entered_time: self.engine.clock.now(),
             retry_count: 0,
             task_token: None,
             map_item: None,
@@ -317,7 +335,7 @@ impl<'e> Run<'e> {
                 return Err(f);
             }
         };
-        if json_size(&output) > self.engine.options.max_payload_bytes {
+        if produces_data(state) && json_size(&output) > self.engine.options.max_payload_bytes {
             return Err(Failure::new(
                 "States.DataLimitExceeded",
                 format!(
@@ -327,7 +345,7 @@ impl<'e> Run<'e> {
             ));
         }
         if !matches!(state.kind, StateKind::Fail(_)) {
-            self.ev(vars, exited, Some(&state.name), json!({"output": output}));
+            self.ev(vars, exited, Some(&state.name), output.clone());
         }
         Ok(match next {
             Some(n) => Step::Next(n, output),
@@ -349,6 +367,17 @@ impl<'e> Run<'e> {
             _ => None,
         };
         match &state.kind {
+            StateKind::Pass(p)
+                if !jsonata
+                    && state.input_path.is_none()
+                    && state.output_path.is_none()
+                    && state.assign.is_none()
+                    && p.parameters.is_none()
+                    && p.result.is_none()
+                    && p.result_path.is_none() =>
+            {
+                Ok((next_of(&state.transition), raw))
+            }
             StateKind::Pass(p) => {
                 if jsonata {
                     let out = self.jsonata_output(
@@ -417,19 +446,19 @@ impl<'e> Run<'e> {
             }
             StateKind::Choice(c) => self.choice(cx, c, raw, vars),
             StateKind::Task(t) => {
-                self.with_retry(cx, &t.io, raw, vars, |this, cx, eff, vars| {
-                    Box::pin(async move { this.task(cx, t, eff, vars).await })
+                self.with_retry(cx, &t.io, raw, vars, |this, cx, eff, raw, vars| {
+                    Box::pin(async move { this.task(cx, t, eff, raw, vars).await })
                 })
                 .await
             }
             StateKind::Parallel(p) => {
-                self.with_retry(cx, &p.io, raw, vars, |this, cx, eff, vars| {
+                self.with_retry(cx, &p.io, raw, vars, |this, cx, eff, _raw, vars| {
                     Box::pin(async move { this.parallel(cx, p, eff, vars).await })
                 })
                 .await
             }
             StateKind::Map(m) => {
-                self.with_retry(cx, &m.io, raw, vars, |this, cx, eff, vars| {
+                self.with_retry(cx, &m.io, raw, vars, |this, cx, eff, _raw, vars| {
                     Box::pin(async move { this.map(cx, m, eff, vars).await })
                 })
                 .await
@@ -460,7 +489,11 @@ impl<'e> Run<'e> {
         vars: &Vars,
     ) -> Result<Value, PathError> {
         let lookup = |n: &str| vars.get(n);
-        path.select(&self.path_cx(input, self.ctx(cx), &lookup))
+        path.select(&self.path_cx(
+            input,
+            self.ctx_if(cx, path.as_str().contains("$$")),
+            &lookup,
+        ))
     }
 
     fn input_path(&self, cx: &StateCx<'_>, raw: &Value, vars: &Vars) -> Result<Value, Failure> {
@@ -549,7 +582,7 @@ impl<'e> Run<'e> {
                     input,
                     result: None,
                     error_output: None,
-                    context: self.ctx(cx),
+                    context: self.ctx_if(cx, e.source().contains("$states")),
                 };
                 self.jsonata(cx, e, &b, vars, field)
             }
@@ -565,7 +598,11 @@ impl<'e> Run<'e> {
         field: &str,
     ) -> Result<Value, Failure> {
         let lookup = |n: &str| vars.get(n);
-        let pcx = self.path_cx(input, self.ctx(cx), &lookup);
+        let pcx = self.path_cx(
+            input,
+            self.ctx_if(cx, expr.as_str().contains("$$")),
+            &lookup,
+        );
         match expr {
             PayloadExpr::Path(p) => p.select(&pcx).map_err(|e| match e {
                 PathError::NotFound { .. } | PathError::UndefinedVariable { .. } => self.runtime(
@@ -631,7 +668,7 @@ impl<'e> Run<'e> {
                     input,
                     result,
                     error_output,
-                    context: self.ctx(cx),
+                    context: self.ctx_if(cx, e.source().contains("$states")),
                 };
                 self.jsonata(cx, e, &b, vars, field)
             }
@@ -729,7 +766,7 @@ impl<'e> Run<'e> {
                         input: raw,
                         result: None,
                         error_output: None,
-                        context: self.ctx(cx),
+                        context: self.ctx_if(cx, e.source().contains("$states")),
                     };
                     let v = self.jsonata(cx, e, &b, vars, field)?;
                     Ok(Some(match v {
@@ -763,7 +800,7 @@ impl<'e> Run<'e> {
             NumberSource::Value(v) => Ok(json!(v)),
             NumberSource::Path(p) => {
                 let lookup = |n: &str| vars.get(n);
-                p.get(&self.path_cx(input, self.ctx(cx), &lookup))
+                p.get(&self.path_cx(input, self.ctx_if(cx, p.as_str().contains("$$")), &lookup))
                     .map_err(|e| self.runtime(cx, e))
             }
             NumberSource::Jsonata(e) => {
@@ -771,7 +808,7 @@ impl<'e> Run<'e> {
                     input,
                     result: None,
                     error_output: None,
-                    context: self.ctx(cx),
+                    context: self.ctx_if(cx, e.source().contains("$states")),
                 };
                 self.jsonata(cx, e, &b, vars, field)
             }
@@ -812,7 +849,9 @@ impl<'e> Run<'e> {
             })?,
             WaitUntil::TimestampPath(p) => {
                 let lookup = |n: &str| vars.get(n);
-                let v = p.get(&self.path_cx(eff, self.ctx(cx), &lookup)).map_err(|e| self.runtime(cx, e))?;
+                let v = p
+                    .get(&self.path_cx(eff, self.ctx_if(cx, p.as_str().contains("$$")), &lookup))
+                    .map_err(|e| self.runtime(cx, e))?;
                 let s = v.as_str().unwrap_or_default().to_string();
                 self.until(&s).ok_or_else(|| {
                     self.runtime(
@@ -826,7 +865,7 @@ impl<'e> Run<'e> {
                 })?
             }
             WaitUntil::TimestampJsonata(e) => {
-                let b = StatesBinding { input: eff, result: None, error_output: None, context: self.ctx(cx) };
+                let b = StatesBinding { input: eff, result: None, error_output: None, context: self.ctx_if(cx, e.source().contains("$states")) };
                 let v = self.jsonata(cx, e, &b, vars, "Timestamp")?;
                 let s = v.as_str().unwrap_or_default().to_string();
                 self.until(&s).ok_or_else(|| {
@@ -959,7 +998,7 @@ impl<'e> Run<'e> {
                     input,
                     result: None,
                     error_output: None,
-                    context: self.ctx(cx),
+                    context: self.ctx_if(cx, e.source().contains("$states")),
                 };
                 match self.jsonata(cx, e, &b, vars, "Condition")? {
                     Value::Bool(b) => Ok(b),
@@ -1024,37 +1063,52 @@ impl<'e> Run<'e> {
             &'b Self,
             &'b StateCx<'b>,
             Value,
+            &'b Value,
             &'b Vars,
         ) -> BoxFuture<'b, Result<Value, Failure>>,
     {
         let state = cx.state;
         let jsonata = state.query_language == QueryLanguage::Jsonata;
-        // Input processing errors are not retried.
-        let eff = if jsonata {
-            match &io.arguments {
-                Some(t) => self.jsonata_template(cx, t, &raw, None, None, vars, "Arguments")?,
-                None => raw.clone(),
-            }
-        } else {
-            let eff = self.input_path(cx, &raw, vars)?;
-            match &io.parameters {
-                Some(t) => self.payload(cx, t, &eff, vars, "Parameters")?,
-                None => eff,
-            }
-        };
+        let wait_token = matches!(
+            &state.kind,
+            StateKind::Task(t) if matches!(
+                t.resource_kind,
+                ResourceKind::Integration { pattern: IntegrationPattern::WaitForTaskToken, .. }
+                    | ResourceKind::AwsSdk { pattern: IntegrationPattern::WaitForTaskToken, .. }
+            )
+        );
         let mut attempts: Vec<u64> = vec![0; io.retry.len()];
         let mut retry_count = 0u32;
         let outcome = loop {
+            // Each attempt sees its own $$.State.RetryCount and task token.
             let attempt_cx = StateCx {
                 state,
                 entered_id: cx.entered_id,
-                entered_time: cx.entered_time.clone(),
+                entered_time: cx.entered_time,
                 retry_count,
-                task_token: None,
+                task_token: wait_token
+                    .then(|| format!("{}:{}:{}", self.execution_arn, cx.entered_id, retry_count)),
                 map_item: None,
                 context: OnceLock::new(),
             };
-            let r = body(self, &attempt_cx, eff.clone(), vars).await;
+            let eff = if jsonata {
+                match &io.arguments {
+                    Some(t) => {
+                        self.jsonata_template(&attempt_cx, t, &raw, None, None, vars, "Arguments")
+                    }
+                    None => Ok(raw.clone()),
+                }
+            } else {
+                self.input_path(&attempt_cx, &raw, vars)
+                    .and_then(|eff| match &io.parameters {
+                        Some(t) => self.payload(&attempt_cx, t, &eff, vars, "Parameters"),
+                        None => Ok(eff),
+                    })
+            };
+            let r = match eff {
+                Ok(eff) => body(self, &attempt_cx, eff, &raw, vars).await,
+                Err(f) => Err(f),
+            };
             let r = match r {
                 Ok(result) => self.process_result(cx, io, &raw, result, vars),
                 Err(f) => Err(f),
@@ -1178,6 +1232,7 @@ impl<'e> Run<'e> {
         cx: &StateCx<'_>,
         t: &Task,
         input: Value,
+        raw: &Value,
         vars: &Vars,
     ) -> Result<Value, Failure> {
         let state = cx.state;
@@ -1215,24 +1270,23 @@ impl<'e> Run<'e> {
             }
         );
         let timeout = match &t.timeout_seconds {
-            Some(src) => Some(self.seconds(cx, src, &input, vars, "TimeoutSeconds")?),
+            Some(src) => Some(self.seconds(cx, src, raw, vars, "TimeoutSeconds")?),
             None => None,
         };
         let heartbeat = match &t.heartbeat_seconds {
-            Some(src) => Some(self.seconds(cx, src, &input, vars, "HeartbeatSeconds")?),
+            Some(src) => Some(self.seconds(cx, src, raw, vars, "HeartbeatSeconds")?),
             None => None,
         };
-        let token = wait_token.then(|| {
-            format!(
-                "{}:{}:{}",
-                self.execution_arn, cx.entered_id, cx.retry_count
-            )
-        });
+        let token = if wait_token {
+            cx.task_token.clone()
+        } else {
+            None
+        };
         let credentials = match &t.credentials {
             Some(c) if state.query_language == QueryLanguage::Jsonata => {
-                Some(self.jsonata_template(cx, c, &input, None, None, vars, "Credentials")?)
+                Some(self.jsonata_template(cx, c, raw, None, None, vars, "Credentials")?)
             }
-            Some(c) => Some(self.payload(cx, c, &input, vars, "Credentials")?),
+            Some(c) => Some(self.payload(cx, c, raw, vars, "Credentials")?),
             None => None,
         };
         self.ev(
@@ -1280,7 +1334,9 @@ impl<'e> Run<'e> {
                             tokio::select! {
                                 m = rx.recv() => m,
                                 _ = engine.clock.sleep(Duration::from_secs(h)) => {
-                                    return Err(Failure::new("States.HeartbeatTimeout", format!("no heartbeat for task token {tok} in {h} s")));
+                                    // AWS reports a missed heartbeat as States.Timeout.
+                                    let _ = tok;
+                                    return Err(Failure::new("States.Timeout", ""));
                                 }
                             }
                         }
@@ -1305,7 +1361,7 @@ impl<'e> Run<'e> {
             Some(secs) => {
                 tokio::select! {
                     r = work => r,
-                    _ = engine.clock.sleep(Duration::from_secs(secs)) => Err(Failure { error: Some("States.Timeout".into()), cause: None }),
+                    _ = engine.clock.sleep(Duration::from_secs(secs)) => Err(Failure::new("States.Timeout", "")),
                 }
             }
             None => work.await,
@@ -1313,6 +1369,19 @@ impl<'e> Run<'e> {
         if let Some(tok) = &token {
             self.engine.tokens.close(tok);
         }
+        let result = result.and_then(|v| {
+            if json_size(&v) > self.engine.options.max_payload_bytes {
+                Err(Failure::new(
+                    "States.DataLimitExceeded",
+                    format!(
+                        "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                        t.resource
+                    ),
+                ))
+            } else {
+                Ok(v)
+            }
+        });
         match result {
             Ok(v) => {
                 self.ev(vars, succeeded, Some(&state.name), json!({"output": v}));
@@ -1392,7 +1461,7 @@ impl<'e> Run<'e> {
                         input: &input,
                         result: None,
                         error_output: None,
-                        context: self.ctx(cx),
+                        context: self.ctx_if(cx, e.source().contains("$states")),
                     };
                     let v = self.jsonata(cx, e, &b, vars, "Items")?;
                     match v {
@@ -1540,7 +1609,7 @@ impl<'e> Run<'e> {
                     let icx = StateCx {
                         state,
                         entered_id: cx.entered_id,
-                        entered_time: cx.entered_time.clone(),
+                        entered_time: cx.entered_time,
                         retry_count: cx.retry_count,
                         task_token: None,
                         map_item: Some((i, item.clone())),

@@ -36,16 +36,21 @@ pub fn evaluate(
     lookup: &dyn Fn(&str) -> Option<Value>,
 ) -> Result<Value, EvalError> {
     let mut context = Context::new();
-    let mut st = Map::new();
-    st.insert("input".into(), states.input.clone());
-    if let Some(r) = states.result {
-        st.insert("result".into(), r.clone());
+    let uses_states = expr.source().contains("$states");
+    if uses_states {
+        let mut st = Map::new();
+        st.insert("input".into(), states.input.clone());
+        if let Some(r) = states.result {
+            st.insert("result".into(), r.clone());
+        }
+        if let Some(e) = states.error_output {
+            st.insert("errorOutput".into(), e.clone());
+        }
+        if !states.context.is_null() {
+            st.insert("context".into(), states.context.clone());
+        }
+        context.bind("states".to_string(), JValue::from(Value::Object(st)));
     }
-    if let Some(e) = states.error_output {
-        st.insert("errorOutput".into(), e.clone());
-    }
-    st.insert("context".into(), states.context.clone());
-    context.bind("states".to_string(), JValue::from(Value::Object(st)));
     for name in referenced_variables(expr.source()) {
         if name == "states" {
             continue;
