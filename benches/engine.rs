@@ -52,6 +52,8 @@ fn choice_loop() -> Value {
     })
 }
 
+/// A distributed Map (an inline Map of 10,000 items would pass AWS's
+/// 25,000-event history limit, in AWS and in piflow alike).
 fn map_10k() -> Value {
     json!({
         "StartAt": "Fan",
@@ -59,7 +61,7 @@ fn map_10k() -> Value {
             "Fan": {
                 "Type": "Map",
                 "MaxConcurrency": 0,
-                "ItemProcessor": {"StartAt": "Double", "States": {
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}, "StartAt": "Double", "States": {
                     "Double": {"Type": "Pass", "Parameters": {"v.$": "States.MathAdd($, $)"}, "End": true}
                 }},
                 "End": true
