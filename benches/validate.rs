@@ -9,6 +9,8 @@
 //!   `parse_json`, `validate_node`) without the 8 MiB source-size gate, for
 //!   N = 1,000, 10,000 and 100,000. The 100,000-state definition is larger
 //!   than `MAX_SOURCE_BYTES`, so `validate_text` itself refuses it at once.
+//! - `breakdown/{parse_json,parse_yaml,load_check}/N`: the JSON reader, the
+//!   YAML reader, and load + graph checks (`validate_node`) separately.
 //! - `validate_yaml/10000`: the 10,000-state definition as block-style YAML.
 //! - `corpus/all`: every `definition` of the conformance corpus in one
 //!   iteration (skipped, with a message, when the corpus is absent).
@@ -28,7 +30,8 @@ use std::time::Duration;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use piflow::asl::source::{MAX_SOURCE_BYTES, SourceText, parse_json};
+use piflow::asl::source::{MAX_SOURCE_BYTES, Node, SourceText, Span, parse_json};
+use piflow::asl::yaml::parse_yaml;
 use piflow::asl::{
     Format, LoadOptions, Validation, validate_node, validate_state_value, validate_text,
 };
@@ -379,6 +382,37 @@ fn bench_generated(c: &mut Criterion) {
     group.finish();
 }
 
+/// Where the time goes: the positioned JSON reader and YAML reader alone, and
+/// load + graph checks alone (on a node tree built from a `serde_json::Value`,
+/// so without reading text). The JSON reader is measured for 1k and 10k only:
+/// at 100k it takes tens of seconds per iteration.
+fn bench_breakdown(c: &mut Criterion) {
+    let mut group = c.benchmark_group("breakdown");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    for n in [1_000usize, 10_000, 100_000] {
+        let value = generate(n);
+        group.measurement_time(measurement_time(n));
+        group.throughput(Throughput::Elements(n as u64));
+        if n <= 10_000 {
+            let json_text = serde_json::to_string(&value).expect("serialise");
+            group.bench_with_input(BenchmarkId::new("parse_json", n), &json_text, |b, t| {
+                b.iter(|| parse_json(black_box(t)).expect("parses"))
+            });
+        }
+        let yaml_text = to_yaml(&value);
+        group.bench_with_input(BenchmarkId::new("parse_yaml", n), &yaml_text, |b, t| {
+            b.iter(|| parse_yaml(black_box(t)).expect("parses"))
+        });
+        let node = Node::from_value(&value, Span::default());
+        assert_valid("load_check", &validate_node(&node, LoadOptions::default()));
+        group.bench_with_input(BenchmarkId::new("load_check", n), &node, |b, node| {
+            b.iter(|| validate_node(black_box(node), LoadOptions::default()))
+        });
+    }
+    group.finish();
+}
+
 fn bench_yaml(c: &mut Criterion) {
     let n = 10_000usize;
     let text = to_yaml(&generate(n));
@@ -512,6 +546,7 @@ criterion_group!(
     benches,
     env_hooks,
     bench_generated,
+    bench_breakdown,
     bench_yaml,
     bench_corpus
 );

@@ -155,6 +155,23 @@ pub(crate) async fn run(
     }
 }
 
+/// A field's name for error messages, formatted only when an error occurs.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Plain(&'a str),
+    /// A payload key written with ".$".
+    Dollar(&'a str),
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Plain(s) => f.write_str(s),
+            Field::Dollar(s) => write!(f, "{s}.$"),
+        }
+    }
+}
+
 /// Can this state's output be larger than its input? (Only those are
 /// measured against the payload limit: measuring means serialising.)
 fn produces_data(state: &State) -> bool {
@@ -410,7 +427,7 @@ impl<'e> Run<'e> {
                 let out = if jsonata {
                     self.jsonata_output(cx, state.output.as_ref(), &raw, None, None, vars, &raw)?
                 } else {
-                    let eff = self.input_path(cx, &raw, vars)?;
+                    let eff = self.input_path_owned(cx, raw, vars)?;
                     self.output_path(cx, eff, vars)?
                 };
                 Ok((None, out))
@@ -496,6 +513,19 @@ impl<'e> Run<'e> {
         ))
     }
 
+    /// InputPath when the raw input is not needed afterwards (no copy).
+    fn input_path_owned(
+        &self,
+        cx: &StateCx<'_>,
+        raw: Value,
+        vars: &Vars,
+    ) -> Result<Value, Failure> {
+        match &cx.state.input_path {
+            None => Ok(raw),
+            _ => self.input_path(cx, &raw, vars),
+        }
+    }
+
     fn input_path(&self, cx: &StateCx<'_>, raw: &Value, vars: &Vars) -> Result<Value, Failure> {
         match &cx.state.input_path {
             None => Ok(raw.clone()),
@@ -562,12 +592,14 @@ impl<'e> Run<'e> {
             Template::Object(entries) => {
                 let mut m = Map::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let key_field = if matches!(v, Template::Path(_)) {
-                        format!("{k}.$")
-                    } else {
-                        k.clone()
-                    };
-                    m.insert(k.clone(), self.payload(cx, v, input, vars, &key_field)?);
+                    let value = match v {
+                        // The field is named with its ".$" in messages.
+                        Template::Path(expr) => {
+                            self.payload_expr(cx, expr, input, vars, Field::Dollar(k))
+                        }
+                        other => self.payload(cx, other, input, vars, k),
+                    }?;
+                    m.insert(k.clone(), value);
                 }
                 Ok(Value::Object(m))
             }
@@ -576,7 +608,7 @@ impl<'e> Run<'e> {
                 .map(|i| self.payload(cx, i, input, vars, field))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
-            Template::Path(expr) => self.payload_expr(cx, expr, input, vars, field),
+            Template::Path(expr) => self.payload_expr(cx, expr, input, vars, Field::Plain(field)),
             Template::Jsonata(e) => {
                 let b = StatesBinding {
                     input,
@@ -595,7 +627,7 @@ impl<'e> Run<'e> {
         expr: &PayloadExpr,
         input: &Value,
         vars: &Vars,
-        field: &str,
+        field: Field<'_>,
     ) -> Result<Value, Failure> {
         let lookup = |n: &str| vars.get(n);
         let pcx = self.path_cx(
@@ -688,7 +720,7 @@ impl<'e> Run<'e> {
                 .map(|i| self.jsonata_template(cx, i, input, result, error_output, vars, field))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
-            Template::Path(expr) => self.payload_expr(cx, expr, input, vars, field),
+            Template::Path(expr) => self.payload_expr(cx, expr, input, vars, Field::Plain(field)),
         }
     }
 
@@ -754,7 +786,7 @@ impl<'e> Run<'e> {
                                 ),
                             )
                         })?,
-                        _ => self.payload_expr(cx, p, raw, vars, field)?,
+                        _ => self.payload_expr(cx, p, raw, vars, Field::Plain(field))?,
                     };
                     Ok(Some(match v {
                         Value::String(s) => s,
@@ -942,7 +974,7 @@ impl<'e> Run<'e> {
                 None => Err(Failure::new("States.NoChoiceMatched", "No Matches!")),
             };
         }
-        let eff = self.input_path(cx, &raw, vars)?;
+        let eff = self.input_path_owned(cx, raw, vars)?;
         for branch in &c.choices {
             if self.rule(cx, &branch.rule, &eff, vars)? {
                 self.assign(
