@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench;
 mod conformance;
 mod files;
 mod graph;
@@ -41,6 +42,8 @@ enum Command {
     Test(run::Args),
     /// Run the ASL conformance corpus and print a per-feature table.
     Conformance(conformance::Args),
+    /// Run a workflow many times in one process and print transitions per second.
+    Bench(bench::Args),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, false),
         Command::Test(a) => run::run(a, true),
         Command::Conformance(a) => conformance::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
