@@ -19,9 +19,10 @@
 //!
 //! - `PIFLOW_BENCH_EMIT_DIR=DIR`: write `gen1k`, `gen10k` and `gen100k`
 //!   `.asl.json` and `.asl.yaml` files into DIR.
-//! - `PIFLOW_BENCH_RSS_N=N`: generate an N-state definition, validate it once
-//!   (without the size gate), print the process's peak RSS before and after
-//!   from `/proc/self/status`, and exit without benchmarking.
+//! - `PIFLOW_BENCH_RSS_FILE=PATH`: validate that one file (`.json` or
+//!   `.yaml`) once, without the size gate, print the process's peak RSS
+//!   (`VmHWM`) and exit without benchmarking; run it under `/usr/bin/time -v`
+//!   to measure a definition the CLI refuses as too large.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -241,11 +242,15 @@ fn yaml_child(v: &Value, indent: usize, out: &mut String) {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// `validate_text` for JSON without its `MAX_SOURCE_BYTES` gate: the same
-/// steps (line index, positioned parse, load + graph checks).
-fn validate_json_unlimited(name: &str, text: &str) -> Validation {
+/// `validate_text` without its `MAX_SOURCE_BYTES` gate: the same steps (line
+/// index, positioned parse, load + graph checks).
+fn validate_unlimited(name: &str, text: &str, format: Format) -> Validation {
     let source = SourceText::new(name, text);
-    let node = parse_json(text).expect("generated JSON parses");
+    let node = match format {
+        Format::Json => parse_json(text),
+        Format::Yaml => parse_yaml(text),
+    }
+    .expect("definition parses");
     let v = validate_node(&node, LoadOptions::default());
     black_box(&source);
     v
@@ -302,21 +307,19 @@ fn env_hooks(_c: &mut Criterion) {
             }
         }
     }
-    if let Some(n) = std::env::var("PIFLOW_BENCH_RSS_N")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-    {
-        let text = generate_json(n);
+    if let Some(path) = std::env::var_os("PIFLOW_BENCH_RSS_FILE") {
+        let path = PathBuf::from(path);
+        let text = std::fs::read_to_string(&path).expect("read PIFLOW_BENCH_RSS_FILE");
+        let name = path.display().to_string();
         let before = peak_rss_kib();
-        let v = validate_json_unlimited("rss", &text);
+        let v = validate_unlimited(&name, &text, Format::from_path(&name));
         let after = peak_rss_kib();
-        assert_valid("rss", &v);
-        drop(v);
+        assert_valid(&name, &v);
         eprintln!(
-            "PIFLOW_BENCH_RSS_N={n}: definition {} bytes; peak RSS before validation {:?} KiB, after {:?} KiB",
+            "{name}: {} bytes, valid; peak RSS {} KiB before reading it, {} KiB after validating it",
             text.len(),
-            before,
-            after
+            before.unwrap_or(0),
+            after.unwrap_or(0)
         );
         std::process::exit(0);
     }
@@ -372,11 +375,11 @@ fn bench_generated(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     for (n, text) in &texts {
         let name = format!("gen{}.asl.json", label(*n));
-        assert_valid(&name, &validate_json_unlimited(&name, text));
+        assert_valid(&name, &validate_unlimited(&name, text, Format::Json));
         group.measurement_time(measurement_time(*n));
         group.throughput(Throughput::Elements(*n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), text, |b, text| {
-            b.iter(|| validate_json_unlimited(black_box(&name), black_box(text)))
+            b.iter(|| validate_unlimited(black_box(&name), black_box(text), Format::Json))
         });
     }
     group.finish();

@@ -68,6 +68,14 @@ fn corpus_executions() {
         "every pure-language case must match AWS exactly"
     );
     assert_eq!(s.pure_total, 842);
+    // With stub services (src/conformance_services.rs): a floor, so that a
+    // regression in the service-backed cases fails the build.
+    assert!(
+        s.passed >= 1027,
+        "all executions: {}/{} (floor 1027)",
+        s.passed,
+        s.total
+    );
     assert!(
         trace_failures.is_empty(),
         "history differs from AWS: {trace_failures:#?}"

@@ -2142,7 +2142,9 @@ impl Loader {
     }
 
     fn map(&mut self, node: &Node, ptr: &str, lang: QueryLanguage) -> Option<Map> {
-        let io = self.result_handling(node, ptr, lang);
+        let mut io = self.result_handling(node, ptr, lang);
+        // A Map's Parameters is the legacy name of ItemSelector (read below).
+        io.parameters = None;
         // The processor.
         let (proc_field, legacy) = match (node.get("ItemProcessor"), node.get("Iterator")) {
             (Some(_), Some(it)) => {

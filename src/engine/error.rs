@@ -34,7 +34,13 @@ impl Failure {
         let mut m = serde_json::Map::new();
         let s = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
         m.insert("Error".into(), s(&self.error));
-        m.insert("Cause".into(), s(&self.cause));
+        // An error without a cause (a task timeout) is caught with an empty
+        // Cause; a failure with neither field with two nulls.
+        let cause = match (&self.error, &self.cause) {
+            (Some(_), None) => Value::String(String::new()),
+            _ => s(&self.cause),
+        };
+        m.insert("Cause".into(), cause);
         Value::Object(m)
     }
 

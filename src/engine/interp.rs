@@ -263,10 +263,20 @@ impl<'e> Run<'e> {
     fn context(&self, cx: &StateCx<'_>) -> Value {
         let mut m = Map::new();
         m.insert("Execution".into(), self.execution.clone());
-        m.insert(
-            "State".into(),
-            json!({"EnteredTime": timestamp(cx.entered_time), "Name": cx.state.name, "RetryCount": cx.retry_count}),
+        let mut state = Map::new();
+        state.insert(
+            "EnteredTime".into(),
+            Value::String(timestamp(cx.entered_time)),
         );
+        state.insert("Name".into(), Value::String(cx.state.name.clone()));
+        // Only states that can retry carry a RetryCount.
+        if matches!(
+            cx.state.kind,
+            StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_)
+        ) {
+            state.insert("RetryCount".into(), json!(cx.retry_count));
+        }
+        m.insert("State".into(), Value::Object(state));
         m.insert("StateMachine".into(), self.state_machine.clone());
         if let Some(t) = &cx.task_token {
             m.insert("Task".into(), json!({"Token": t}));
@@ -1368,7 +1378,7 @@ impl<'e> Run<'e> {
                                 _ = engine.clock.sleep(Duration::from_secs(h)) => {
                                     // AWS reports a missed heartbeat as States.Timeout.
                                     let _ = tok;
-                                    return Err(Failure::new("States.Timeout", ""));
+                                    return Err(Failure { error: Some("States.Timeout".into()), cause: None });
                                 }
                             }
                         }
@@ -1393,7 +1403,7 @@ impl<'e> Run<'e> {
             Some(secs) => {
                 tokio::select! {
                     r = work => r,
-                    _ = engine.clock.sleep(Duration::from_secs(secs)) => Err(Failure::new("States.Timeout", "")),
+                    _ = engine.clock.sleep(Duration::from_secs(secs)) => Err(Failure { error: Some("States.Timeout".into()), cause: None }),
                 }
             }
             None => work.await,
@@ -1401,13 +1411,30 @@ impl<'e> Run<'e> {
         if let Some(tok) = &token {
             self.engine.tokens.close(tok);
         }
+        // A .sync integration started a job and waited for it: AWS records
+        // the submission before the job's outcome.
+        if matches!(
+            t.resource_kind,
+            ResourceKind::Integration {
+                pattern: IntegrationPattern::Sync | IntegrationPattern::Sync2,
+                ..
+            } | ResourceKind::AwsSdk {
+                pattern: IntegrationPattern::Sync | IntegrationPattern::Sync2,
+                ..
+            }
+        ) {
+            self.ev(vars, "TaskSubmitted", Some(&state.name), Value::Null);
+        }
         let result = result.and_then(|v| {
             if json_size(&v) > self.engine.options.max_payload_bytes {
                 Err(Failure::new(
                     "States.DataLimitExceeded",
                     format!(
                         "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
-                        t.resource
+                        match &t.resource_kind {
+                            ResourceKind::Integration { service, .. } => service.as_str(),
+                            _ => t.resource.as_str(),
+                        }
                     ),
                 ))
             } else {
