@@ -316,7 +316,7 @@ fn env_hooks(_c: &mut Criterion) {
         let after = peak_rss_kib();
         assert_valid(&name, &v);
         eprintln!(
-            "{name}: {} bytes, valid; peak RSS {} KiB before reading it, {} KiB after validating it",
+            "{name}: {} bytes, valid; peak RSS {} KiB once read, {} KiB after validating it",
             text.len(),
             before.unwrap_or(0),
             after.unwrap_or(0)

@@ -1512,6 +1512,19 @@ impl<'e> Run<'e> {
     ) -> Result<Value, Failure> {
         let state = cx.state;
         let jsonata = state.query_language == QueryLanguage::Jsonata;
+        if m.item_reader.is_some() || m.result_writer.is_some() {
+            let what = if m.item_reader.is_some() {
+                "ItemReader"
+            } else {
+                "ResultWriter"
+            };
+            return Err(self.runtime(
+                cx,
+                format!(
+                    "{what} reads or writes S3 through an AWS integration, which this version of piflow does not run yet; pass the items in the input (ItemsPath/Items) instead"
+                ),
+            ));
+        }
         // The items.
         let items = if jsonata {
             match &m.items {
@@ -1684,6 +1697,10 @@ impl<'e> Run<'e> {
             };
             inputs.push(v);
         }
+        let inputs = match &m.item_batcher {
+            Some(b) => self.batches(cx, b, inputs, &input, vars)?,
+            None => inputs,
+        };
         let total = inputs.len();
         let limit = if max_concurrency == 0 {
             total.max(1)
@@ -1794,6 +1811,76 @@ fn numeric_string(v: Value) -> Value {
         }
     }
     v
+}
+
+impl Run<'_> {
+    /// ItemBatcher: group the items into `{"Items": [...], "BatchInput": ...}`
+    /// inputs of at most MaxItemsPerBatch items and MaxInputBytesPerBatch bytes.
+    fn batches(
+        &self,
+        cx: &StateCx<'_>,
+        b: &ItemBatcher,
+        items: Vec<Value>,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<Vec<Value>, Failure> {
+        let limit = |src: &Option<NumberSource>, field: &str| -> Result<Option<usize>, Failure> {
+            match src {
+                None => Ok(None),
+                Some(src) => {
+                    let v = numeric_string(self.number_value(cx, src, input, vars, field)?);
+                    match v.as_u64() {
+                        Some(n) if n > 0 => Ok(Some(n as usize)),
+                        _ => Err(self
+                            .runtime(cx, format!("{field} must be a positive integer, not {v}"))),
+                    }
+                }
+            }
+        };
+        let max_items = limit(&b.max_items_per_batch, "MaxItemsPerBatch")?;
+        let max_bytes =
+            limit(&b.max_input_bytes_per_batch, "MaxInputBytesPerBatch")?.unwrap_or(256 * 1024);
+        let batch_input = match &b.batch_input {
+            Some(t) if cx.state.query_language == QueryLanguage::Jsonata => {
+                Some(self.jsonata_template(cx, t, input, None, None, vars, "BatchInput")?)
+            }
+            Some(t) => Some(self.payload(cx, t, input, vars, "BatchInput")?),
+            None => None,
+        };
+        let wrap = |batch: Vec<Value>| {
+            let mut m = Map::new();
+            if let Some(bi) = &batch_input {
+                m.insert("BatchInput".into(), bi.clone());
+            }
+            m.insert("Items".into(), Value::Array(batch));
+            Value::Object(m)
+        };
+        let mut out = Vec::new();
+        let mut batch: Vec<Value> = Vec::new();
+        let mut bytes = 0usize;
+        for item in items {
+            let size = json_size(&item) + 1;
+            if size > max_bytes {
+                return Err(self.runtime(
+                    cx,
+                    format!(
+                        "an item of {size} bytes is larger than MaxInputBytesPerBatch ({max_bytes})"
+                    ),
+                ));
+            }
+            let full = max_items.is_some_and(|n| batch.len() >= n) || bytes + size > max_bytes;
+            if full && !batch.is_empty() {
+                out.push(wrap(std::mem::take(&mut batch)));
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            out.push(wrap(batch));
+        }
+        Ok(out)
+    }
 }
 
 fn display_raw(v: &Value) -> String {
