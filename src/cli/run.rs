@@ -119,6 +119,8 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 struct Progress {
     color: bool,
     out: Mutex<std::io::Stdout>,
+    /// States whose task failed: their exit is a catch, not a success.
+    failed: Mutex<std::collections::HashSet<String>>,
 }
 
 impl HistorySink for Progress {
@@ -128,17 +130,26 @@ impl HistorySink for Progress {
             let kind = e.event_type.trim_end_matches("StateEntered");
             format!("  → {name} ({kind})")
         } else if e.event_type.ends_with("StateExited") {
-            let mark = if self.color {
-                format!("{}", "✓".green())
-            } else {
-                "✓".to_string()
+            let caught = self
+                .failed
+                .lock()
+                .map(|mut f| f.remove(name))
+                .unwrap_or(false);
+            let (mark, note) = match (caught, self.color) {
+                (true, true) => (format!("{}", "↪".yellow()), " (error caught)"),
+                (true, false) => ("↪".to_string(), " (error caught)"),
+                (false, true) => (format!("{}", "✓".green()), ""),
+                (false, false) => ("✓".to_string(), ""),
             };
-            format!("  {mark} {name}")
+            format!("  {mark} {name}{note}")
         } else if e.event_type.ends_with("Failed") || e.event_type.ends_with("TimedOut") {
             if e.event_type.starts_with("Execution") {
                 return;
             }
             let error = e.details.get("error").and_then(Value::as_str).unwrap_or("");
+            if let Ok(mut f) = self.failed.lock() {
+                f.insert(name.to_string());
+            }
             let mark = if self.color {
                 format!("{}", "✗".red())
             } else {
@@ -282,6 +293,7 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         Arc::new(Progress {
             color,
             out: Mutex::new(std::io::stdout()),
+            failed: Mutex::new(Default::default()),
         }) as Arc<dyn HistorySink>
     });
     let outcome = execute(tasks, request, sink, virtual_time)?;
