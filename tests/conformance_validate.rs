@@ -20,6 +20,19 @@ const ACCEPTED_EXCEPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Validate one `invalid/` case as AWS did: its raw text, and as an EXPRESS
+/// machine for the cases recorded from EXPRESS tests.
+fn validate_invalid_case(name: &str, case: &serde_json::Value) -> piflow::asl::Validation {
+    let text = case["definition_text"].as_str().unwrap_or_default();
+    let express = name.contains("SfnApiExpress") || name.contains("type_express");
+    let machine_type = if express {
+        MachineType::Express
+    } else {
+        MachineType::Standard
+    };
+    validate_text(name, text, Format::Json, LoadOptions { machine_type })
+}
+
 #[test]
 fn invalid_definitions_are_rejected() {
     let Some(dir) = common::conformance_dir() else {
@@ -30,16 +43,7 @@ fn invalid_definitions_are_rejected() {
     let (mut aws_total, mut aws_rejected, mut aslv_total, mut aslv_rejected) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     for (name, case) in &files {
-        let text = case["definition_text"].as_str().unwrap_or_default();
-        let express = name.contains("SfnApiExpress") || name.contains("type_express");
-        let options = LoadOptions {
-            machine_type: if express {
-                MachineType::Express
-            } else {
-                MachineType::Standard
-            },
-        };
-        let v = validate_text(name, text, Format::Json, options);
+        let v = validate_invalid_case(name, case);
         let rejected = !v.is_valid();
         let aws = case["aws_verified"].as_bool().unwrap_or(false);
         let exception = ACCEPTED_EXCEPTIONS
@@ -129,16 +133,7 @@ fn invalid_definitions_report() {
         return;
     };
     for (name, case) in common::corpus_files(&dir.join("invalid")) {
-        let text = case["definition_text"].as_str().unwrap_or_default();
-        let express = name.contains("SfnApiExpress") || name.contains("type_express");
-        let options = LoadOptions {
-            machine_type: if express {
-                MachineType::Express
-            } else {
-                MachineType::Standard
-            },
-        };
-        let v = validate_text(&name, text, Format::Json, options);
+        let v = validate_invalid_case(&name, &case);
         let codes: Vec<String> = v
             .errors()
             .map(|d| format!("{}: {}", d.code, d.message))

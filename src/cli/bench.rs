@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
-use crate::asl::{Format, LoadOptions, validate_text};
-use crate::cli::files::read_text;
-use crate::cli::run::{read_input, resolve_target};
+use crate::cli::run::{load_workflow, read_input};
 use crate::engine::{Engine, ExecutionRequest, Status, SystemClock, TaskRegistry};
 
 #[derive(clap::Args, Debug)]
@@ -22,27 +20,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let Some(path) = resolve_target(&args.target) else {
-        eprintln!("piflow: error: no workflow {:?}", args.target);
-        return Ok(EXIT_USAGE);
-    };
-    let shown = path.display().to_string();
-    let text = match read_text(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let v = validate_text(
-        &shown,
-        &text,
-        Format::from_path(&shown),
-        LoadOptions::default(),
-    );
-    let Some(machine) = v.machine.clone().filter(|_| v.is_valid()) else {
-        eprintln!("piflow: {shown} is not a valid state machine (run `piflow validate {shown}`)");
-        return Ok(EXIT_USAGE);
+    let machine = match load_workflow(&args.target) {
+        Ok((_, m)) => m,
+        Err(code) => return Ok(code),
     };
     let input = match read_input(&args.input) {
         Ok(i) => i,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::files::read_text;
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
-use crate::asl::{Format, LoadOptions, validate_text};
+use crate::asl::{Format, LoadOptions, StateMachine, validate_text};
 use crate::engine::{
     Clock, Engine, ExecutionOutcome, ExecutionRequest, HistoryEvent, HistorySink, MockConfig,
     Status, SystemClock, TaskRegistry, VirtualClock,
@@ -165,30 +165,28 @@ impl HistorySink for Progress {
     }
 }
 
-pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
-    let Some(path) = resolve_target(&args.target) else {
+/// Find, read and validate a workflow for running. On failure the errors
+/// are printed and the exit code returned (2: nothing may run).
+pub fn load_workflow(target: &str) -> Result<(PathBuf, StateMachine), u8> {
+    let Some(path) = resolve_target(target) else {
         eprintln!(
-            "piflow: error: no workflow {:?}: not a file, and no workflows/{0}.asl.yaml, .asl.json, .yaml or .json",
-            args.target
+            "piflow: error: no workflow {target:?}: not a file, and no workflows/{target}.asl.yaml, .asl.json, .yaml or .json"
         );
-        return Ok(EXIT_USAGE);
+        return Err(EXIT_USAGE);
     };
     let shown = path.display().to_string();
-    let text = match read_text(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
-            return Ok(EXIT_USAGE);
-        }
-    };
+    let text = read_text(&path).map_err(|e| {
+        eprintln!("piflow: error: {e}");
+        EXIT_USAGE
+    })?;
     let v = validate_text(
         &shown,
         &text,
         Format::from_path(&shown),
         LoadOptions::default(),
     );
-    let machine = match v.machine {
-        Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => m,
+    match v.machine {
+        Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => Ok((path, m)),
         _ => {
             for d in v.errors() {
                 eprintln!(
@@ -201,9 +199,17 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
                 );
             }
             eprintln!("piflow: {shown} is not a valid state machine; nothing was run");
-            return Ok(EXIT_USAGE);
+            Err(EXIT_USAGE)
         }
+    }
+}
+
+pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
+    let (path, machine) = match load_workflow(&args.target) {
+        Ok(w) => w,
+        Err(code) => return Ok(code),
     };
+    let shown = path.display().to_string();
     let input = match read_input(&args.input) {
         Ok(v) => v,
         Err(e) => {
