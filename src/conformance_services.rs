@@ -480,11 +480,8 @@ async fn lambda_resource(world: &Arc<World>, req: &TaskRequest) -> Result<Value,
     }
     match run_function(world, req.input.clone()).await {
         Invocation::Returned(v) => Ok(v),
-        raised => {
-            let Invocation::Raised { error_type, .. } = &raised else {
-                unreachable!()
-            };
-            Err(Failure::new(*error_type, py_dumps(&raised.error_payload())))
+        raised @ Invocation::Raised { error_type, .. } => {
+            Err(Failure::new(error_type, py_dumps(&raised.error_payload())))
         }
     }
 }
@@ -563,11 +560,8 @@ async fn lambda_invoke(world: &Arc<World>, req: &TaskRequest) -> Result<Value, F
             out.insert("StatusCode".into(), json!(200));
             Ok(Value::Object(out))
         }
-        raised => {
-            let Invocation::Raised { error_type, .. } = &raised else {
-                unreachable!()
-            };
-            Err(Failure::new(*error_type, compact(&raised.error_payload())))
+        raised @ Invocation::Raised { error_type, .. } => {
+            Err(Failure::new(error_type, compact(&raised.error_payload())))
         }
     }
 }
