@@ -9,3 +9,4 @@ pub mod cli;
 pub mod conformance;
 pub mod conformance_services;
 pub mod engine;
+pub mod store;

@@ -1,0 +1,460 @@
+//! The embedded store: one redb file (`.piflow/piflow.redb`, or under
+//! `PIFLOW_HOME`). redb is pure Rust, crash-safe (copy-on-write B-trees with
+//! a checksummed commit), fsyncs every durable commit, and refuses a second
+//! process that opens the same file; see docs/store.md for why it was chosen.
+//!
+//! Each [`Store`] call is one write transaction, so every rule (gap-free
+//! history, unique execution names, one lease holder, the audit chain head)
+//! is checked and applied atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::audit::{AuditEntry, AuditRecord, chain};
+use super::{
+    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Store,
+    StoreError, StoreFuture, StoredEvent, sha256_hex,
+};
+
+const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
+const ALIASES: TableDefinition<&str, u64> = TableDefinition::new("aliases");
+const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
+const EXECUTION_NAMES: TableDefinition<&str, &str> = TableDefinition::new("execution_names");
+const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+const AUDIT_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_heads");
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+
+/// Keys sort by their parts: `a\u{1}b` keeps every key of `a` together, and
+/// numbers are zero-padded so that they sort numerically.
+fn key2(a: &str, b: &str) -> String {
+    format!("{a}\u{1}{b}")
+}
+
+fn seq_key(a: &str, seq: u64) -> String {
+    format!("{a}\u{1}{seq:020}")
+}
+
+/// The range of keys that start with `a\u{1}`.
+fn prefix_range(a: &str) -> (String, String) {
+    (format!("{a}\u{1}"), format!("{a}\u{2}"))
+}
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Open (or create) the store file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<EmbeddedStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable {
+                path: shown.clone(),
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let db = Database::create(&path).map_err(|e| StoreError::Unavailable {
+            path: shown.clone(),
+            reason: match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    "it is open in another piflow process (only one process may use an embedded store; use dynamodb:// to share one)".into()
+                }
+                other => format!(
+                    "{other} (is it a piflow store? move it away to start a new one)"
+                ),
+            },
+        })?;
+        let store = EmbeddedStore {
+            db: Arc::new(db),
+            path,
+        };
+        store.init_tables()?;
+        Ok(store)
+    }
+
+    /// The default location: `$PIFLOW_HOME/piflow.redb`, else `.piflow/piflow.redb`.
+    pub fn default_path() -> PathBuf {
+        match std::env::var_os("PIFLOW_HOME") {
+            Some(home) => PathBuf::from(home).join("piflow.redb"),
+            None => PathBuf::from(".piflow").join("piflow.redb"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init_tables(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(io)?;
+        tx.open_table(DEFINITIONS).map_err(io)?;
+        tx.open_table(ALIASES).map_err(io)?;
+        tx.open_table(EXECUTIONS).map_err(io)?;
+        tx.open_table(EXECUTION_NAMES).map_err(io)?;
+        tx.open_table(EVENTS).map_err(io)?;
+        tx.open_table(AUDIT).map_err(io)?;
+        tx.open_table(AUDIT_HEADS).map_err(io)?;
+        tx.open_table(LEASES).map_err(io)?;
+        tx.commit().map_err(io)
+    }
+
+    /// Run `f` in one write transaction and commit it durably.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_write().map_err(io)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(io)?;
+        Ok(out)
+    }
+
+    fn read_range<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        range: (String, String),
+    ) -> Result<Vec<T>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let t = tx.open_table(table).map_err(io)?;
+        let mut out = Vec::new();
+        for item in t.range(range.0.as_str()..range.1.as_str()).map_err(io)? {
+            let (_, v) = item.map_err(io)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn read_one<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let tx = self.db.begin_read().map_err(io)?;
+        let t = tx.open_table(table).map_err(io)?;
+        match t.get(key).map_err(io)? {
+            Some(v) => Ok(Some(decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The last `(key, value)` of a key range in a write transaction's table.
+fn last_in<T: DeserializeOwned>(
+    t: &redb::Table<'_, &str, &[u8]>,
+    range: &(String, String),
+) -> Result<Option<T>, StoreError> {
+    match t
+        .range(range.0.as_str()..range.1.as_str())
+        .map_err(io)?
+        .next_back()
+    {
+        Some(item) => {
+            let (_, v) = item.map_err(io)?;
+            Ok(Some(decode(v.value())?))
+        }
+        None => Ok(None),
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn publish(&self, new: NewDefinition) -> StoreFuture<'_, DefinitionVersion> {
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(DEFINITIONS).map_err(io)?;
+                let range = prefix_range(&new.workflow);
+                let latest: Option<DefinitionVersion> = last_in(&t, &range)?;
+                let hash = sha256_hex(new.definition.as_bytes());
+                if let Some(l) = latest.as_ref().filter(|l| l.content_hash == hash) {
+                    return Ok(l.clone());
+                }
+                let d = DefinitionVersion {
+                    version: latest.map_or(1, |l| l.version + 1),
+                    workflow: new.workflow.clone(),
+                    content_hash: hash,
+                    definition: new.definition,
+                    author: new.author,
+                    created: Utc::now(),
+                    source_commit: new.source_commit,
+                };
+                t.insert(
+                    seq_key(&d.workflow, d.version).as_str(),
+                    encode(&d)?.as_slice(),
+                )
+                .map_err(io)?;
+                Ok(d)
+            })
+        })
+    }
+
+    fn definition(
+        &self,
+        workflow: &str,
+        version: u64,
+    ) -> StoreFuture<'_, Option<DefinitionVersion>> {
+        let key = seq_key(workflow, version);
+        Box::pin(async move { self.read_one(DEFINITIONS, &key) })
+    }
+
+    fn definitions(&self, workflow: Option<&str>) -> StoreFuture<'_, Vec<DefinitionVersion>> {
+        let range = match workflow {
+            Some(w) => prefix_range(w),
+            None => (String::new(), "\u{10FFFF}".to_string()),
+        };
+        Box::pin(async move { self.read_range(DEFINITIONS, range) })
+    }
+
+    fn set_alias(&self, workflow: &str, alias: &str, version: u64) -> StoreFuture<'_, ()> {
+        let (workflow, alias) = (workflow.to_string(), alias.to_string());
+        Box::pin(async move {
+            self.write(|tx| {
+                let defs = tx.open_table(DEFINITIONS).map_err(io)?;
+                if defs
+                    .get(seq_key(&workflow, version).as_str())
+                    .map_err(io)?
+                    .is_none()
+                {
+                    return Err(StoreError::NotFound(format!(
+                        "{workflow} has no version {version}"
+                    )));
+                }
+                let mut t = tx.open_table(ALIASES).map_err(io)?;
+                t.insert(key2(&workflow, &alias).as_str(), version)
+                    .map_err(io)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn alias(&self, workflow: &str, alias: &str) -> StoreFuture<'_, Option<u64>> {
+        let key = key2(workflow, alias);
+        Box::pin(async move {
+            let tx = self.db.begin_read().map_err(io)?;
+            let t = tx.open_table(ALIASES).map_err(io)?;
+            Ok(t.get(key.as_str()).map_err(io)?.map(|v| v.value()))
+        })
+    }
+
+    fn start_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, StartOutcome> {
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut names = tx.open_table(EXECUTION_NAMES).map_err(io)?;
+                let mut execs = tx.open_table(EXECUTIONS).map_err(io)?;
+                let name_key = key2(&record.workflow, &record.name);
+                let existing = names
+                    .get(name_key.as_str())
+                    .map_err(io)?
+                    .map(|id| id.value().to_string());
+                if let Some(id) = existing {
+                    let found = execs
+                        .get(id.as_str())
+                        .map_err(io)?
+                        .map(|v| decode(v.value()))
+                        .transpose()?;
+                    return found.map(StartOutcome::Existing).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "execution name {} points at missing {id}",
+                            record.name
+                        ))
+                    });
+                }
+                if execs.get(record.id.as_str()).map_err(io)?.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "execution id {} is already used",
+                        record.id
+                    )));
+                }
+                names
+                    .insert(name_key.as_str(), record.id.as_str())
+                    .map_err(io)?;
+                execs
+                    .insert(record.id.as_str(), encode(&record)?.as_slice())
+                    .map_err(io)?;
+                Ok(StartOutcome::Created(record))
+            })
+        })
+    }
+
+    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut execs = tx.open_table(EXECUTIONS).map_err(io)?;
+                if execs.get(record.id.as_str()).map_err(io)?.is_none() {
+                    return Err(StoreError::NotFound(format!("execution {}", record.id)));
+                }
+                execs
+                    .insert(record.id.as_str(), encode(&record)?.as_slice())
+                    .map_err(io)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn execution(&self, id: &str) -> StoreFuture<'_, Option<ExecutionRecord>> {
+        let id = id.to_string();
+        Box::pin(async move { self.read_one(EXECUTIONS, &id) })
+    }
+
+    fn executions(&self, status: Option<&str>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        let status = status.map(str::to_string);
+        Box::pin(async move {
+            let mut all: Vec<ExecutionRecord> =
+                self.read_range(EXECUTIONS, (String::new(), "\u{10FFFF}".to_string()))?;
+            all.retain(|e| status.as_deref().is_none_or(|s| e.status == s));
+            all.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| a.id.cmp(&b.id)));
+            Ok(all)
+        })
+    }
+
+    fn append_events(&self, execution: &str, events: Vec<StoredEvent>) -> StoreFuture<'_, ()> {
+        let execution = execution.to_string();
+        Box::pin(async move {
+            if events.is_empty() {
+                return Ok(());
+            }
+            self.write(|tx| {
+                let mut t = tx.open_table(EVENTS).map_err(io)?;
+                let last: Option<StoredEvent> = last_in(&t, &prefix_range(&execution))?;
+                let first = last.map_or(1, |e| e.seq + 1);
+                for (want, e) in (first..).zip(events.iter()) {
+                    if e.seq != want {
+                        return Err(StoreError::Conflict(format!(
+                            "history of {execution}: event {} where {want} is next (duplicate or out of order)",
+                            e.seq
+                        )));
+                    }
+                    t.insert(seq_key(&execution, e.seq).as_str(), encode(e)?.as_slice())
+                        .map_err(io)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn events(&self, execution: &str) -> StoreFuture<'_, Vec<StoredEvent>> {
+        let range = prefix_range(execution);
+        Box::pin(async move { self.read_range(EVENTS, range) })
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, AuditRecord> {
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut heads = tx.open_table(AUDIT_HEADS).map_err(io)?;
+                let mut t = tx.open_table(AUDIT).map_err(io)?;
+                let head: Option<AuditRecord> = heads
+                    .get(entry.env.as_str())
+                    .map_err(io)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                let record = chain(head.as_ref(), entry);
+                let bytes = encode(&record)?;
+                t.insert(
+                    seq_key(&record.entry.env, record.seq).as_str(),
+                    bytes.as_slice(),
+                )
+                .map_err(io)?;
+                heads
+                    .insert(record.entry.env.as_str(), bytes.as_slice())
+                    .map_err(io)?;
+                Ok(record)
+            })
+        })
+    }
+
+    fn audit_head(&self, env: &str) -> StoreFuture<'_, Option<AuditRecord>> {
+        let env = env.to_string();
+        Box::pin(async move { self.read_one(AUDIT_HEADS, &env) })
+    }
+
+    fn audit(
+        &self,
+        env: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreFuture<'_, Vec<AuditRecord>> {
+        let range = match env {
+            Some(e) => prefix_range(e),
+            None => (String::new(), "\u{10FFFF}".to_string()),
+        };
+        Box::pin(async move {
+            let mut records: Vec<AuditRecord> = self.read_range(AUDIT, range)?;
+            if let Some(t) = since {
+                records.retain(|r| r.entry.at >= t);
+            }
+            Ok(records)
+        })
+    }
+
+    fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, LeaseOutcome> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(LEASES).map_err(io)?;
+                let now = Utc::now();
+                let current: Option<Lease> = t
+                    .get(key.as_str())
+                    .map_err(io)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                if let Some(l) = current.filter(|l| l.holder != holder && l.expires > now) {
+                    return Ok(LeaseOutcome::Held(l));
+                }
+                let lease = Lease {
+                    key: key.clone(),
+                    holder: holder.clone(),
+                    expires: now + ttl,
+                };
+                t.insert(key.as_str(), encode(&lease)?.as_slice())
+                    .map_err(io)?;
+                Ok(LeaseOutcome::Acquired(lease))
+            })
+        })
+    }
+
+    fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(LEASES).map_err(io)?;
+                let current: Option<Lease> = t
+                    .get(key.as_str())
+                    .map_err(io)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                match current {
+                    Some(l) if l.holder == holder => {
+                        t.remove(key.as_str()).map_err(io)?;
+                        Ok(())
+                    }
+                    Some(l) => Err(StoreError::Conflict(format!(
+                        "{key} is held by {}, not {holder}",
+                        l.holder
+                    ))),
+                    None => Ok(()),
+                }
+            })
+        })
+    }
+}

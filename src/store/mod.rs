@@ -1,0 +1,222 @@
+//! Durable storage: workflow definitions (versioned, with aliases),
+//! executions, their history, the audit trail and leases, behind one
+//! [`Store`] trait.
+//!
+//! Backends: [`embedded::EmbeddedStore`] (redb under `.piflow/`, the
+//! default). The DynamoDB backend and the engine's durable journal arrive
+//! with the rest of the "Durable executions" issue; the trait is async so
+//! that both fit it.
+//!
+//! Every ordering and uniqueness rule is enforced by the store itself
+//! (inside one write transaction here; by conditional writes in DynamoDB):
+//! history sequence numbers are gap-free and never overwritten, an execution
+//! name is unique per workflow, a lease has one holder at a time, the audit
+//! chain of an environment only grows at its head.
+
+pub mod audit;
+pub mod embedded;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use audit::{AuditEntry, AuditRecord, ChainProblem, verify_chain};
+
+/// What a store call returns.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// Store errors, each with a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An ordering or uniqueness rule refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database file belongs to another program, is damaged, or is open
+    /// in another process.
+    #[error("the store at {path} cannot be used: {reason}")]
+    Unavailable { path: String, reason: String },
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("a stored record is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict(_) => "store-conflict",
+            StoreError::NotFound(_) => "store-not-found",
+            StoreError::Unavailable { .. } => "store-unavailable",
+            StoreError::Io(_) => "store-io",
+            StoreError::Corrupt(_) => "store-corrupt",
+        }
+    }
+}
+
+/// One immutable version of a workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefinitionVersion {
+    pub workflow: String,
+    /// 1, 2, 3 … per workflow.
+    pub version: u64,
+    /// SHA-256 of the definition text, hex.
+    pub content_hash: String,
+    pub definition: String,
+    pub author: String,
+    pub created: DateTime<Utc>,
+    pub source_commit: Option<String>,
+}
+
+/// A definition to publish.
+#[derive(Debug, Clone)]
+pub struct NewDefinition {
+    pub workflow: String,
+    pub definition: String,
+    pub author: String,
+    pub source_commit: Option<String>,
+}
+
+/// An execution's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub id: String,
+    pub workflow: String,
+    /// Unique per workflow.
+    pub name: String,
+    pub version: u64,
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// Who or what started it (`cli:alice`, `tag:dev_us-east-1/research/1.0`, …).
+    pub trigger: String,
+    pub started: DateTime<Utc>,
+    pub stopped: Option<DateTime<Utc>>,
+}
+
+/// Starting an execution: new, or the one that already has this name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartOutcome {
+    Created(ExecutionRecord),
+    Existing(ExecutionRecord),
+}
+
+/// One history event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// 1, 2, 3 … gap-free per execution.
+    pub seq: u64,
+    pub event_type: String,
+    pub state: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    pub details: Value,
+}
+
+/// A lease on a key such as `env:prod`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub key: String,
+    pub holder: String,
+    pub expires: DateTime<Utc>,
+}
+
+/// The answer to a lease request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOutcome {
+    Acquired(Lease),
+    /// Someone else holds it until `expires`.
+    Held(Lease),
+}
+
+/// The store.
+pub trait Store: Send + Sync {
+    /// Publish a definition. Publishing text identical to the latest version
+    /// returns that version instead of creating a new one.
+    fn publish(&self, new: NewDefinition) -> StoreFuture<'_, DefinitionVersion>;
+    fn definition(
+        &self,
+        workflow: &str,
+        version: u64,
+    ) -> StoreFuture<'_, Option<DefinitionVersion>>;
+    /// All versions of a workflow (or of every workflow), oldest first.
+    fn definitions(&self, workflow: Option<&str>) -> StoreFuture<'_, Vec<DefinitionVersion>>;
+    /// Point `alias` (e.g. `live`) at a version that exists.
+    fn set_alias(&self, workflow: &str, alias: &str, version: u64) -> StoreFuture<'_, ()>;
+    fn alias(&self, workflow: &str, alias: &str) -> StoreFuture<'_, Option<u64>>;
+
+    /// Record a new execution, or return the existing one with its name.
+    fn start_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, StartOutcome>;
+    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ()>;
+    fn execution(&self, id: &str) -> StoreFuture<'_, Option<ExecutionRecord>>;
+    /// Executions, newest first, optionally with one status.
+    fn executions(&self, status: Option<&str>) -> StoreFuture<'_, Vec<ExecutionRecord>>;
+
+    /// Append events; the first must have `seq` = the last stored + 1 and
+    /// the rest follow without gaps, else `Conflict` and nothing is written.
+    fn append_events(&self, execution: &str, events: Vec<StoredEvent>) -> StoreFuture<'_, ()>;
+    fn events(&self, execution: &str) -> StoreFuture<'_, Vec<StoredEvent>>;
+
+    /// Append to an environment's audit chain (sequence and hashes are
+    /// assigned by the store).
+    fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, AuditRecord>;
+    /// The newest record of an environment's chain, kept apart from the
+    /// records so that removing records from the end is detected too.
+    fn audit_head(&self, env: &str) -> StoreFuture<'_, Option<AuditRecord>>;
+    /// Audit records of one environment (or all), oldest first.
+    fn audit(
+        &self,
+        env: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreFuture<'_, Vec<AuditRecord>>;
+
+    /// Take `key` for `holder` until now + `ttl`, if it is free, expired or
+    /// already `holder`'s (then it is renewed).
+    fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, LeaseOutcome>;
+    /// Give the lease up (only its holder can).
+    fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()>;
+}
+
+/// Verify an environment's chain: [`verify_chain`] over its records, and
+/// the last record against the stored head.
+pub async fn verify_audit(store: &dyn Store, env: &str) -> Result<Vec<ChainProblem>, StoreError> {
+    let records = store.audit(Some(env), None).await?;
+    let mut problems = verify_chain(&records);
+    let head = store.audit_head(env).await?;
+    match (records.last(), head) {
+        (Some(last), Some(head)) if last.hash != head.hash || last.seq != head.seq => problems.push(ChainProblem {
+            env: env.to_string(),
+            seq: head.seq,
+            problem: format!(
+                "the chain ends at record {} but its head is record {}: records were removed from the end",
+                last.seq, head.seq
+            ),
+        }),
+        (None, Some(head)) => problems.push(ChainProblem {
+            env: env.to_string(),
+            seq: head.seq,
+            problem: "every record of the chain was removed".into(),
+        }),
+        _ => {}
+    }
+    Ok(problems)
+}
+
+/// SHA-256 of a text, hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
