@@ -169,10 +169,17 @@ fn check_scope(scope: &Scope, owner: &HashMap<&str, &str>, out: &mut Vec<Diagnos
     } else {
         let reversed = Reversed(&graph);
         let mut ends: HashSet<NodeIndex> = HashSet::new();
-        for &t in &terminals {
-            let mut dfs = Dfs::new(reversed, t);
-            while let Some(n) = dfs.next(reversed) {
-                ends.insert(n);
+        // One search from all terminal states at once (the visited set is
+        // shared), so the check is linear in the size of the scope.
+        if let Some(&first) = terminals.first() {
+            let mut dfs = Dfs::new(reversed, first);
+            for &t in &terminals {
+                if !dfs.discovered.contains(t.index()) {
+                    dfs.move_to(t);
+                }
+                while let Some(n) = dfs.next(reversed) {
+                    ends.insert(n);
+                }
             }
         }
         for (name, state) in &scope.states {

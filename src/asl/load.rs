@@ -327,7 +327,8 @@ impl Loader {
             None => None,
         };
         let states_ptr = child_pointer(ptr, "States");
-        let mut map = IndexMap::new();
+        let mut map =
+            IndexMap::with_capacity(states.and_then(Node::as_object).map_or(0, <[_]>::len));
         let mut broken = Vec::new();
         if let Some(n) = states {
             match n.as_object() {
@@ -589,6 +590,16 @@ impl Loader {
     }
 
     fn payload_expr(&mut self, s: &str, ptr: &str, span: Span, field: &str) -> Option<PayloadExpr> {
+        self.payload_expr_at(s, &|| ptr.to_string(), span, field)
+    }
+
+    fn payload_expr_at(
+        &mut self,
+        s: &str,
+        ptr: &dyn Fn() -> String,
+        span: Span,
+        field: &str,
+    ) -> Option<PayloadExpr> {
         match parse_payload_expr(s) {
             Ok(e) => Some(e),
             Err(e) => {
@@ -599,7 +610,7 @@ impl Loader {
                 };
                 self.error(
                     code,
-                    ptr,
+                    &ptr(),
                     span,
                     format!("{field}: {s:?} is not a valid path or intrinsic function: {e}"),
                 );
@@ -610,13 +621,19 @@ impl Loader {
 
     /// A JSONPath payload template (`key.$` fields hold expressions).
     fn payload_template(&mut self, n: &Node, ptr: &str) -> Template {
+        self.payload_template_at(n, &|| ptr.to_string())
+    }
+
+    /// The pointer is built only when a diagnostic needs it: templates are
+    /// the bulk of a definition, and most have no problem.
+    fn payload_template_at(&mut self, n: &Node, ptr: &dyn Fn() -> String) -> Template {
         match &n.kind {
             NodeKind::Object(entries) => {
                 let mut out = Vec::with_capacity(entries.len());
                 let mut any_expr = false;
                 let mut seen: HashMap<&str, &str> = HashMap::new();
                 for (k, v) in entries {
-                    let kptr = child_pointer(ptr, &k.name);
+                    let kptr = || child_pointer(&ptr(), &k.name);
                     let (name, is_expr) = match k.name.strip_suffix(".$") {
                         Some(stripped) => (stripped, true),
                         None => (k.name.as_str(), false),
@@ -624,7 +641,7 @@ impl Loader {
                     if let Some(other) = seen.insert(name, &k.name) {
                         self.error(
                             "duplicate-key",
-                            &kptr,
+                            &kptr(),
                             k.span,
                             format!(
                                 "fields \"{other}\" and \"{}\" both set \"{name}\" in the payload",
@@ -636,40 +653,34 @@ impl Loader {
                         any_expr = true;
                         match v.as_str() {
                             Some(s) => {
-                                if let Some(e) = self.payload_expr(s, &kptr, v.span, &k.name) {
+                                if let Some(e) = self.payload_expr_at(s, &kptr, v.span, &k.name) {
                                     out.push((name.to_string(), Template::Path(e)));
                                 }
                             }
                             None => self.wrong_type(
-                                &kptr,
+                                &kptr(),
                                 v,
                                 &format!("field \"{}\"", k.name),
                                 "a string holding a path or intrinsic function (a key ending in \".$\")",
                             ),
                         }
                     } else {
-                        let t = self.payload_template(v, &kptr);
+                        let t = self.payload_template_at(v, &kptr);
                         any_expr |= !matches!(t, Template::Literal(_));
                         out.push((name.to_string(), t));
                     }
                 }
-                if any_expr {
-                    Template::Object(out)
-                } else {
-                    Template::Literal(n.to_value())
-                }
+                object_template(out, any_expr)
             }
             NodeKind::Array(items) => {
                 let ts: Vec<Template> = items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| self.payload_template(v, &child_pointer(ptr, &i.to_string())))
+                    .map(|(i, v)| {
+                        self.payload_template_at(v, &|| child_pointer(&ptr(), &i.to_string()))
+                    })
                     .collect();
-                if ts.iter().all(|t| matches!(t, Template::Literal(_))) {
-                    Template::Literal(n.to_value())
-                } else {
-                    Template::Array(ts)
-                }
+                array_template(ts)
             }
             _ => Template::Literal(n.to_value()),
         }
@@ -677,39 +688,40 @@ impl Loader {
 
     /// A JSONata template (`"{% ... %}"` strings hold expressions).
     fn jsonata_template(&mut self, n: &Node, ptr: &str) -> Template {
+        self.jsonata_template_at(n, &|| ptr.to_string())
+    }
+
+    fn jsonata_template_at(&mut self, n: &Node, ptr: &dyn Fn() -> String) -> Template {
         match &n.kind {
-            NodeKind::String(s) => match self.jsonata(s, ptr, n.span) {
-                Some(Some(e)) => Template::Jsonata(e),
-                Some(None) => Template::Literal(Value::Null),
+            NodeKind::String(s) => match parse_jsonata_string(s) {
+                Some(Ok(e)) => Template::Jsonata(e),
+                Some(Err(e)) => {
+                    self.error(e.code(), &ptr(), n.span, format!("{e}"));
+                    Template::Literal(Value::Null)
+                }
                 None => Template::Literal(n.to_value()),
             },
             NodeKind::Object(entries) => {
+                let mut any_expr = false;
                 let out: Vec<(String, Template)> = entries
                     .iter()
                     .map(|(k, v)| {
-                        (
-                            k.name.clone(),
-                            self.jsonata_template(v, &child_pointer(ptr, &k.name)),
-                        )
+                        let t = self.jsonata_template_at(v, &|| child_pointer(&ptr(), &k.name));
+                        any_expr |= !matches!(t, Template::Literal(_));
+                        (k.name.clone(), t)
                     })
                     .collect();
-                if out.iter().all(|(_, t)| matches!(t, Template::Literal(_))) {
-                    Template::Literal(n.to_value())
-                } else {
-                    Template::Object(out)
-                }
+                object_template(out, any_expr)
             }
             NodeKind::Array(items) => {
                 let ts: Vec<Template> = items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| self.jsonata_template(v, &child_pointer(ptr, &i.to_string())))
+                    .map(|(i, v)| {
+                        self.jsonata_template_at(v, &|| child_pointer(&ptr(), &i.to_string()))
+                    })
                     .collect();
-                if ts.iter().all(|t| matches!(t, Template::Literal(_))) {
-                    Template::Literal(n.to_value())
-                } else {
-                    Template::Array(ts)
-                }
+                array_template(ts)
             }
             _ => Template::Literal(n.to_value()),
         }
@@ -2477,6 +2489,37 @@ impl Loader {
             writer_config: n.get("WriterConfig").map(Node::to_value),
         })
     }
+}
+
+/// An object template: literal (one JSON value built from the children's
+/// literals, without walking the source again) when nothing below is an
+/// expression.
+fn object_template(entries: Vec<(String, Template)>, any_expr: bool) -> Template {
+    if any_expr {
+        return Template::Object(entries);
+    }
+    let mut m = serde_json::Map::with_capacity(entries.len());
+    for (k, t) in entries {
+        if let Template::Literal(v) = t {
+            m.insert(k, v);
+        }
+    }
+    Template::Literal(Value::Object(m))
+}
+
+fn array_template(items: Vec<Template>) -> Template {
+    if !items.iter().all(|t| matches!(t, Template::Literal(_))) {
+        return Template::Array(items);
+    }
+    Template::Literal(Value::Array(
+        items
+            .into_iter()
+            .filter_map(|t| match t {
+                Template::Literal(v) => Some(v),
+                _ => None,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Clone, Copy)]

@@ -533,6 +533,7 @@ impl JsonParser<'_> {
         self.enter()?;
         self.pos += 1;
         let mut members: Vec<(Key, Node)> = Vec::new();
+        let mut seen: Option<std::collections::HashSet<String>> = None;
         self.skip_ws();
         if self.s.get(self.pos) == Some(&b'}') {
             self.pos += 1;
@@ -553,7 +554,22 @@ impl JsonParser<'_> {
                 name,
                 span: Span::new(key_start, self.pos),
             };
-            if members.iter().any(|(k, _)| k.name == key.name) {
+            // Small objects: a scan; large ones (a machine's States): a set,
+            // so that the check stays linear.
+            let duplicate = match seen.as_mut() {
+                Some(set) => !set.insert(key.name.clone()),
+                None => {
+                    let dup = members.iter().any(|(k, _)| k.name == key.name);
+                    if !dup && members.len() >= 16 {
+                        let mut set: std::collections::HashSet<String> =
+                            members.iter().map(|(k, _)| k.name.clone()).collect();
+                        set.insert(key.name.clone());
+                        seen = Some(set);
+                    }
+                    dup
+                }
+            };
+            if duplicate {
                 return Err(SyntaxError::new(
                     "E_DUPLICATE_KEY",
                     format!("duplicate key {:?} in object", key.name),
