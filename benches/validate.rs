@@ -24,6 +24,10 @@
 //!   (`VmHWM`) and exit without benchmarking; run it under `/usr/bin/time -v`
 //!   to measure a definition the CLI refuses as too large.
 
+/// The same allocator as the piflow binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -963,6 +963,12 @@ impl Loader {
     ) {
         let allowed = fields_of(type_name);
         for (k, _) in fields {
+            match allowed.iter().find(|(f, _)| *f == k.name) {
+                Some((_, Both)) => continue,
+                Some((_, Path)) if lang == QueryLanguage::JsonPath => continue,
+                Some((_, Ata)) if lang == QueryLanguage::Jsonata => continue,
+                _ => {}
+            }
             let kptr = child_pointer(ptr, &k.name);
             match allowed.iter().find(|(f, _)| *f == k.name) {
                 Some((_, Both)) => {}
@@ -1928,14 +1934,14 @@ impl Loader {
             );
             return None;
         };
-        let vptr = child_pointer(ptr, "Variable");
+        let vptr = || child_pointer(ptr, "Variable");
         let variable = match var.as_str() {
             Some(s) => match parse_json_path(s) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     self.error(
                         "invalid-path",
-                        &vptr,
+                        &vptr(),
                         var.span,
                         format!("Variable {s:?} is not a valid path: {e}"),
                     );
@@ -1943,11 +1949,11 @@ impl Loader {
                 }
             },
             None => {
-                self.wrong_type(&vptr, var, "Variable", "a path string");
+                self.wrong_type(&vptr(), var, "Variable", "a path string");
                 None
             }
         };
-        let kptr = child_pointer(ptr, &k.name);
+        let kptr = || child_pointer(ptr, &k.name);
         let operand = if is_path {
             match v.as_str() {
                 Some(s) => match parse_json_path(s) {
@@ -1955,7 +1961,7 @@ impl Loader {
                     Err(e) => {
                         self.error(
                             "invalid-path",
-                            &kptr,
+                            &kptr(),
                             v.span,
                             format!("{} {s:?} is not a valid path: {e}", k.name),
                         );
@@ -1963,7 +1969,7 @@ impl Loader {
                     }
                 },
                 None => {
-                    self.wrong_type(&kptr, v, &k.name, "a path string");
+                    self.wrong_type(&kptr(), v, &k.name, "a path string");
                     None
                 }
             }
@@ -1977,7 +1983,7 @@ impl Loader {
                         if !is_rfc3339(s) {
                             self.error(
                                 "invalid-timestamp",
-                                &kptr,
+                                &kptr(),
                                 v.span,
                                 format!("{} {s:?} is not an RFC 3339 timestamp", k.name),
                             );
@@ -1994,7 +2000,7 @@ impl Loader {
                     OperandType::String => "a string",
                     OperandType::Timestamp => "a timestamp string",
                 };
-                self.wrong_type(&kptr, v, &k.name, want);
+                self.wrong_type(&kptr(), v, &k.name, want);
                 None
             } else {
                 Some(Operand::Literal(v.to_value()))

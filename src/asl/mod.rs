@@ -49,7 +49,7 @@ impl Validation {
 
 /// Validate a definition given as source text (JSON or YAML).
 pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOptions) -> Validation {
-    let source = SourceText::new(name, text);
+    // The line index is built only when there is something to locate.
     let node = match source::parse(text, format) {
         Ok(n) => n,
         Err(e) => {
@@ -61,7 +61,7 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
             };
             let mut d =
                 Diagnostic::error(code, "", e.message).at(source::Span::new(e.offset, e.offset));
-            d.locate(&source);
+            d.locate(&SourceText::new(name, text));
             return Validation {
                 machine: None,
                 diagnostics: vec![d],
@@ -69,13 +69,30 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
         }
     };
     let mut v = validate_node(&node, options);
-    for d in &mut v.diagnostics {
-        if d.span.is_none() {
-            d.span = pointer_span(&node, &d.pointer);
+    if !v.diagnostics.is_empty() {
+        let source = SourceText::new(name, text);
+        for d in &mut v.diagnostics {
+            if d.span.is_none() {
+                d.span = pointer_span(&node, &d.pointer);
+            }
+            d.locate(&source);
         }
-        d.locate(&source);
     }
+    drop_in_background(node, text.len());
     v
+}
+
+/// Freeing the node tree of a large definition is a fifth of the time of
+/// validating it: give that to another thread.
+fn drop_in_background(node: Node, source_len: usize) {
+    const LARGE: usize = 256 * 1024;
+    if source_len >= LARGE {
+        let spawned = std::thread::Builder::new()
+            .name("piflow-drop".into())
+            .spawn(move || drop(node));
+        // Without a thread, drop here.
+        drop(spawned);
+    }
 }
 
 /// Validate a definition already parsed into a node tree.

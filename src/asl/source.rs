@@ -274,6 +274,8 @@ pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
         text,
         pos: 0,
         depth: 0,
+        members: Vec::new(),
+        items: Vec::new(),
     };
     p.skip_ws();
     if p.pos >= p.s.len() {
@@ -300,6 +302,11 @@ struct JsonParser<'a> {
     text: &'a str,
     pos: usize,
     depth: usize,
+    /// Scratch stacks: members and items of the open objects and arrays
+    /// collect here and move into an exactly-sized Vec when they close, so
+    /// no Vec grows by doubling.
+    members: Vec<(Key, Node)>,
+    items: Vec<Node>,
 }
 
 impl JsonParser<'_> {
@@ -498,19 +505,20 @@ impl JsonParser<'_> {
         let start = self.pos;
         self.enter()?;
         self.pos += 1;
-        let mut items = Vec::new();
+        let base = self.items.len();
         self.skip_ws();
         if self.s.get(self.pos) == Some(&b']') {
             self.pos += 1;
             self.depth -= 1;
             return Ok(Node::new(
-                NodeKind::Array(items),
+                NodeKind::Array(Vec::new()),
                 Span::new(start, self.pos),
             ));
         }
         loop {
             self.skip_ws();
-            items.push(self.value()?);
+            let item = self.value()?;
+            self.items.push(item);
             self.skip_ws();
             match self.s.get(self.pos) {
                 Some(b',') => self.pos += 1,
@@ -522,6 +530,7 @@ impl JsonParser<'_> {
             }
         }
         self.depth -= 1;
+        let items = self.items.split_off(base);
         Ok(Node::new(
             NodeKind::Array(items),
             Span::new(start, self.pos),
@@ -532,14 +541,14 @@ impl JsonParser<'_> {
         let start = self.pos;
         self.enter()?;
         self.pos += 1;
-        let mut members: Vec<(Key, Node)> = Vec::new();
+        let base = self.members.len();
         let mut seen: Option<std::collections::HashSet<String>> = None;
         self.skip_ws();
         if self.s.get(self.pos) == Some(&b'}') {
             self.pos += 1;
             self.depth -= 1;
             return Ok(Node::new(
-                NodeKind::Object(members),
+                NodeKind::Object(Vec::new()),
                 Span::new(start, self.pos),
             ));
         }
@@ -559,10 +568,11 @@ impl JsonParser<'_> {
             let duplicate = match seen.as_mut() {
                 Some(set) => !set.insert(key.name.clone()),
                 None => {
-                    let dup = members.iter().any(|(k, _)| k.name == key.name);
-                    if !dup && members.len() >= 16 {
+                    let open = &self.members[base..];
+                    let dup = open.iter().any(|(k, _)| k.name == key.name);
+                    if !dup && open.len() >= 16 {
                         let mut set: std::collections::HashSet<String> =
-                            members.iter().map(|(k, _)| k.name.clone()).collect();
+                            open.iter().map(|(k, _)| k.name.clone()).collect();
                         set.insert(key.name.clone());
                         seen = Some(set);
                     }
@@ -583,7 +593,7 @@ impl JsonParser<'_> {
             self.pos += 1;
             self.skip_ws();
             let value = self.value()?;
-            members.push((key, value));
+            self.members.push((key, value));
             self.skip_ws();
             match self.s.get(self.pos) {
                 Some(b',') => self.pos += 1,
@@ -595,6 +605,7 @@ impl JsonParser<'_> {
             }
         }
         self.depth -= 1;
+        let members = self.members.split_off(base);
         Ok(Node::new(
             NodeKind::Object(members),
             Span::new(start, self.pos),
