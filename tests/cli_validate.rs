@@ -395,3 +395,23 @@ fn graph_of_an_invalid_definition_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be drawn"));
 }
+
+#[test]
+fn a_large_payload_with_a_conflicting_key_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut params = serde_json::Map::new();
+    for i in 0..40 {
+        params.insert(format!("k{i}"), serde_json::json!(i));
+    }
+    params.insert("k7.$".into(), serde_json::json!("$.x"));
+    let def = serde_json::json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": params, "End": true}}});
+    let f = write(dir.path(), "big.asl.json", &def.to_string());
+    let out = piflow()
+        .args(["validate", "--format", "json", &f])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let d = &json_reports(&out.stdout)[0]["diagnostics"][0];
+    assert_eq!(d["code"], "duplicate-key");
+    assert_eq!(d["pointer"], "/States/P/Parameters/k7.$");
+}

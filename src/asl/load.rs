@@ -631,14 +631,24 @@ impl Loader {
             NodeKind::Object(entries) => {
                 let mut out = Vec::with_capacity(entries.len());
                 let mut any_expr = false;
-                let mut seen: HashMap<&str, &str> = HashMap::new();
-                for (k, v) in entries {
+                // Large payload objects (rare) get a map; small ones a scan.
+                let mut seen: Option<HashMap<&str, &str>> = (entries.len() > 32).then(HashMap::new);
+                for (i, (k, v)) in entries.iter().enumerate() {
                     let kptr = || child_pointer(&ptr(), &k.name);
                     let (name, is_expr) = match k.name.strip_suffix(".$") {
                         Some(stripped) => (stripped, true),
                         None => (k.name.as_str(), false),
                     };
-                    if let Some(other) = seen.insert(name, &k.name) {
+                    // `x` and `x.$` set the same field. Payload objects are
+                    // small: a scan of the keys before this one.
+                    let earlier = match seen.as_mut() {
+                        Some(map) => map.insert(name, k.name.as_str()),
+                        None => entries[..i]
+                            .iter()
+                            .map(|(e, _)| e.name.as_str())
+                            .find(|e| e.strip_suffix(".$").unwrap_or(e) == name),
+                    };
+                    if let Some(other) = earlier {
                         self.error(
                             "duplicate-key",
                             &kptr(),
