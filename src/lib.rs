@@ -10,3 +10,4 @@ pub mod conformance;
 pub mod conformance_services;
 pub mod engine;
 pub mod store;
+pub mod tasks;

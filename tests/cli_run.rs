@@ -3,9 +3,12 @@
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn piflow() -> Command {
+/// The binary, run from the project root with its own store (PIFLOW_HOME).
+fn piflow(home: &std::path::Path) -> Command {
     let mut c = Command::cargo_bin("piflow").expect("the piflow binary is built");
     c.env("NO_COLOR", "1")
+        .env("PIFLOW_HOME", home)
+        .env_remove("PIFLOW_STORE")
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     c
 }
@@ -24,7 +27,8 @@ const MOCKS: &str = "integration/mocks/upgrade.mock.json";
 
 #[test]
 fn upgrade_happy_path_succeeds() {
-    let out = piflow()
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
         .args([
             "test",
             "upgrade",
@@ -58,9 +62,10 @@ fn upgrade_happy_path_succeeds() {
 
 #[test]
 fn an_aws_incident_refuses_the_upgrade_after_waiting_for_the_all_clear() {
+    let home = tempfile::tempdir().expect("tempdir");
     // HealthGate retries 12 times, 300 s apart: an hour of virtual time.
     let started = std::time::Instant::now();
-    let out = piflow()
+    let out = piflow(home.path())
         .args([
             "test",
             "upgrade",
@@ -87,7 +92,8 @@ fn an_aws_incident_refuses_the_upgrade_after_waiting_for_the_all_clear() {
 
 #[test]
 fn an_unhealthy_green_ends_rolled_back() {
-    let out = piflow()
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
         .args([
             "test",
             "upgrade",
@@ -111,7 +117,8 @@ fn an_unhealthy_green_ends_rolled_back() {
 
 #[test]
 fn input_that_breaks_the_schema_is_refused_with_pointers() {
-    let out = piflow()
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
         .args([
             "test",
             "upgrade",
@@ -131,7 +138,8 @@ fn input_that_breaks_the_schema_is_refused_with_pointers() {
 
 #[test]
 fn bad_input_json_is_exit_two_with_position() {
-    let out = piflow()
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
         .args(["run", "upgrade", "--input", "{\"a\": }"])
         .output()
         .expect("runs");
@@ -141,6 +149,7 @@ fn bad_input_json_is_exit_two_with_position() {
 
 #[test]
 fn invalid_definitions_never_start() {
+    let home = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("bad.asl.json");
     std::fs::write(
@@ -148,7 +157,7 @@ fn invalid_definitions_never_start() {
         r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}"#,
     )
     .expect("write");
-    let out = piflow()
+    let out = piflow(home.path())
         .args(["run", &f.display().to_string()])
         .output()
         .expect("runs");
@@ -160,7 +169,8 @@ fn invalid_definitions_never_start() {
 
 #[test]
 fn unknown_workflow_and_bad_mock_are_usage_errors() {
-    let out = piflow()
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
         .args(["run", "no-such-workflow"])
         .output()
         .expect("runs");
@@ -168,7 +178,7 @@ fn unknown_workflow_and_bad_mock_are_usage_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let m = dir.path().join("m.json");
     std::fs::write(&m, r#"{"States": {"Lint": [{"Retrun": 1}]}}"#).expect("write");
-    let out = piflow()
+    let out = piflow(home.path())
         .args([
             "test",
             "upgrade",
@@ -185,7 +195,8 @@ fn unknown_workflow_and_bad_mock_are_usage_errors() {
 
 #[test]
 fn a_task_without_handler_or_mock_fails_clearly() {
-    let out = piflow()
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
         .args(["test", "upgrade", "--input", INPUT, "--format", "json"])
         .output()
         .expect("runs");
@@ -203,6 +214,7 @@ fn a_task_without_handler_or_mock_fails_clearly() {
 
 #[test]
 fn waits_take_no_time_under_test_and_the_history_shows_them() {
+    let home = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("wait.asl.json");
     std::fs::write(
@@ -211,7 +223,7 @@ fn waits_take_no_time_under_test_and_the_history_shows_them() {
     )
     .expect("write");
     let started = std::time::Instant::now();
-    let out = piflow()
+    let out = piflow(home.path())
         .args(["test", &f.display().to_string(), "--history"])
         .output()
         .expect("runs");
@@ -220,4 +232,129 @@ fn waits_take_no_time_under_test_and_the_history_shows_them() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("SUCCEEDED in 3600."), "{text}");
     assert!(text.contains("WaitStateExited"), "{text}");
+}
+
+#[test]
+fn audit_notes_are_chained_in_the_store_and_verify() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for case in ["HappyPath", "GreenUnhealthy"] {
+        piflow(home.path())
+            .args([
+                "test",
+                "upgrade",
+                "--input",
+                INPUT,
+                "--mock",
+                &format!("{MOCKS}#{case}"),
+                "--format",
+                "json",
+            ])
+            .output()
+            .expect("runs");
+    }
+    let out = piflow(home.path())
+        .args(["audit", "--env", "dev", "--format", "json"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = json_out(&out.stdout);
+    let records = records.as_array().expect("array");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["result"], "upgraded");
+    assert_eq!(records[0]["after"]["version"], "1.0");
+    assert_eq!(records[1]["result"], "rolled-back");
+    assert_eq!(records[1]["prev_hash"], records[0]["hash"]);
+    let out = piflow(home.path())
+        .args(["audit", "verify"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the audit chain is intact"));
+}
+
+#[test]
+fn workflows_are_published_as_versions_with_aliases() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("deploy.asl.json");
+    std::fs::write(
+        &f,
+        "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Pass\", \"End\": true}}}\n",
+    )
+    .expect("write");
+    let file = f.display().to_string();
+    let publish = |args: &[&str]| {
+        let mut all = vec!["workflows", "publish", file.as_str(), "--format", "json"];
+        all.extend_from_slice(args);
+        let out = piflow(home.path()).args(&all).output().expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_out(&out.stdout)
+    };
+    assert_eq!(publish(&["--alias", "live"])["version"], 1);
+    assert_eq!(
+        publish(&[])["version"],
+        1,
+        "the same text is the same version"
+    );
+    std::fs::write(
+        &f,
+        "{\"StartAt\": \"B\", \"States\": {\"B\": {\"Type\": \"Succeed\"}}}\n",
+    )
+    .expect("write");
+    assert_eq!(publish(&[])["version"], 2);
+
+    let out = piflow(home.path())
+        .args(["workflows", "list", "deploy", "--format", "json"])
+        .output()
+        .expect("runs");
+    assert_eq!(json_out(&out.stdout).as_array().map(Vec::len), Some(2));
+    let out = piflow(home.path())
+        .args(["workflows", "show", "deploy", "--version", "live"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"StartAt\": \"A\""));
+    let out = piflow(home.path())
+        .args(["workflows", "diff", "deploy", "live", "2"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a difference exits 1, like diff"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("-{\"StartAt\": \"A\"") && text.contains("+{\"StartAt\": \"B\""),
+        "{text}"
+    );
+
+    // An invalid definition is not published.
+    std::fs::write(&f, "{\"StartAt\": \"Nope\", \"States\": {}}").expect("write");
+    let out = piflow(home.path())
+        .args(["workflows", "publish", &file])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was published"));
+}
+
+#[test]
+fn a_dynamodb_store_is_refused_clearly_for_now() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
+        .args(["audit", "--store", "dynamodb://piflow"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DynamoDB backend is not available"));
 }

@@ -12,6 +12,7 @@ mod conformance;
 mod files;
 mod graph;
 pub mod run;
+pub(crate) mod store_cmds;
 mod validate;
 
 /// Exit code: the thing checked or run failed.
@@ -44,6 +45,20 @@ enum Command {
     Conformance(conformance::Args),
     /// Run a workflow many times in one process and print transitions per second.
     Bench(bench::Args),
+    /// Publish, list, show and compare stored workflow versions.
+    Workflows {
+        #[command(subcommand)]
+        cmd: store_cmds::WorkflowsCmd,
+        #[command(flatten)]
+        store: store_cmds::StoreArg,
+    },
+    /// Show the audit trail, or verify its hash chain (`piflow audit verify`).
+    Audit {
+        #[command(flatten)]
+        args: store_cmds::AuditArgs,
+        #[command(flatten)]
+        store: store_cmds::StoreArg,
+    },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -74,6 +89,8 @@ pub fn main() -> ExitCode {
         Command::Test(a) => run::run(a, true),
         Command::Conformance(a) => conformance::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Workflows { cmd, store } => store_cmds::workflows(cmd, store),
+        Command::Audit { args, store } => store_cmds::audit(args, store),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -36,6 +36,8 @@ pub struct Args {
     /// Print the whole history after the result (human format).
     #[arg(long)]
     history: bool,
+    #[command(flatten)]
+    store: super::store_cmds::StoreArg,
 }
 
 /// Find the definition file for a target.
@@ -274,6 +276,14 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
                 eprintln!("piflow: error: --mock {file}: {e}");
                 return Ok(EXIT_USAGE);
             }
+        }
+    }
+    // Built-in steps that write to the store (piflow:audit-note).
+    match args.store.open() {
+        Ok(store) => crate::tasks::register_builtins(&mut tasks, Arc::new(store)),
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
         }
     }
     let color = use_color();

@@ -1344,6 +1344,7 @@ impl<'e> Run<'e> {
             json!({"resource": t.resource}),
         );
         let request = super::tasks::TaskRequest {
+            execution: self.execution_arn.clone(),
             state_name: state.name.clone(),
             resource: t.resource.clone(),
             input,

@@ -13,6 +13,8 @@ use super::error::Failure;
 /// What a Task state asks a handler to do.
 #[derive(Debug, Clone)]
 pub struct TaskRequest {
+    /// The execution's ARN.
+    pub execution: String,
     pub state_name: String,
     /// The resource as written, e.g. `arn:aws:states:::lambda:invoke`.
     pub resource: String,

@@ -1,0 +1,76 @@
+//! Built-in `piflow:` steps. Each is a [`TaskHandler`] registered in the
+//! engine's task registry under its resource name.
+//!
+//! Today: `piflow:audit-note`. The deployment steps (lint, security scan,
+//! health gate, blue/green, restores, approval) arrive with their issue.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use crate::engine::{Failure, TaskHandler, TaskRegistry, TaskRequest};
+use crate::store::{AuditEntry, Store};
+
+/// Register every built-in step that needs only the store.
+pub fn register_builtins(registry: &mut TaskRegistry, store: Arc<dyn Store>) {
+    registry.register("piflow:audit-note", Arc::new(AuditNote { store }));
+}
+
+/// `piflow:audit-note`: an explicit entry in the audit trail.
+///
+/// Input: `environment` (required; the chain it joins), `outcome` (the
+/// result, default `noted`), optional `action` (default `note`), `target`,
+/// `before`; every other field is kept as the record's `after`. Output:
+/// `{"env", "seq", "hash"}` of the record written.
+pub struct AuditNote {
+    pub store: Arc<dyn Store>,
+}
+
+impl TaskHandler for AuditNote {
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let input = request.input;
+            let Some(env) = input
+                .get("environment")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return Err(Failure::new(
+                    "AuditNote.InvalidInput",
+                    format!(
+                        "state {}: piflow:audit-note needs \"environment\" (a string) in its input",
+                        request.state_name
+                    ),
+                ));
+            };
+            let text = |k: &str, default: &str| {
+                input
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_string()
+            };
+            let mut after = input.as_object().cloned().unwrap_or_default();
+            for k in ["environment", "outcome", "action", "target", "before"] {
+                after.remove(k);
+            }
+            let entry = AuditEntry {
+                env,
+                actor: request.execution.clone(),
+                action: text("action", "note"),
+                target: text("target", &request.state_name),
+                before: input.get("before").cloned().unwrap_or(Value::Null),
+                after: Value::Object(after),
+                result: text("outcome", "noted"),
+                execution: Some(request.execution),
+                at: chrono::Utc::now(),
+            };
+            let record = store.append_audit(entry).await.map_err(|e| {
+                Failure::new("AuditNote.StoreFailed", format!("[{}] {e}", e.code()))
+            })?;
+            Ok(json!({"env": record.entry.env, "seq": record.seq, "hash": record.hash}))
+        })
+    }
+}
