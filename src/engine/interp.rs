@@ -619,15 +619,7 @@ impl<'e> Run<'e> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             Template::Path(expr) => self.payload_expr(cx, expr, input, vars, Field::Plain(field)),
-            Template::Jsonata(e) => {
-                let b = StatesBinding {
-                    input,
-                    result: None,
-                    error_output: None,
-                    context: self.ctx_if(cx, e.source().contains("$states")),
-                };
-                self.jsonata(cx, e, &b, vars, field)
-            }
+            Template::Jsonata(e) => self.jsonata_in(cx, e, input, vars, field),
         }
     }
 
@@ -661,6 +653,25 @@ impl<'e> Run<'e> {
                 .evaluate(&pcx)
                 .map_err(|e| in_state(e.error_name(), &cx.state.name, cx.entered_id, e.message())),
         }
+    }
+
+    /// Evaluate an expression whose `$states` holds only the input (and the
+    /// context object when the expression reads `$states`).
+    fn jsonata_in(
+        &self,
+        cx: &StateCx<'_>,
+        e: &JsonataExpr,
+        input: &Value,
+        vars: &Vars,
+        field: &str,
+    ) -> Result<Value, Failure> {
+        let b = StatesBinding {
+            input,
+            result: None,
+            error_output: None,
+            context: self.ctx_if(cx, e.source().contains("$states")),
+        };
+        self.jsonata(cx, e, &b, vars, field)
     }
 
     fn jsonata(
@@ -804,13 +815,7 @@ impl<'e> Run<'e> {
                     }))
                 }
                 Some(StringSource::Jsonata(e)) => {
-                    let b = StatesBinding {
-                        input: raw,
-                        result: None,
-                        error_output: None,
-                        context: self.ctx_if(cx, e.source().contains("$states")),
-                    };
-                    let v = self.jsonata(cx, e, &b, vars, field)?;
+                    let v = self.jsonata_in(cx, e, raw, vars, field)?;
                     Ok(Some(match v {
                         Value::String(s) => s,
                         other => other.to_string(),
@@ -845,15 +850,7 @@ impl<'e> Run<'e> {
                 p.get(&self.path_cx(input, self.ctx_if(cx, p.as_str().contains("$$")), &lookup))
                     .map_err(|e| self.runtime(cx, e))
             }
-            NumberSource::Jsonata(e) => {
-                let b = StatesBinding {
-                    input,
-                    result: None,
-                    error_output: None,
-                    context: self.ctx_if(cx, e.source().contains("$states")),
-                };
-                self.jsonata(cx, e, &b, vars, field)
-            }
+            NumberSource::Jsonata(e) => self.jsonata_in(cx, e, input, vars, field),
         }
     }
 
@@ -907,8 +904,7 @@ impl<'e> Run<'e> {
                 })?
             }
             WaitUntil::TimestampJsonata(e) => {
-                let b = StatesBinding { input: eff, result: None, error_output: None, context: self.ctx_if(cx, e.source().contains("$states")) };
-                let v = self.jsonata(cx, e, &b, vars, "Timestamp")?;
+                let v = self.jsonata_in(cx, e, eff, vars, "Timestamp")?;
                 let s = v.as_str().unwrap_or_default().to_string();
                 self.until(&s).ok_or_else(|| {
                     in_state(
@@ -1036,13 +1032,7 @@ impl<'e> Run<'e> {
             ChoiceRule::Not(r) => Ok(!self.rule(cx, r, input, vars)?),
             ChoiceRule::Condition(ConditionExpr::Literal(b)) => Ok(*b),
             ChoiceRule::Condition(ConditionExpr::Jsonata(e)) => {
-                let b = StatesBinding {
-                    input,
-                    result: None,
-                    error_output: None,
-                    context: self.ctx_if(cx, e.source().contains("$states")),
-                };
-                match self.jsonata(cx, e, &b, vars, "Condition")? {
+                match self.jsonata_in(cx, e, input, vars, "Condition")? {
                     Value::Bool(b) => Ok(b),
                     other => Err(in_state(
                         "States.QueryEvaluationError",
@@ -1530,13 +1520,7 @@ impl<'e> Run<'e> {
         let items = if jsonata {
             match &m.items {
                 Some(Template::Jsonata(e)) => {
-                    let b = StatesBinding {
-                        input: &input,
-                        result: None,
-                        error_output: None,
-                        context: self.ctx_if(cx, e.source().contains("$states")),
-                    };
-                    let v = self.jsonata(cx, e, &b, vars, "Items")?;
+                    let v = self.jsonata_in(cx, e, &input, vars, "Items")?;
                     match v {
                         Value::Array(a) => a,
                         other => {
