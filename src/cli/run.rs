@@ -278,14 +278,21 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             }
         }
     }
-    // Built-in steps that write to the store (piflow:audit-note).
-    match args.store.open() {
-        Ok(store) => crate::tasks::register_builtins(&mut tasks, Arc::new(store)),
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
-            return Ok(EXIT_USAGE);
-        }
+    // Built-in steps that write to the store (piflow:audit-note); the store
+    // is opened on first use.
+    if let Err(e) = args.store.check() {
+        eprintln!("piflow: error: {e}");
+        return Ok(EXIT_USAGE);
     }
+    let store_arg = args.store.clone();
+    crate::tasks::register_builtins(
+        &mut tasks,
+        crate::tasks::StoreHandle::lazy(move || {
+            store_arg
+                .open()
+                .map(|s| Arc::new(s) as Arc<dyn crate::store::Store>)
+        }),
+    );
     let color = use_color();
     let human = args.format == OutputFormat::Human;
     let execution_name = args

@@ -22,6 +22,16 @@ pub struct StoreArg {
 }
 
 impl StoreArg {
+    /// Refuse a store address this version cannot open, before anything runs.
+    pub fn check(&self) -> Result<(), String> {
+        match self.store.as_deref() {
+            Some(s) if s.starts_with("dynamodb://") => Err(format!(
+                "--store {s}: the DynamoDB backend is not available in this version; use an embedded store path"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn open(&self) -> Result<EmbeddedStore, String> {
         match self.store.as_deref() {
             Some(s) if s.starts_with("dynamodb://") => Err(format!(

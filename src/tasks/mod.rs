@@ -4,7 +4,7 @@
 //! Today: `piflow:audit-note`. The deployment steps (lint, security scan,
 //! health gate, blue/green, restores, approval) arrive with their issue.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -12,8 +12,45 @@ use serde_json::{Value, json};
 use crate::engine::{Failure, TaskHandler, TaskRegistry, TaskRequest};
 use crate::store::{AuditEntry, Store};
 
+/// A store opened on first use: a workflow that writes nothing to the store
+/// never opens (and so never locks) it.
+#[derive(Clone)]
+pub struct StoreHandle {
+    open: Arc<dyn Fn() -> Result<Arc<dyn Store>, String> + Send + Sync>,
+    opened: Arc<Mutex<Option<Arc<dyn Store>>>>,
+}
+
+impl StoreHandle {
+    pub fn lazy(open: impl Fn() -> Result<Arc<dyn Store>, String> + Send + Sync + 'static) -> Self {
+        StoreHandle {
+            open: Arc::new(open),
+            opened: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn ready(store: Arc<dyn Store>) -> Self {
+        StoreHandle {
+            open: Arc::new(|| Err("unreachable: the store is already open".into())),
+            opened: Arc::new(Mutex::new(Some(store))),
+        }
+    }
+
+    pub fn get(&self) -> Result<Arc<dyn Store>, String> {
+        let mut slot = self
+            .opened
+            .lock()
+            .map_err(|_| "the store handle is poisoned".to_string())?;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = (self.open)()?;
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+}
+
 /// Register every built-in step that needs only the store.
-pub fn register_builtins(registry: &mut TaskRegistry, store: Arc<dyn Store>) {
+pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
     registry.register("piflow:audit-note", Arc::new(AuditNote { store }));
 }
 
@@ -24,7 +61,7 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: Arc<dyn Store>) {
 /// `before`; every other field is kept as the record's `after`. Output:
 /// `{"env", "seq", "hash"}` of the record written.
 pub struct AuditNote {
-    pub store: Arc<dyn Store>,
+    pub store: StoreHandle,
 }
 
 impl TaskHandler for AuditNote {
@@ -67,6 +104,9 @@ impl TaskHandler for AuditNote {
                 execution: Some(request.execution),
                 at: chrono::Utc::now(),
             };
+            let store = store
+                .get()
+                .map_err(|e| Failure::new("AuditNote.StoreFailed", e))?;
             let record = store.append_audit(entry).await.map_err(|e| {
                 Failure::new("AuditNote.StoreFailed", format!("[{}] {e}", e.code()))
             })?;
