@@ -68,6 +68,12 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
             };
         }
     };
+    validate_parsed(name, text, node, options)
+}
+
+/// Validate a definition already read from `text` (its diagnostics are
+/// located in that text).
+pub fn validate_parsed(name: &str, text: &str, node: Node, options: LoadOptions) -> Validation {
     let mut v = validate_node(&node, options);
     if !v.diagnostics.is_empty() {
         let source = SourceText::new(name, text);

@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::files::{ReadError, expand, is_asl_name, read_text};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
 use crate::asl::{
-    Diagnostic, Format, LoadOptions, MachineType, Severity, SourceText, source, validate_text,
+    Diagnostic, Format, LoadOptions, MachineType, Severity, SourceText, source, validate_parsed,
+    validate_text,
 };
 
 #[derive(clap::Args, Debug)]
@@ -72,17 +73,29 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         };
         let format = Format::from_path(&shown);
-        if from_dir && !is_asl_name(&path) && !looks_like_machine(&text, format) {
-            skipped += 1;
-            continue;
-        }
-        let v = validate_text(&shown, &text, format, options);
+        // Read once: in a directory, a file not named `*.asl.*` is checked
+        // only when its top level looks like a state machine (so mock and
+        // schema files are skipped).
+        let v = match source::parse(&text, format) {
+            Ok(node) => {
+                let machine_like = node.get("StartAt").is_some() || node.get("States").is_some();
+                if from_dir && !is_asl_name(&path) && !machine_like {
+                    skipped += 1;
+                    continue;
+                }
+                validate_parsed(&shown, &text, node, options)
+            }
+            // Syntax errors: validate_text reports them with their position.
+            Err(_) => validate_text(&shown, &text, format, options),
+        };
+        // The source is kept only to show the offending lines.
+        let source = (!v.diagnostics.is_empty()).then(|| SourceText::new(shown.clone(), text));
         reports.push(FileReport {
-            file: shown.clone(),
+            file: shown,
             valid: v.is_valid(),
             diagnostics: v.diagnostics,
             unreadable: false,
-            source: Some(SourceText::new(shown, text)),
+            source,
         });
     }
     if reports.is_empty() && args.format == OutputFormat::Human {
@@ -112,15 +125,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         0
     };
     Ok(code)
-}
-
-/// In a directory, a file not named `*.asl.*` is checked only when its top
-/// level looks like a state machine (so mock and schema files are skipped).
-fn looks_like_machine(text: &str, format: Format) -> bool {
-    match source::parse(text, format) {
-        Ok(node) => node.get("StartAt").is_some() || node.get("States").is_some(),
-        Err(_) => true,
-    }
 }
 
 fn print_human(
