@@ -1484,10 +1484,12 @@ impl<'e> Run<'e> {
         // Branches are polled in order, each up to its next yield point, so
         // the history interleaves them as concurrent branches do; the first
         // failure drops (cancels) the others.
+        // One snapshot of the enclosing variables, shared by every branch.
+        let mut base = vars.child();
+        base.interleave = true;
         let futs = p.branches.iter().map(|branch| {
             let input = input.clone();
-            let mut child = vars.child();
-            child.interleave = true;
+            let mut child = base.clone();
             async move { self.scope(branch, input, &mut child).await }
         });
         let results = futures::future::try_join_all(futs).await?;
@@ -1702,10 +1704,12 @@ impl<'e> Run<'e> {
                 .is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) <= p);
             by_count || by_pct
         };
+        // One snapshot of the enclosing variables, shared by every iteration.
+        let mut base = vars.child();
+        base.interleave = false;
+        base.quiet = vars.quiet || distributed;
         let run_item = |i: usize, v: Value| {
-            let mut child = vars.child();
-            child.interleave = false;
-            child.quiet = vars.quiet || distributed;
+            let mut child = base.clone();
             async move {
                 if !distributed {
                     self.ev(
