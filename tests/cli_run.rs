@@ -358,3 +358,32 @@ fn a_dynamodb_store_is_refused_clearly_for_now() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DynamoDB backend is not available"));
 }
+
+#[test]
+fn an_input_over_256_kib_is_refused() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.json");
+    std::fs::write(
+        &big,
+        format!("{{\"blob\": \"{}\"}}", "x".repeat(300 * 1024)),
+    )
+    .expect("write");
+    let f = dir.path().join("p.asl.json");
+    std::fs::write(
+        &f,
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#,
+    )
+    .expect("write");
+    let out = piflow(home.path())
+        .args([
+            "test",
+            &f.display().to_string(),
+            "--input",
+            &format!("@{}", big.display()),
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may be at most 262144 bytes"));
+}

@@ -219,6 +219,15 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
+    // As in AWS, an execution's input is at most 256 KiB.
+    let limit = crate::engine::EngineOptions::default().max_payload_bytes;
+    let size = serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(0);
+    if size > limit {
+        eprintln!(
+            "piflow: error: the input is {size} bytes; an execution's input may be at most {limit} bytes"
+        );
+        return Ok(EXIT_USAGE);
+    }
     let name = workflow_name(&path);
     if let Some(schema_path) = input_schema(&path, &name) {
         let schema_text = std::fs::read_to_string(&schema_path)
