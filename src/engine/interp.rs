@@ -407,16 +407,7 @@ impl<'e> Run<'e> {
             }
             StateKind::Pass(p) => {
                 if jsonata {
-                    let out = self.jsonata_output(
-                        cx,
-                        state.output.as_ref(),
-                        &raw,
-                        None,
-                        None,
-                        vars,
-                        &raw,
-                    )?;
-                    self.assign(cx, state.assign.as_ref(), &raw, None, None, vars)?;
+                    let out = self.jsonata_output_and_assign(cx, &raw, vars)?;
                     return Ok((next_of(&state.transition), out));
                 }
                 let eff = self.input_path(cx, &raw, vars)?;
@@ -454,17 +445,7 @@ impl<'e> Run<'e> {
                     self.engine.clock.sleep(delay).await;
                 }
                 let out = if jsonata {
-                    let o = self.jsonata_output(
-                        cx,
-                        state.output.as_ref(),
-                        &raw,
-                        None,
-                        None,
-                        vars,
-                        &raw,
-                    )?;
-                    self.assign(cx, state.assign.as_ref(), &raw, None, None, vars)?;
-                    o
+                    self.jsonata_output_and_assign(cx, &raw, vars)?
                 } else {
                     self.assign(cx, state.assign.as_ref(), &eff, None, None, vars)?;
                     self.output_path(cx, eff, vars)?
@@ -761,6 +742,20 @@ impl<'e> Run<'e> {
             Some(t) => self.jsonata_template(cx, t, input, result, error_output, vars, "Output"),
             None => Ok(default.clone()),
         }
+    }
+
+    /// A JSONata state without a result (Pass, Wait): `Output` (default: the
+    /// input) and `Assign`, both against the values before the state.
+    fn jsonata_output_and_assign(
+        &self,
+        cx: &StateCx<'_>,
+        raw: &Value,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let state = cx.state;
+        let out = self.jsonata_output(cx, state.output.as_ref(), raw, None, None, vars, raw)?;
+        self.assign(cx, state.assign.as_ref(), raw, None, None, vars)?;
+        Ok(out)
     }
 
     /// Evaluate Assign against the values before the state, then set them all.
