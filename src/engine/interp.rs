@@ -1579,20 +1579,15 @@ impl<'e> Run<'e> {
         };
         let distributed = m.mode == ProcessorMode::Distributed;
         let max_concurrency = match &m.max_concurrency {
-            Some(src) => {
-                let v =
-                    numeric_string(self.number_value(cx, src, &input, vars, "MaxConcurrency")?);
-                match v.as_u64() {
-                    Some(n) => n as usize,
-                    None => {
-                        let path = match src {
-                            NumberSource::Path(p) => p.as_str().to_string(),
-                            _ => String::new(),
-                        };
-                        return Err(self.runtime(cx, format!("The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {path}", display_raw(&v))));
-                    }
-                }
-            }
+            Some(src) => self.map_number(
+                cx,
+                src,
+                &input,
+                vars,
+                "MaxConcurrency",
+                "integer",
+                Value::as_u64,
+            )? as usize,
             None => 0,
         };
         self.ev(
@@ -1603,52 +1598,39 @@ impl<'e> Run<'e> {
         );
         let tolerated_count = match &m.tolerated_failure_count {
             Some(src) => {
-                let v = numeric_string(self.number_value(
+                let n = self.map_number(
                     cx,
                     src,
                     &input,
                     vars,
                     "ToleratedFailureCount",
-                )?);
-                match v.as_i64() {
-                    Some(n) if n < 0 => {
-                        return Err(self.runtime(cx, "ToleratedFailureCount cannot be negative."));
-                    }
-                    Some(n) => Some(n as usize),
-                    None => {
-                        let path = match src {
-                            NumberSource::Path(p) => p.as_str().to_string(),
-                            _ => String::new(),
-                        };
-                        return Err(self.runtime(cx, format!("The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {path}", display_raw(&v))));
-                    }
+                    "integer",
+                    Value::as_i64,
+                )?;
+                if n < 0 {
+                    return Err(self.runtime(cx, "ToleratedFailureCount cannot be negative."));
                 }
+                Some(n as usize)
             }
             None => None,
         };
         let tolerated_pct = match &m.tolerated_failure_percentage {
             Some(src) => {
-                let v = numeric_string(self.number_value(
+                let p = self.map_number(
                     cx,
                     src,
                     &input,
                     vars,
                     "ToleratedFailurePercentage",
-                )?);
-                match v.as_f64() {
-                    Some(p) if !(0.0..=100.0).contains(&p) => {
-                        return Err(self
-                            .runtime(cx, "ToleratedFailurePercentage must be between 0 and 100."));
-                    }
-                    Some(p) => Some(p),
-                    None => {
-                        let path = match src {
-                            NumberSource::Path(p) => p.as_str().to_string(),
-                            _ => String::new(),
-                        };
-                        return Err(self.runtime(cx, format!("The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {path}", display_raw(&v))));
-                    }
+                    "float",
+                    Value::as_f64,
+                )?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(
+                        self.runtime(cx, "ToleratedFailurePercentage must be between 0 and 100.")
+                    );
                 }
+                Some(p)
             }
             None => None,
         };
@@ -1798,6 +1780,36 @@ fn numeric_string(v: Value) -> Value {
 }
 
 impl Run<'_> {
+    /// A Map number (MaxConcurrency, ToleratedFailureCount/Percentage):
+    /// literal, `...Path` (numeric strings count) or JSONata, read with
+    /// `read`; a value it cannot read is AWS's "not a valid integer/float".
+    #[allow(clippy::too_many_arguments)]
+    fn map_number<T>(
+        &self,
+        cx: &StateCx<'_>,
+        src: &NumberSource,
+        input: &Value,
+        vars: &Vars,
+        field: &str,
+        kind: &str,
+        read: fn(&Value) -> Option<T>,
+    ) -> Result<T, Failure> {
+        let v = numeric_string(self.number_value(cx, src, input, vars, field)?);
+        read(&v).ok_or_else(|| {
+            let path = match src {
+                NumberSource::Path(p) => p.as_str(),
+                _ => "",
+            };
+            self.runtime(
+                cx,
+                format!(
+                    "The {field}Path field refers to value \"{}\" which is not a valid {kind}: {path}",
+                    display_raw(&v)
+                ),
+            )
+        })
+    }
+
     /// ItemBatcher: group the items into `{"Items": [...], "BatchInput": ...}`
     /// inputs of at most MaxItemsPerBatch items and MaxInputBytesPerBatch bytes.
     fn batches(
