@@ -870,38 +870,34 @@ impl<'s> Parser<'s> {
     // ----- filters -------------------------------------------------------
 
     fn filter_or(&mut self) -> Result<Filter, PathError> {
-        let mut items = vec![self.filter_and()?];
-        loop {
-            self.skip_ws();
-            if self.starts_with("||") {
-                self.pos += 2;
-                items.push(self.filter_and()?);
-            } else {
-                break;
-            }
-        }
-        Ok(if items.len() == 1 {
-            items.pop().unwrap_or(Filter::Or(Vec::new()))
-        } else {
-            Filter::Or(items)
-        })
+        self.filter_chain("||", Self::filter_and, Filter::Or)
     }
 
     fn filter_and(&mut self) -> Result<Filter, PathError> {
-        let mut items = vec![self.filter_unary()?];
+        self.filter_chain("&&", Self::filter_unary, Filter::And)
+    }
+
+    /// `operand (op operand)*`; a single operand stands for itself.
+    fn filter_chain(
+        &mut self,
+        op: &str,
+        operand: fn(&mut Self) -> Result<Filter, PathError>,
+        join: fn(Vec<Filter>) -> Filter,
+    ) -> Result<Filter, PathError> {
+        let mut items = vec![operand(self)?];
         loop {
             self.skip_ws();
-            if self.starts_with("&&") {
-                self.pos += 2;
-                items.push(self.filter_unary()?);
+            if self.starts_with(op) {
+                self.pos += op.len();
+                items.push(operand(self)?);
             } else {
                 break;
             }
         }
         Ok(if items.len() == 1 {
-            items.pop().unwrap_or(Filter::And(Vec::new()))
+            items.pop().unwrap_or_else(|| join(Vec::new()))
         } else {
-            Filter::And(items)
+            join(items)
         })
     }
 
