@@ -8,17 +8,17 @@
 //! is checked and applied atomically.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
     DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Store,
-    StoreError, StoreFuture, StoredEvent, sha256_hex,
+    StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
 };
 
 const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
@@ -29,6 +29,9 @@ const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
 const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
 const AUDIT_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_heads");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+const QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("lease_queue");
+const QUEUE_TICKETS: TableDefinition<&str, u64> = TableDefinition::new("lease_queue_tickets");
+const TASK_ANSWERS: TableDefinition<&str, &[u8]> = TableDefinition::new("task_answers");
 
 /// Keys sort by their parts: `a\u{1}b` keeps every key of `a` together, and
 /// numbers are zero-padded so that they sort numerically.
@@ -48,6 +51,17 @@ fn prefix_range(a: &str) -> (String, String) {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     path: PathBuf,
+    /// History appends waiting for the next group commit, and whether a
+    /// committer is running.
+    pending: Arc<Mutex<(Vec<Batch>, bool)>>,
+    group_commit: bool,
+}
+
+/// One `append_events` call waiting for its commit.
+struct Batch {
+    execution: String,
+    events: Vec<StoredEvent>,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl EmbeddedStore {
@@ -61,7 +75,12 @@ impl EmbeddedStore {
                 reason: format!("cannot create {}: {e}", dir.display()),
             })?;
         }
-        let db = Database::create(&path).map_err(|e| StoreError::Unavailable {
+        let mut builder = Database::builder();
+        // Several piflow processes (a running execution, `piflow executions`
+        // in another terminal, 20 concurrent starts) share the file; redb
+        // serialises their write transactions with file locks.
+        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        let db = builder.create(&path).map_err(|e| StoreError::Unavailable {
             path: shown.clone(),
             reason: match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -75,6 +94,8 @@ impl EmbeddedStore {
         let store = EmbeddedStore {
             db: Arc::new(db),
             path,
+            pending: Arc::new(Mutex::new((Vec::new(), false))),
+            group_commit: true,
         };
         store.init_tables()?;
         Ok(store)
@@ -92,6 +113,13 @@ impl EmbeddedStore {
         &self.path
     }
 
+    /// With group commit (the default), history appends that arrive while a
+    /// commit is being written share the next commit and its fsync; without,
+    /// every append is its own commit (for comparison in benchmarks).
+    pub fn set_group_commit(&mut self, on: bool) {
+        self.group_commit = on;
+    }
+
     fn init_tables(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(io)?;
         tx.open_table(DEFINITIONS).map_err(io)?;
@@ -102,6 +130,9 @@ impl EmbeddedStore {
         tx.open_table(AUDIT).map_err(io)?;
         tx.open_table(AUDIT_HEADS).map_err(io)?;
         tx.open_table(LEASES).map_err(io)?;
+        tx.open_table(QUEUE).map_err(io)?;
+        tx.open_table(QUEUE_TICKETS).map_err(io)?;
+        tx.open_table(TASK_ANSWERS).map_err(io)?;
         tx.commit().map_err(io)
     }
 
@@ -141,6 +172,67 @@ impl EmbeddedStore {
         match t.get(key).map_err(io)? {
             Some(v) => Ok(Some(decode(v.value())?)),
             None => Ok(None),
+        }
+    }
+}
+
+/// Append a batch after checking that it continues the stored history.
+fn insert_events(
+    t: &mut redb::Table<'_, &str, &[u8]>,
+    execution: &str,
+    events: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let last: Option<StoredEvent> = last_in(t, &prefix_range(execution))?;
+    let first = last.map_or(1, |e| e.seq + 1);
+    let mut encoded = Vec::with_capacity(events.len());
+    for (want, e) in (first..).zip(events.iter()) {
+        if e.seq != want {
+            return Err(StoreError::Conflict(format!(
+                "history of {execution}: event {} where {want} is next (duplicate or out of order)",
+                e.seq
+            )));
+        }
+        encoded.push((seq_key(execution, e.seq), encode(e)?));
+    }
+    for (k, v) in encoded {
+        t.insert(k.as_str(), v.as_slice()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// The group committer: writes every waiting batch in one transaction (one
+/// fsync), answers each, and repeats until nothing waits.
+fn commit_loop(db: &Database, pending: &Mutex<(Vec<Batch>, bool)>) {
+    loop {
+        let batches = {
+            let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.0.is_empty() {
+                p.1 = false;
+                return;
+            }
+            std::mem::take(&mut p.0)
+        };
+        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(batches.len());
+        let committed = (|| {
+            let tx = db.begin_write().map_err(io)?;
+            {
+                let mut t = tx.open_table(EVENTS).map_err(io)?;
+                for b in &batches {
+                    // A refused batch is answered alone; the others commit.
+                    results.push(insert_events(&mut t, &b.execution, &b.events));
+                }
+            }
+            tx.commit().map_err(io)
+        })();
+        for (i, b) in batches.into_iter().enumerate() {
+            let r = match &committed {
+                Ok(()) => results
+                    .get_mut(i)
+                    .map(|r| std::mem::replace(r, Ok(())))
+                    .unwrap_or(Ok(())),
+                Err(e) => Err(StoreError::Io(e.to_string())),
+            };
+            let _ = b.done.send(r);
         }
     }
 }
@@ -293,17 +385,26 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ()> {
+    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ExecutionRecord> {
         Box::pin(async move {
             self.write(|tx| {
                 let mut execs = tx.open_table(EXECUTIONS).map_err(io)?;
-                if execs.get(record.id.as_str()).map_err(io)?.is_none() {
-                    return Err(StoreError::NotFound(format!("execution {}", record.id)));
+                let stored: ExecutionRecord = match execs.get(record.id.as_str()).map_err(io)? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(StoreError::NotFound(format!("execution {}", record.id))),
+                };
+                if stored.revision != record.revision {
+                    return Err(StoreError::Conflict(format!(
+                        "execution {} was updated by someone else (revision {} is stored, {} was read)",
+                        record.id, stored.revision, record.revision
+                    )));
                 }
+                let mut record = record;
+                record.revision += 1;
                 execs
                     .insert(record.id.as_str(), encode(&record)?.as_slice())
                     .map_err(io)?;
-                Ok(())
+                Ok(record)
             })
         })
     }
@@ -330,22 +431,29 @@ impl Store for EmbeddedStore {
             if events.is_empty() {
                 return Ok(());
             }
-            self.write(|tx| {
-                let mut t = tx.open_table(EVENTS).map_err(io)?;
-                let last: Option<StoredEvent> = last_in(&t, &prefix_range(&execution))?;
-                let first = last.map_or(1, |e| e.seq + 1);
-                for (want, e) in (first..).zip(events.iter()) {
-                    if e.seq != want {
-                        return Err(StoreError::Conflict(format!(
-                            "history of {execution}: event {} where {want} is next (duplicate or out of order)",
-                            e.seq
-                        )));
-                    }
-                    t.insert(seq_key(&execution, e.seq).as_str(), encode(e)?.as_slice())
-                        .map_err(io)?;
-                }
-                Ok(())
-            })
+            if !self.group_commit {
+                return self.write(|tx| {
+                    let mut t = tx.open_table(EVENTS).map_err(io)?;
+                    insert_events(&mut t, &execution, &events)
+                });
+            }
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let lead = {
+                let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                p.0.push(Batch {
+                    execution,
+                    events,
+                    done,
+                });
+                !std::mem::replace(&mut p.1, true)
+            };
+            if lead {
+                let (db, pending) = (self.db.clone(), self.pending.clone());
+                tokio::task::spawn_blocking(move || commit_loop(&db, &pending));
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Io("the committer stopped".into())))
         })
     }
 
@@ -456,5 +564,114 @@ impl Store for EmbeddedStore {
                 }
             })
         })
+    }
+
+    fn lease(&self, key: &str) -> StoreFuture<'_, Option<Lease>> {
+        let key = key.to_string();
+        Box::pin(async move { self.read_one(LEASES, &key) })
+    }
+
+    fn join_queue(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, Waiter> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(QUEUE).map_err(io)?;
+                let mut tickets = tx.open_table(QUEUE_TICKETS).map_err(io)?;
+                let range = prefix_range(&key);
+                let mine = {
+                    let mut found = None;
+                    for item in t.range(range.0.as_str()..range.1.as_str()).map_err(io)? {
+                        let (_, v) = item.map_err(io)?;
+                        let w: Waiter = decode(v.value())?;
+                        if w.holder == holder {
+                            found = Some(w);
+                            break;
+                        }
+                    }
+                    found
+                };
+                let expires = Utc::now() + ttl;
+                let waiter = match mine {
+                    Some(w) => Waiter { expires, ..w },
+                    None => {
+                        let ticket = tickets.get(key.as_str()).map_err(io)?.map_or(0, |v| v.value()) + 1;
+                        tickets.insert(key.as_str(), ticket).map_err(io)?;
+                        Waiter {
+                            key: key.clone(),
+                            holder: holder.clone(),
+                            ticket,
+                            expires,
+                        }
+                    }
+                };
+                t.insert(
+                    seq_key(&key, waiter.ticket).as_str(),
+                    encode(&waiter)?.as_slice(),
+                )
+                .map_err(io)?;
+                Ok(waiter)
+            })
+        })
+    }
+
+    fn queue(&self, key: &str) -> StoreFuture<'_, Vec<Waiter>> {
+        let range = prefix_range(key);
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut all: Vec<Waiter> = self.read_range(QUEUE, range)?;
+            all.retain(|w| w.expires > now);
+            Ok(all)
+        })
+    }
+
+    fn leave_queue(&self, key: &str, holder: &str) -> StoreFuture<'_, ()> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(QUEUE).map_err(io)?;
+                let range = prefix_range(&key);
+                let now = Utc::now();
+                let mut gone = Vec::new();
+                for item in t.range(range.0.as_str()..range.1.as_str()).map_err(io)? {
+                    let (k, v) = item.map_err(io)?;
+                    let w: Waiter = decode(v.value())?;
+                    // Drop one's own place, and places of waiters long dead.
+                    if w.holder == holder || w.expires < now - chrono::Duration::hours(1) {
+                        gone.push(k.value().to_string());
+                    }
+                }
+                for k in gone {
+                    t.remove(k.as_str()).map_err(io)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn answer_task(&self, answer: TaskAnswer) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(TASK_ANSWERS).map_err(io)?;
+                if t.get(answer.token.as_str()).map_err(io)?.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "task token {} was already answered",
+                        answer.token
+                    )));
+                }
+                t.insert(answer.token.as_str(), encode(&answer)?.as_slice())
+                    .map_err(io)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn task_answer(&self, token: &str) -> StoreFuture<'_, Option<TaskAnswer>> {
+        let token = token.to_string();
+        Box::pin(async move { self.read_one(TASK_ANSWERS, &token) })
     }
 }

@@ -96,6 +96,16 @@ pub struct ExecutionRecord {
     pub trigger: String,
     pub started: DateTime<Utc>,
     pub stopped: Option<DateTime<Utc>>,
+    /// Bumped by every update; an update must carry the revision it read
+    /// (optimistic concurrency: a stale update is a `Conflict`).
+    #[serde(default)]
+    pub revision: u64,
+    /// How many times the execution was redriven.
+    #[serde(default)]
+    pub redrive_count: u32,
+    /// `piflow stop` asked the process running it to stop (who, and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_requested: Option<String>,
 }
 
 /// Starting an execution: new, or the one that already has this name.
@@ -114,6 +124,14 @@ pub struct StoredEvent {
     pub state: Option<String>,
     pub timestamp: DateTime<Utc>,
     pub details: Value,
+    /// Where the event was recorded in the workflow (scope path, state,
+    /// visit, attempt): how a resumed execution finds what already happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What a resumed execution needs to continue after this event without
+    /// running its state again (next state, assigned variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Value>,
 }
 
 /// A lease on a key such as `env:prod`.
@@ -130,6 +148,27 @@ pub enum LeaseOutcome {
     Acquired(Lease),
     /// Someone else holds it until `expires`.
     Held(Lease),
+}
+
+/// A place in the FIFO queue for a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiter {
+    pub key: String,
+    pub holder: String,
+    /// Order of arrival; lower goes first.
+    pub ticket: u64,
+    /// A waiter that stops renewing its place drops out of the queue.
+    pub expires: DateTime<Utc>,
+}
+
+/// The answer to a `.waitForTaskToken` task, sent by `send-task-success` or
+/// `send-task-failure` from any process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskAnswer {
+    pub token: String,
+    /// `{"output": …}` or `{"error": …, "cause": …}`.
+    pub outcome: Value,
+    pub at: DateTime<Utc>,
 }
 
 /// The store.
@@ -150,7 +189,10 @@ pub trait Store: Send + Sync {
 
     /// Record a new execution, or return the existing one with its name.
     fn start_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, StartOutcome>;
-    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ()>;
+    /// Replace an execution's record. `record.revision` must be the stored
+    /// revision (else `Conflict`: someone else updated it); the stored
+    /// record, with the next revision, is returned.
+    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ExecutionRecord>;
     fn execution(&self, id: &str) -> StoreFuture<'_, Option<ExecutionRecord>>;
     /// Executions, newest first, optionally with one status.
     fn executions(&self, status: Option<&str>) -> StoreFuture<'_, Vec<ExecutionRecord>>;
@@ -183,6 +225,25 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, LeaseOutcome>;
     /// Give the lease up (only its holder can).
     fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()>;
+    /// The lease on `key`, expired or not.
+    fn lease(&self, key: &str) -> StoreFuture<'_, Option<Lease>>;
+
+    /// Join the FIFO queue for `key` (or renew one's place, keeping the
+    /// ticket) until now + `ttl`.
+    fn join_queue(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, Waiter>;
+    /// The live waiters for `key`, first in line first.
+    fn queue(&self, key: &str) -> StoreFuture<'_, Vec<Waiter>>;
+    fn leave_queue(&self, key: &str, holder: &str) -> StoreFuture<'_, ()>;
+
+    /// Record the answer to a task token; a token is answered once
+    /// (`Conflict` the second time).
+    fn answer_task(&self, answer: TaskAnswer) -> StoreFuture<'_, ()>;
+    fn task_answer(&self, token: &str) -> StoreFuture<'_, Option<TaskAnswer>>;
 }
 
 /// Verify an environment's chain: [`verify_chain`] over its records, and
