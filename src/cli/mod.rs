@@ -52,6 +52,11 @@ enum Command {
         #[command(flatten)]
         store: store_cmds::StoreArg,
     },
+    /// Set up the store (`piflow store init`).
+    Store {
+        #[command(subcommand)]
+        cmd: store_cmds::StoreCmd,
+    },
     /// Show the audit trail, or verify its hash chain (`piflow audit verify`).
     Audit {
         #[command(flatten)]
@@ -91,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Workflows { cmd, store } => store_cmds::workflows(cmd, store),
         Command::Audit { args, store } => store_cmds::audit(args, store),
+        Command::Store { cmd } => store_cmds::store(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

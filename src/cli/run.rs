@@ -289,18 +289,10 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
     }
     // Built-in steps that write to the store (piflow:audit-note); the store
     // is opened on first use.
-    if let Err(e) = args.store.check() {
-        eprintln!("piflow: error: {e}");
-        return Ok(EXIT_USAGE);
-    }
     let store_arg = args.store.clone();
     crate::tasks::register_builtins(
         &mut tasks,
-        crate::tasks::StoreHandle::lazy(move || {
-            store_arg
-                .open()
-                .map(|s| Arc::new(s) as Arc<dyn crate::store::Store>)
-        }),
+        crate::tasks::StoreHandle::lazy(move || futures::executor::block_on(store_arg.open())),
     );
     let color = use_color();
     let human = args.format == OutputFormat::Human;

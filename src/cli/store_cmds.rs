@@ -9,7 +9,7 @@ use super::files::read_text;
 use super::run::workflow_name;
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat};
 use crate::asl::{Format, LoadOptions, validate_text};
-use crate::store::embedded::EmbeddedStore;
+use std::sync::Arc;
 use crate::store::{NewDefinition, Store, verify_audit};
 
 /// Where the store is: `--store`, else `PIFLOW_STORE`, else the embedded
@@ -22,25 +22,16 @@ pub struct StoreArg {
 }
 
 impl StoreArg {
-    /// Refuse a store address this version cannot open, before anything runs.
-    pub fn check(&self) -> Result<(), String> {
-        match self.store.as_deref() {
-            Some(s) if s.starts_with("dynamodb://") => Err(format!(
-                "--store {s}: the DynamoDB backend is not available in this version; use an embedded store path"
-            )),
-            _ => Ok(()),
-        }
+    /// The store's address as given (None: the embedded default).
+    pub fn spec(&self) -> Option<&str> {
+        self.store.as_deref()
     }
 
-    pub fn open(&self) -> Result<EmbeddedStore, String> {
-        match self.store.as_deref() {
-            Some(s) if s.starts_with("dynamodb://") => Err(format!(
-                "--store {s}: the DynamoDB backend is not available in this version; use an embedded store path"
-            )),
-            Some(path) => EmbeddedStore::open(path).map_err(|e| format!("[{}] {e}", e.code())),
-            None => EmbeddedStore::open(EmbeddedStore::default_path())
-                .map_err(|e| format!("[{}] {e}", e.code())),
-        }
+    /// Open the store, with an error that names it.
+    pub async fn open(&self) -> Result<Arc<dyn Store>, String> {
+        crate::store::open(self.spec())
+            .await
+            .map_err(|e| format!("[{}] {e}", e.code()))
     }
 }
 
@@ -116,20 +107,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn open_or_report(store: &StoreArg) -> Result<EmbeddedStore, u8> {
-    store.open().map_err(|e| {
+async fn open_or_report(store: &StoreArg) -> Result<Arc<dyn Store>, u8> {
+    store.open().await.map_err(|e| {
         eprintln!("piflow: error: {e}");
         EXIT_USAGE
     })
 }
 
 pub fn workflows(cmd: WorkflowsCmd, store: StoreArg) -> anyhow::Result<u8> {
-    let store = match open_or_report(&store) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
     let rt = runtime()?;
     rt.block_on(async move {
+        let store = match open_or_report(&store).await {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
         match cmd {
             WorkflowsCmd::Publish { file, name, alias, author, commit, format } => {
                 let shown = file.display().to_string();
@@ -313,10 +304,6 @@ fn print_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> bool {
 }
 
 pub fn audit(args: AuditArgs, store: StoreArg) -> anyhow::Result<u8> {
-    let store = match open_or_report(&store) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
     let since: Option<DateTime<Utc>> = match args.since.as_deref() {
         Some(s) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => Some(t.with_timezone(&Utc)),
@@ -331,6 +318,10 @@ pub fn audit(args: AuditArgs, store: StoreArg) -> anyhow::Result<u8> {
     };
     let rt = runtime()?;
     rt.block_on(async move {
+        let store = match open_or_report(&store).await {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
         if let Some(AuditCmd::Verify { env }) = args.cmd {
             let records = store.audit(env.as_deref(), None).await?;
             let mut envs: Vec<String> = records.iter().map(|r| r.entry.env.clone()).collect();
@@ -341,7 +332,7 @@ pub fn audit(args: AuditArgs, store: StoreArg) -> anyhow::Result<u8> {
             }
             let mut problems = Vec::new();
             for e in &envs {
-                problems.extend(verify_audit(&store, e).await?);
+                problems.extend(verify_audit(store.as_ref(), e).await?);
             }
             for p in &problems {
                 println!("{} #{}: {}", p.env, p.seq, p.problem);
@@ -380,5 +371,46 @@ pub fn audit(args: AuditArgs, store: StoreArg) -> anyhow::Result<u8> {
             }
         }
         Ok(0)
+    })
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum StoreCmd {
+    /// Create the store: the DynamoDB table for dynamodb://TABLE (waits
+    /// until it is ACTIVE; an existing table with the right keys is kept),
+    /// or the embedded store file.
+    Init {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+pub fn store(cmd: StoreCmd) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cmd {
+            StoreCmd::Init { store } => {
+                let result = match store.spec() {
+                    Some(s) if s.starts_with("dynamodb://") => {
+                        crate::store::dynamodb::init(&s["dynamodb://".len()..]).await
+                    }
+                    _ => store
+                        .open()
+                        .await
+                        .map(|_| format!("embedded store ready at {}", store.spec().map_or_else(|| crate::store::embedded::EmbeddedStore::default_path().display().to_string(), str::to_string)))
+                        .map_err(|e| crate::store::StoreError::Io(e)),
+                };
+                match result {
+                    Ok(msg) => {
+                        println!("{msg}");
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        eprintln!("piflow: error: [{}] {e}", e.code());
+                        Ok(EXIT_FAILED)
+                    }
+                }
+            }
+        }
     })
 }

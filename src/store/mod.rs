@@ -14,7 +14,10 @@
 //! chain of an environment only grows at its head.
 
 pub mod audit;
+pub mod dynamodb;
 pub mod embedded;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -269,6 +272,28 @@ pub async fn verify_audit(store: &dyn Store, env: &str) -> Result<Vec<ChainProbl
         _ => {}
     }
     Ok(problems)
+}
+
+/// Open the store named by `spec`: `dynamodb://TABLE`, a path to an
+/// embedded store file, or (None) the embedded default under `PIFLOW_HOME`
+/// or `.piflow/`.
+pub async fn open(spec: Option<&str>) -> Result<Arc<dyn Store>, StoreError> {
+    match spec {
+        Some(s) if s.starts_with("dynamodb://") => {
+            let table = &s["dynamodb://".len()..];
+            if table.is_empty() {
+                return Err(StoreError::Unavailable {
+                    path: s.to_string(),
+                    reason: "no table name: write dynamodb://TABLE".into(),
+                });
+            }
+            dynamodb::open(table).await
+        }
+        Some(path) => Ok(Arc::new(embedded::EmbeddedStore::open(path)?)),
+        None => Ok(Arc::new(embedded::EmbeddedStore::open(
+            embedded::EmbeddedStore::default_path(),
+        )?)),
+    }
 }
 
 /// SHA-256 of a text, hex.
