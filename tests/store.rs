@@ -43,7 +43,8 @@ fn event(seq: u64) -> StoredEvent {
         seq,
         event_type: "PassStateEntered".into(),
         state: Some("A".into()),
-        timestamp: chrono::DateTime::from_timestamp(1_790_000_000 + seq as i64, 0).unwrap_or_default(),
+        timestamp: chrono::DateTime::from_timestamp(1_790_000_000 + seq as i64, 0)
+            .unwrap_or_default(),
         details: json!({"seq": seq}),
         key: Some(format!("/A#{seq}")),
         checkpoint: None,
@@ -61,6 +62,7 @@ fn audit_entry(env: &str, n: u64) -> AuditEntry {
         result: "ok".into(),
         execution: Some("e1".into()),
         at: Utc::now(),
+        token: None,
     }
 }
 
@@ -261,6 +263,24 @@ async fn suite(store: &dyn Store) {
             .is_empty()
     );
     assert_eq!(store.audit(None, None).await.expect("all").len(), 4);
+    // A step re-run with the same idempotency token writes no second record.
+    let tokened = AuditEntry {
+        token: Some("exec-1:7:0".into()),
+        ..audit_entry("prod", 9)
+    };
+    let first = store.append_audit(tokened.clone()).await.expect("audit");
+    let again = store.append_audit(tokened).await.expect("audit");
+    assert_eq!(first, again, "the record written the first time comes back");
+    assert_eq!(
+        store.audit(Some("prod"), None).await.expect("audit").len(),
+        4
+    );
+    assert!(
+        verify_audit(store, "prod")
+            .await
+            .expect("verify")
+            .is_empty()
+    );
 
     // Leases: one holder; the holder renews; an expired lease is taken over.
     let ttl = Duration::seconds(30);
@@ -340,16 +360,14 @@ async fn suite(store: &dyn Store) {
         .join_queue("env:stage", "q-dead", Duration::milliseconds(-1))
         .await
         .expect("join");
-    let holders = |q: Vec<piflow::store::Waiter>| q.into_iter().map(|w| w.holder).collect::<Vec<_>>();
+    let holders =
+        |q: Vec<piflow::store::Waiter>| q.into_iter().map(|w| w.holder).collect::<Vec<_>>();
     assert_eq!(
         holders(store.queue("env:stage").await.expect("queue")),
         vec!["q-a", "q-b"],
         "an expired waiter is not in line"
     );
-    store
-        .leave_queue("env:stage", "q-a")
-        .await
-        .expect("leave");
+    store.leave_queue("env:stage", "q-a").await.expect("leave");
     assert_eq!(
         holders(store.queue("env:stage").await.expect("queue")),
         vec!["q-b"]

@@ -292,7 +292,10 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
     let store_arg = args.store.clone();
     crate::tasks::register_builtins(
         &mut tasks,
-        crate::tasks::StoreHandle::lazy(move || futures::executor::block_on(store_arg.open())),
+        crate::tasks::StoreHandle::lazy(move || {
+            let store_arg = store_arg.clone();
+            Box::pin(async move { store_arg.open().await })
+        }),
     );
     let color = use_color();
     let human = args.format == OutputFormat::Human;

@@ -9,8 +9,8 @@ use super::files::read_text;
 use super::run::workflow_name;
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat};
 use crate::asl::{Format, LoadOptions, validate_text};
-use std::sync::Arc;
 use crate::store::{NewDefinition, Store, verify_audit};
+use std::sync::Arc;
 
 /// Where the store is: `--store`, else `PIFLOW_STORE`, else the embedded
 /// default (`.piflow/piflow.redb` or `$PIFLOW_HOME/piflow.redb`).
@@ -200,7 +200,7 @@ pub fn workflows(cmd: WorkflowsCmd, store: StoreArg) -> anyhow::Result<u8> {
                 Ok(0)
             }
             WorkflowsCmd::Show { workflow, version } => {
-                let Some(v) = resolve_version(&store, &workflow, version.as_deref()).await? else {
+                let Some(v) = resolve_version(store.as_ref(), &workflow, version.as_deref()).await? else {
                     eprintln!("piflow: error: {workflow} has no version {}", version.unwrap_or_else(|| "(any)".into()));
                     return Ok(EXIT_FAILED);
                 };
@@ -221,7 +221,7 @@ pub fn workflows(cmd: WorkflowsCmd, store: StoreArg) -> anyhow::Result<u8> {
             WorkflowsCmd::Diff { workflow, from, to } => {
                 let mut texts = Vec::new();
                 for spec in [&from, &to] {
-                    let def = match resolve_version(&store, &workflow, Some(spec)).await? {
+                    let def = match resolve_version(store.as_ref(), &workflow, Some(spec)).await? {
                         Some(v) => store.definition(&workflow, v).await?,
                         None => None,
                     };
@@ -242,7 +242,7 @@ pub fn workflows(cmd: WorkflowsCmd, store: StoreArg) -> anyhow::Result<u8> {
 
 /// A version number, an alias, or (None) the latest version.
 async fn resolve_version(
-    store: &EmbeddedStore,
+    store: &dyn Store,
     workflow: &str,
     spec: Option<&str>,
 ) -> anyhow::Result<Option<u64>> {
@@ -397,7 +397,17 @@ pub fn store(cmd: StoreCmd) -> anyhow::Result<u8> {
                     _ => store
                         .open()
                         .await
-                        .map(|_| format!("embedded store ready at {}", store.spec().map_or_else(|| crate::store::embedded::EmbeddedStore::default_path().display().to_string(), str::to_string)))
+                        .map(|_| {
+                            format!(
+                                "embedded store ready at {}",
+                                store.spec().map_or_else(
+                                    || crate::store::embedded::EmbeddedStore::default_path()
+                                        .display()
+                                        .to_string(),
+                                    str::to_string
+                                )
+                            )
+                        })
                         .map_err(|e| crate::store::StoreError::Io(e)),
                 };
                 match result {

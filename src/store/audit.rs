@@ -25,6 +25,11 @@ pub struct AuditEntry {
     pub result: String,
     pub execution: Option<String>,
     pub at: DateTime<Utc>,
+    /// The idempotency token of the step that wrote it: a step re-run after
+    /// a crash with the same token gets the record already written instead
+    /// of a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A chained audit record.
@@ -43,7 +48,7 @@ pub struct AuditRecord {
 /// The hash of a record: SHA-256 of its canonical JSON (entry fields in a
 /// fixed order) with its sequence number and the previous hash.
 pub fn record_hash(seq: u64, prev_hash: &str, entry: &AuditEntry) -> String {
-    let canonical = serde_json::json!([
+    let mut canonical = serde_json::json!([
         seq,
         prev_hash,
         entry.env,
@@ -56,6 +61,9 @@ pub fn record_hash(seq: u64, prev_hash: &str, entry: &AuditEntry) -> String {
         entry.execution,
         entry.at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
     ]);
+    if let (Some(t), Value::Array(a)) = (&entry.token, &mut canonical) {
+        a.push(Value::String(t.clone()));
+    }
     sha256_hex(canonical.to_string().as_bytes())
 }
 
@@ -129,6 +137,7 @@ mod tests {
             result: "ok".into(),
             execution: None,
             at: DateTime::from_timestamp(1_700_000_000 + n as i64, 0).unwrap_or_default(),
+            token: None,
         }
     }
 

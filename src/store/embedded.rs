@@ -32,6 +32,7 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("lease_queue");
 const QUEUE_TICKETS: TableDefinition<&str, u64> = TableDefinition::new("lease_queue_tickets");
 const TASK_ANSWERS: TableDefinition<&str, &[u8]> = TableDefinition::new("task_answers");
+const AUDIT_TOKENS: TableDefinition<&str, u64> = TableDefinition::new("audit_tokens");
 
 /// Keys sort by their parts: `a\u{1}b` keeps every key of `a` together, and
 /// numbers are zero-padded so that they sort numerically.
@@ -133,6 +134,7 @@ impl EmbeddedStore {
         tx.open_table(QUEUE).map_err(io)?;
         tx.open_table(QUEUE_TICKETS).map_err(io)?;
         tx.open_table(TASK_ANSWERS).map_err(io)?;
+        tx.open_table(AUDIT_TOKENS).map_err(io)?;
         tx.commit().map_err(io)
     }
 
@@ -174,6 +176,16 @@ impl EmbeddedStore {
             None => Ok(None),
         }
     }
+}
+
+/// The sequence number the next audit record of `env` gets.
+fn chain_seq(heads: &redb::Table<'_, &str, &[u8]>, env: &str) -> Result<u64, StoreError> {
+    let head: Option<AuditRecord> = heads
+        .get(env)
+        .map_err(io)?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    Ok(head.map_or(1, |h| h.seq + 1))
 }
 
 /// Append a batch after checking that it continues the stored history.
@@ -467,6 +479,26 @@ impl Store for EmbeddedStore {
             self.write(|tx| {
                 let mut heads = tx.open_table(AUDIT_HEADS).map_err(io)?;
                 let mut t = tx.open_table(AUDIT).map_err(io)?;
+                let mut tokens = tx.open_table(AUDIT_TOKENS).map_err(io)?;
+                if let Some(token) = &entry.token {
+                    let k = key2(&entry.env, token);
+                    let seen = tokens.get(k.as_str()).map_err(io)?.map(|v| v.value());
+                    if let Some(seq) = seen {
+                        return t
+                            .get(seq_key(&entry.env, seq).as_str())
+                            .map_err(io)?
+                            .map(|v| decode(v.value()))
+                            .transpose()?
+                            .ok_or_else(|| {
+                                StoreError::Corrupt(format!(
+                                    "audit token {token} points at missing record {seq}"
+                                ))
+                            });
+                    }
+                    tokens
+                        .insert(k.as_str(), chain_seq(&heads, &entry.env)?)
+                        .map_err(io)?;
+                }
                 let head: Option<AuditRecord> = heads
                     .get(entry.env.as_str())
                     .map_err(io)?
@@ -599,7 +631,11 @@ impl Store for EmbeddedStore {
                 let waiter = match mine {
                     Some(w) => Waiter { expires, ..w },
                     None => {
-                        let ticket = tickets.get(key.as_str()).map_err(io)?.map_or(0, |v| v.value()) + 1;
+                        let ticket = tickets
+                            .get(key.as_str())
+                            .map_err(io)?
+                            .map_or(0, |v| v.value())
+                            + 1;
                         tickets.insert(key.as_str(), ticket).map_err(io)?;
                         Waiter {
                             key: key.clone(),

@@ -206,7 +206,9 @@ pub trait Store: Send + Sync {
     fn events(&self, execution: &str) -> StoreFuture<'_, Vec<StoredEvent>>;
 
     /// Append to an environment's audit chain (sequence and hashes are
-    /// assigned by the store).
+    /// assigned by the store). An entry whose `token` the environment's
+    /// chain already has is not appended again: the record written the first
+    /// time is returned.
     fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, AuditRecord>;
     /// The newest record of an environment's chain, kept apart from the
     /// records so that removing records from the end is detected too.
@@ -233,12 +235,8 @@ pub trait Store: Send + Sync {
 
     /// Join the FIFO queue for `key` (or renew one's place, keeping the
     /// ticket) until now + `ttl`.
-    fn join_queue(
-        &self,
-        key: &str,
-        holder: &str,
-        ttl: chrono::Duration,
-    ) -> StoreFuture<'_, Waiter>;
+    fn join_queue(&self, key: &str, holder: &str, ttl: chrono::Duration)
+    -> StoreFuture<'_, Waiter>;
     /// The live waiters for `key`, first in line first.
     fn queue(&self, key: &str) -> StoreFuture<'_, Vec<Waiter>>;
     fn leave_queue(&self, key: &str, holder: &str) -> StoreFuture<'_, ()>;

@@ -4,7 +4,7 @@
 //! Today: `piflow:audit-note`. The deployment steps (lint, security scan,
 //! health gate, blue/green, restores, approval) arrive with their issue.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -16,34 +16,35 @@ use crate::store::{AuditEntry, Store};
 /// never opens (and so never locks) it.
 #[derive(Clone)]
 pub struct StoreHandle {
-    open: Arc<dyn Fn() -> Result<Arc<dyn Store>, String> + Send + Sync>,
-    opened: Arc<Mutex<Option<Arc<dyn Store>>>>,
+    open: Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Store>, String>> + Send + Sync>,
+    opened: Arc<tokio::sync::Mutex<Option<Arc<dyn Store>>>>,
 }
 
 impl StoreHandle {
-    pub fn lazy(open: impl Fn() -> Result<Arc<dyn Store>, String> + Send + Sync + 'static) -> Self {
+    pub fn lazy(
+        open: impl Fn() -> BoxFuture<'static, Result<Arc<dyn Store>, String>> + Send + Sync + 'static,
+    ) -> Self {
         StoreHandle {
             open: Arc::new(open),
-            opened: Arc::new(Mutex::new(None)),
+            opened: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
     pub fn ready(store: Arc<dyn Store>) -> Self {
         StoreHandle {
-            open: Arc::new(|| Err("unreachable: the store is already open".into())),
-            opened: Arc::new(Mutex::new(Some(store))),
+            open: Arc::new(|| {
+                Box::pin(async { Err("unreachable: the store is already open".to_string()) })
+            }),
+            opened: Arc::new(tokio::sync::Mutex::new(Some(store))),
         }
     }
 
-    pub fn get(&self) -> Result<Arc<dyn Store>, String> {
-        let mut slot = self
-            .opened
-            .lock()
-            .map_err(|_| "the store handle is poisoned".to_string())?;
+    pub async fn get(&self) -> Result<Arc<dyn Store>, String> {
+        let mut slot = self.opened.lock().await;
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
-        let s = (self.open)()?;
+        let s = (self.open)().await?;
         *slot = Some(s.clone());
         Ok(s)
     }
@@ -103,9 +104,11 @@ impl TaskHandler for AuditNote {
                 result: text("outcome", "noted"),
                 execution: Some(request.execution),
                 at: chrono::Utc::now(),
+                token: Some(request.idempotency_token),
             };
             let store = store
                 .get()
+                .await
                 .map_err(|e| Failure::new("AuditNote.StoreFailed", e))?;
             let record = store.append_audit(entry).await.map_err(|e| {
                 Failure::new("AuditNote.StoreFailed", format!("[{}] {e}", e.code()))
