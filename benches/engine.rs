@@ -82,6 +82,7 @@ fn run(
         execution_name: "e".into(),
         input,
         role_arn: None,
+        durable: None,
     }));
     assert_eq!(
         out.status,

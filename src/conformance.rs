@@ -158,6 +158,7 @@ pub fn run_case(case: &Value) -> CaseResult {
             input,
             // The snapshots normalise the test's execution role to this word.
             role_arn: Some("snf_role_arn".into()),
+            durable: None,
         };
         let stop = async {
             if stop_at_wait {

@@ -5,6 +5,7 @@
 //! triggers ← [`cli`]. See `docs/architecture.md`.
 
 pub mod asl;
+pub mod aws;
 pub mod cli;
 pub mod conformance;
 pub mod conformance_services;

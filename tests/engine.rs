@@ -24,6 +24,7 @@ fn request(m: Arc<StateMachine>, input: Value) -> ExecutionRequest {
         execution_name: "e".into(),
         input,
         role_arn: None,
+        durable: None,
     }
 }
 

@@ -45,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             execution_name: format!("bench-{i}"),
             input: input.clone(),
             role_arn: None,
+            durable: None,
         }));
         if out.status != Status::Succeeded {
             eprintln!(

@@ -309,6 +309,7 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         execution_name,
         input,
         role_arn: None,
+        durable: None,
     };
     if human {
         println!(

@@ -25,7 +25,10 @@ impl Failure {
     /// Errors that no Retry or Catch handles (AWS: States.Runtime is never
     /// retried or caught; neither is a data-limit failure of the execution).
     pub fn is_uncatchable(&self) -> bool {
-        matches!(self.error_name(), "States.Runtime")
+        matches!(
+            self.error_name(),
+            "States.Runtime" | super::journal::JOURNAL_FAILED
+        )
     }
 
     /// The error output a Catch passes on: `{"Error": ..., "Cause": ...}`

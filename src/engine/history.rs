@@ -22,6 +22,16 @@ pub struct HistoryEvent {
     /// details (index, resource, ...) of the rest.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub details: Value,
+    /// Where in the workflow the event was recorded (scope path, state,
+    /// visit, attempt); set only for durable executions, which find what
+    /// already happened by it when they resume.
+    #[serde(skip)]
+    pub key: Option<std::sync::Arc<str>>,
+    /// On a `...StateExited` event of a durable execution: the next state
+    /// and the variables the state assigned, so that a resumed execution
+    /// continues after it without running it again.
+    #[serde(skip)]
+    pub checkpoint: Option<Value>,
 }
 
 /// The `...StateEntered` / `...StateExited` event names of a state type.

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{Failure, in_state};
 use super::history::{HistoryEvent, state_event_names};
+use super::journal::{JOURNAL_FAILED, Journal, Replay};
 use super::jsonata_eval::{EvalError, StatesBinding, evaluate};
 use super::tokens::TokenMessage;
 use super::{Engine, ExecutionOutcome, ExecutionRequest, Status};
@@ -28,6 +29,17 @@ pub(crate) struct Run<'e> {
     execution: Value,
     state_machine: Value,
     execution_arn: String,
+    durable: Option<DurableRun>,
+}
+
+/// A durable execution's journal state.
+struct DurableRun {
+    journal: Arc<dyn Journal>,
+    replay: Arc<Replay>,
+    /// Events recorded but not yet committed, in id order.
+    pending: Mutex<Vec<HistoryEvent>>,
+    /// One commit at a time per execution, so that commits stay in order.
+    commit: tokio::sync::Mutex<()>,
 }
 
 /// Workflow variables: this scope's own, and read-only ones from enclosing scopes.
@@ -40,6 +52,12 @@ pub(crate) struct Vars {
     /// Inside a Parallel branch: let the other branches run after each
     /// state is entered, as concurrent branches do.
     interleave: bool,
+    /// Durable executions only: this scope instance's path in the workflow
+    /// (`""`, `/Fan#1@0/b2`, `/Each#1@0/i7`), the visits of its states, and
+    /// the variables the current state assigned.
+    path: Arc<str>,
+    visits: HashMap<String, u32>,
+    assigned: Vec<String>,
 }
 
 impl Vars {
@@ -65,7 +83,17 @@ impl Vars {
             outer: Some(Arc::new(all)),
             quiet: self.quiet,
             interleave: self.interleave,
+            path: self.path.clone(),
+            visits: HashMap::new(),
+            assigned: Vec::new(),
         }
+    }
+
+    /// The key of the next visit of `state` in this scope instance.
+    fn visit_key(&mut self, state: &str) -> Arc<str> {
+        let n = self.visits.entry(state.to_string()).or_insert(0);
+        *n += 1;
+        format!("{}/{}#{}", self.path, state, n).into()
     }
 }
 
@@ -80,7 +108,12 @@ pub(crate) async fn run(
     req: ExecutionRequest,
     stop: impl std::future::Future<Output = ()>,
 ) -> ExecutionOutcome {
-    let start = engine.clock.now();
+    let start = req
+        .durable
+        .as_ref()
+        .and_then(|d| d.start_date)
+        .unwrap_or_else(|| engine.clock.now());
+    let redrive_count = req.durable.as_ref().map_or(0, |d| d.redrive_count);
     let o = &engine.options;
     let execution_arn = format!(
         "arn:aws:states:{}:{}:execution:{}:{}",
@@ -90,28 +123,49 @@ pub(crate) async fn run(
         "arn:aws:states:{}:{}:stateMachine:{}",
         o.region, o.account, req.state_machine_name
     );
+    let durable = req.durable.as_ref().map(|d| DurableRun {
+        journal: d.journal.clone(),
+        replay: d.replay.clone(),
+        pending: Mutex::new(Vec::new()),
+        commit: tokio::sync::Mutex::new(()),
+    });
+    let first_id = durable.as_ref().map_or(0, |d| d.replay.last_id());
     let run = Run {
         engine,
         history: Mutex::new(Vec::new()),
-        next_id: AtomicU64::new(0),
+        next_id: AtomicU64::new(first_id),
         execution: json!({
             "Id": execution_arn,
             "Input": req.input,
             "Name": req.execution_name,
             "RoleArn": req.role_arn.clone().unwrap_or_else(|| format!("arn:aws:iam::{}:role/piflow", o.account)),
             "StartTime": timestamp(start),
-            "RedriveCount": 0,
+            "RedriveCount": redrive_count,
         }),
         state_machine: json!({"Id": sm_arn, "Name": req.state_machine_name}),
         execution_arn: execution_arn.clone(),
+        durable,
     };
-    run.event("ExecutionStarted", None, req.input.clone());
+    run.keyed("/", "ExecutionStarted", None, req.input.clone(), None);
     let machine = req.machine.clone();
-    let mut vars = Vars::default();
-    let body = run.scope(&machine.scope, req.input.clone(), &mut vars);
+    let mut vars = Vars {
+        path: "".into(),
+        ..Vars::default()
+    };
+    let body = async {
+        run.flush().await?;
+        run.scope(&machine.scope, req.input.clone(), &mut vars).await
+    };
     let timeout = async {
         match machine.timeout_seconds {
-            Some(t) => engine.clock.sleep(Duration::from_secs(t)).await,
+            Some(t) => {
+                // A resumed execution keeps the deadline of its first start.
+                let spent = (engine.clock.now() - start).to_std().unwrap_or_default();
+                engine
+                    .clock
+                    .sleep(Duration::from_secs(t).saturating_sub(spent))
+                    .await
+            }
             None => futures::future::pending::<()>().await,
         }
     };
@@ -120,28 +174,40 @@ pub(crate) async fn run(
         _ = timeout => Ended::TimedOut,
         _ = stop => Ended::Aborted,
     };
-    let (status, output, error, cause) = match result {
+    let (mut status, output, mut error, mut cause) = match result {
+        // The journal could not be written: stop where we are, record
+        // nothing more; the execution stays resumable.
+        Ended::Done(Err(f)) if f.error_name() == JOURNAL_FAILED => {
+            (Status::Running, None, f.error, f.cause)
+        }
         Ended::Done(Ok(out)) => {
-            run.event("ExecutionSucceeded", None, out.clone());
+            run.keyed("/", "ExecutionSucceeded", None, out.clone(), None);
             (Status::Succeeded, Some(out), None, None)
         }
         Ended::Done(Err(f)) => {
-            run.event(
+            run.keyed(
+                "/",
                 "ExecutionFailed",
                 None,
                 json!({"error": f.error, "cause": f.cause}),
+                None,
             );
             (Status::Failed, None, f.error, f.cause)
         }
         Ended::TimedOut => {
-            run.event("ExecutionTimedOut", None, Value::Null);
+            run.keyed("/", "ExecutionTimedOut", None, Value::Null, None);
             (Status::TimedOut, None, None, None)
         }
         Ended::Aborted => {
-            run.event("ExecutionAborted", None, Value::Null);
+            run.keyed("/", "ExecutionAborted", None, Value::Null, None);
             (Status::Aborted, None, None, None)
         }
     };
+    if status != Status::Running {
+        if let Err(f) = run.flush().await {
+            (status, error, cause) = (Status::Running, f.error, f.cause);
+        }
+    }
     let history = std::mem::take(&mut *run.history.lock().unwrap_or_else(|p| p.into_inner()));
     ExecutionOutcome {
         execution_arn,
@@ -213,6 +279,8 @@ fn json_size(v: &Value) -> usize {
 /// One attempt at one state: what the context object and error messages need.
 struct StateCx<'a> {
     state: &'a State,
+    /// The visit's key (durable executions only).
+    key: Option<Arc<str>>,
     entered_id: u64,
     entered_time: DateTime<Utc>,
     retry_count: u32,
@@ -222,30 +290,52 @@ struct StateCx<'a> {
 }
 
 impl<'e> Run<'e> {
-    fn event(&self, event_type: &'static str, state: Option<&str>, details: Value) -> u64 {
+    /// Record an event at `key` (durable executions: an event the journal
+    /// already holds is not recorded again; its id and time are returned).
+    fn keyed(
+        &self,
+        key: &str,
+        event_type: &'static str,
+        state: Option<&str>,
+        details: Value,
+        checkpoint: Option<Value>,
+    ) -> (u64, DateTime<Utc>) {
+        if let Some(d) = &self.durable {
+            if let Some(r) = d.replay.get(key, event_type) {
+                return (r.id, r.timestamp);
+            }
+        }
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = self.engine.clock.now();
         let ev = HistoryEvent {
             id,
             previous_event_id: id.saturating_sub(1),
-            timestamp: self.engine.clock.now(),
+            timestamp: now,
             event_type,
             state: state.map(str::to_string),
             details,
+            key: self.durable.as_ref().map(|_| Arc::from(key)),
+            checkpoint,
         };
         if let Some(sink) = &self.engine.sink {
             sink.record(&ev);
         }
-        self.history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(ev);
-        id
+        if let Some(d) = &self.durable {
+            d.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ev.clone());
+        }
+        history.push(ev);
+        (id, now)
     }
 
     /// Record an event unless this scope's history is kept elsewhere.
     fn ev(
         &self,
         vars: &Vars,
+        key: Option<&str>,
         event_type: &'static str,
         state: Option<&str>,
         details: Value,
@@ -253,7 +343,31 @@ impl<'e> Run<'e> {
         if vars.quiet {
             return self.next_id.load(Ordering::SeqCst);
         }
-        self.event(event_type, state, details)
+        self.keyed(key.unwrap_or(""), event_type, state, details, None).0
+    }
+
+    /// Durable executions: wait until every event recorded so far is
+    /// committed to the journal.
+    async fn flush(&self) -> Result<(), Failure> {
+        let Some(d) = &self.durable else {
+            return Ok(());
+        };
+        let _one_at_a_time = d.commit.lock().await;
+        let batch = std::mem::take(&mut *d.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        d.journal.commit(batch).await.map_err(|e| {
+            Failure::new(
+                JOURNAL_FAILED,
+                format!("the execution's history could not be written, so it stopped here: {e}"),
+            )
+        })
+    }
+
+    /// The key of one attempt at a state (durable executions only).
+    fn attempt_key(cx: &StateCx<'_>) -> Option<String> {
+        cx.key.as_ref().map(|k| format!("{k}@{}", cx.retry_count))
     }
 
     fn history_full(&self) -> bool {
@@ -343,14 +457,50 @@ impl<'e> Run<'e> {
 
     async fn state(&self, state: &State, input: Value, vars: &mut Vars) -> Result<Step, Failure> {
         let (entered, exited) = state_event_names(state.kind.type_name());
-        let entered_id = self.ev(vars, entered, Some(&state.name), input.clone());
+        let key = match &self.durable {
+            Some(d) if !vars.quiet => {
+                vars.assigned.clear();
+                let key = vars.visit_key(&state.name);
+                // Ran to its end before: continue after it.
+                if let Some(done) = d.replay.get(&key, exited) {
+                    let cp = done.checkpoint.clone().unwrap_or(Value::Null);
+                    if let Some(Value::Object(assigned)) = cp.get("assigned") {
+                        for (k, v) in assigned {
+                            vars.local.insert(k.clone(), v.clone());
+                        }
+                    }
+                    let out = done.details.clone();
+                    return Ok(match cp.get("next").and_then(Value::as_str) {
+                        Some(n) => Step::Next(n.to_string(), out),
+                        None => Step::End(out),
+                    });
+                }
+                Some(key)
+            }
+            _ => None,
+        };
+        let (entered_id, entered_time) = if vars.quiet {
+            (self.next_id.load(Ordering::SeqCst), self.engine.clock.now())
+        } else {
+            self.keyed(
+                key.as_deref().unwrap_or(""),
+                entered,
+                Some(&state.name),
+                input.clone(),
+                None,
+            )
+        };
+        if key.is_some() {
+            self.flush().await?;
+        }
         if vars.interleave {
             tokio::task::yield_now().await;
         }
         let cx = StateCx {
             state,
+            key: key.clone(),
             entered_id,
-            entered_time: self.engine.clock.now(),
+            entered_time,
             retry_count: 0,
             task_token: None,
             map_item: None,
@@ -371,8 +521,21 @@ impl<'e> Run<'e> {
                 ),
             ));
         }
-        if !matches!(state.kind, StateKind::Fail(_)) {
-            self.ev(vars, exited, Some(&state.name), output.clone());
+        if !matches!(state.kind, StateKind::Fail(_)) && !vars.quiet {
+            let checkpoint = key.as_ref().map(|_| {
+                let assigned: Map<String, Value> = std::mem::take(&mut vars.assigned)
+                    .into_iter()
+                    .filter_map(|n| vars.local.get(&n).map(|v| (n, v.clone())))
+                    .collect();
+                json!({"next": next, "assigned": assigned})
+            });
+            self.keyed(
+                key.as_deref().unwrap_or(""),
+                exited,
+                Some(&state.name),
+                output.clone(),
+                checkpoint,
+            );
         }
         Ok(match next {
             Some(n) => Step::Next(n, output),
@@ -441,6 +604,16 @@ impl<'e> Run<'e> {
                     self.input_path(cx, &raw, vars)?
                 };
                 let delay = self.wait_delay(cx, w, &eff, vars)?;
+                // A resumed Wait sleeps what is left of its interval (a
+                // Timestamp is already measured from now).
+                let delay = if matches!(w.until, WaitUntil::Seconds(_)) {
+                    let spent = (self.engine.clock.now() - cx.entered_time)
+                        .to_std()
+                        .unwrap_or_default();
+                    delay.saturating_sub(spent)
+                } else {
+                    delay
+                };
                 if !delay.is_zero() {
                     self.engine.clock.sleep(delay).await;
                 }
@@ -776,7 +949,11 @@ impl<'e> Run<'e> {
             QueryLanguage::JsonPath => self.payload(cx, t, input, vars, "Assign")?,
         };
         if let Value::Object(m) = value {
+            let durable = self.durable.is_some();
             for (k, v) in m {
+                if durable {
+                    vars.assigned.push(k.clone());
+                }
                 vars.local.insert(k, v);
             }
         }
@@ -1110,6 +1287,7 @@ impl<'e> Run<'e> {
             // Each attempt sees its own $$.State.RetryCount and task token.
             let attempt_cx = StateCx {
                 state,
+                key: cx.key.clone(),
                 entered_id: cx.entered_id,
                 entered_time: cx.entered_time,
                 retry_count,
@@ -1158,7 +1336,13 @@ impl<'e> Run<'e> {
                     let delay = retry_delay(retrier, attempts[i]);
                     attempts[i] += 1;
                     retry_count += 1;
-                    if !delay.is_zero() {
+                    // A resumed execution does not wait again for a retry
+                    // that already started.
+                    let started_before = match (&self.durable, &cx.key) {
+                        (Some(d), Some(k)) => d.replay.has_attempt(&format!("{k}@{retry_count}")),
+                        _ => false,
+                    };
+                    if !delay.is_zero() && !started_before {
                         self.engine.clock.sleep(delay).await;
                     }
                 }
@@ -1175,11 +1359,18 @@ impl<'e> Run<'e> {
             Err(f) => {
                 match &state.kind {
                     StateKind::Map(_) => {
-                        self.ev(vars, "MapStateFailed", Some(&state.name), Value::Null);
+                        self.ev(
+                            vars,
+                            cx.key.as_deref(),
+                            "MapStateFailed",
+                            Some(&state.name),
+                            Value::Null,
+                        );
                     }
                     StateKind::Parallel(_) => {
                         self.ev(
                             vars,
+                            cx.key.as_deref(),
                             "ParallelStateFailed",
                             Some(&state.name),
                             json!({"error": f.error, "cause": f.cause}),
@@ -1316,18 +1507,51 @@ impl<'e> Run<'e> {
             Some(c) => Some(self.payload(cx, c, raw, vars, "Credentials")?),
             None => None,
         };
+        let akey = Self::attempt_key(cx);
+        let ak = akey.as_deref();
+        // A resumed execution: an attempt whose outcome is recorded is not
+        // invoked again; one that was scheduled is invoked again with its
+        // recorded parameters (and the same idempotency token).
+        let mut input = input;
+        let mut submitted_before = false;
+        if let (Some(d), Some(k)) = (&self.durable, ak) {
+            if let Some(e) = d.replay.get(k, succeeded) {
+                return Ok(e.details.get("output").cloned().unwrap_or(Value::Null));
+            }
+            if let Some(e) = d
+                .replay
+                .get(k, failed)
+                .or_else(|| d.replay.get(k, timed_out))
+            {
+                let text = |f: &str| e.details.get(f).and_then(Value::as_str).map(str::to_string);
+                return Err(Failure {
+                    error: text("error"),
+                    cause: text("cause"),
+                });
+            }
+            if let Some(e) = d.replay.get(k, scheduled) {
+                if let Some(p) = e.details.get("parameters") {
+                    input = p.clone();
+                }
+            }
+            submitted_before = d.replay.get(k, "TaskSubmitted").is_some();
+        }
         self.ev(
             vars,
+            ak,
             scheduled,
             Some(&state.name),
             json!({"resource": t.resource, "parameters": input}),
         );
         self.ev(
             vars,
+            ak,
             started,
             Some(&state.name),
             json!({"resource": t.resource}),
         );
+        // The attempt is durable before the side effect happens.
+        self.flush().await?;
         let request = super::tasks::TaskRequest {
             execution: self.execution_arn.clone(),
             state_name: state.name.clone(),
@@ -1344,7 +1568,13 @@ impl<'e> Run<'e> {
         let mut receiver = token.as_ref().map(|tok| self.engine.tokens.open(tok));
         let engine = self.engine;
         let work = async {
-            let r = engine.tasks.invoke(request).await?;
+            // A callback task that already handed its token out waits for
+            // the answer without sending the token again.
+            let r = if submitted_before && token.is_some() {
+                Value::Null
+            } else {
+                engine.tasks.invoke(request).await?
+            };
             if let (Some(tok), Some(rx)) = (&token, receiver.as_mut()) {
                 // A mocked callback answers for the token holder.
                 if engine.tasks.has_mock(&state.name) {
@@ -1352,10 +1582,12 @@ impl<'e> Run<'e> {
                 }
                 self.ev(
                     vars,
+                    ak,
                     "TaskSubmitted",
                     Some(&state.name),
                     json!({"output": r}),
                 );
+                self.flush().await?;
                 loop {
                     let msg = match heartbeat {
                         Some(h) => {
@@ -1409,7 +1641,7 @@ impl<'e> Run<'e> {
                 ..
             }
         ) {
-            self.ev(vars, "TaskSubmitted", Some(&state.name), Value::Null);
+            self.ev(vars, ak, "TaskSubmitted", Some(&state.name), Value::Null);
         }
         let result = result.and_then(|v| {
             if json_size(&v) > self.engine.options.max_payload_bytes {
@@ -1427,10 +1659,12 @@ impl<'e> Run<'e> {
                 Ok(v)
             }
         });
-        match result {
+        if matches!(&result, Err(f) if f.error_name() == JOURNAL_FAILED) {
+            return result;
+        }
+        match &result {
             Ok(v) => {
-                self.ev(vars, succeeded, Some(&state.name), json!({"output": v}));
-                Ok(v)
+                self.ev(vars, ak, succeeded, Some(&state.name), json!({"output": v}));
             }
             Err(f) => {
                 let kind = if f.error_name() == "States.Timeout" {
@@ -1440,13 +1674,16 @@ impl<'e> Run<'e> {
                 };
                 self.ev(
                     vars,
+                    ak,
                     kind,
                     Some(&state.name),
                     json!({"error": f.error, "cause": f.cause}),
                 );
-                Err(f)
             }
         }
+        // The outcome is durable before anything else happens.
+        self.flush().await?;
+        result
     }
 
     fn seconds(
@@ -1475,16 +1712,26 @@ impl<'e> Run<'e> {
         vars: &Vars,
     ) -> Result<Value, Failure> {
         let state = cx.state;
-        self.ev(vars, "ParallelStateStarted", Some(&state.name), Value::Null);
+        let akey = Self::attempt_key(cx);
+        self.ev(
+            vars,
+            akey.as_deref(),
+            "ParallelStateStarted",
+            Some(&state.name),
+            Value::Null,
+        );
         // Branches are polled in order, each up to its next yield point, so
         // the history interleaves them as concurrent branches do; the first
         // failure drops (cancels) the others.
         // One snapshot of the enclosing variables, shared by every branch.
         let mut base = vars.child();
         base.interleave = true;
-        let futs = p.branches.iter().map(|branch| {
+        let futs = p.branches.iter().enumerate().map(|(b, branch)| {
             let input = input.clone();
             let mut child = base.clone();
+            if let Some(k) = &akey {
+                child.path = format!("{k}/b{b}").into();
+            }
             async move { self.scope(branch, input, &mut child).await }
         });
         let results = futures::future::try_join_all(futs).await?;
@@ -1590,8 +1837,11 @@ impl<'e> Run<'e> {
             )? as usize,
             None => 0,
         };
+        let akey = Self::attempt_key(cx);
+        let ak = akey.as_deref();
         self.ev(
             vars,
+            ak,
             "MapStateStarted",
             Some(&state.name),
             json!({"length": items.len()}),
@@ -1635,7 +1885,7 @@ impl<'e> Run<'e> {
             None => None,
         };
         if distributed {
-            self.ev(vars, "MapRunStarted", Some(&state.name), Value::Null);
+            self.ev(vars, ak, "MapRunStarted", Some(&state.name), Value::Null);
         }
         // Inputs per item.
         let mut inputs = Vec::with_capacity(items.len());
@@ -1644,6 +1894,7 @@ impl<'e> Run<'e> {
                 Some(t) => {
                     let icx = StateCx {
                         state,
+                        key: cx.key.clone(),
                         entered_id: cx.entered_id,
                         entered_time: cx.entered_time,
                         retry_count: cx.retry_count,
@@ -1685,12 +1936,18 @@ impl<'e> Run<'e> {
         let mut base = vars.child();
         base.interleave = false;
         base.quiet = vars.quiet || distributed;
+        let item_key = |i: usize| ak.map(|k| format!("{k}/i{i}"));
         let run_item = |i: usize, v: Value| {
             let mut child = base.clone();
+            let key = item_key(i);
+            if let Some(k) = &key {
+                child.path = k.as_str().into();
+            }
             async move {
                 if !distributed {
                     self.ev(
                         vars,
+                        key.as_deref(),
                         "MapIterationStarted",
                         Some(&state.name),
                         json!({"index": i}),
@@ -1710,6 +1967,7 @@ impl<'e> Run<'e> {
                     if !distributed {
                         self.ev(
                             vars,
+                            item_key(i).as_deref(),
                             "MapIterationSucceeded",
                             Some(&state.name),
                             json!({"index": i}),
@@ -1721,6 +1979,7 @@ impl<'e> Run<'e> {
                     if !distributed {
                         self.ev(
                             vars,
+                            item_key(i).as_deref(),
                             "MapIterationFailed",
                             Some(&state.name),
                             json!({"index": i, "error": f.error, "cause": f.cause}),
@@ -1738,7 +1997,7 @@ impl<'e> Run<'e> {
                             f
                         };
                         if distributed {
-                            self.ev(vars, "MapRunFailed", Some(&state.name), Value::Null);
+                            self.ev(vars, ak, "MapRunFailed", Some(&state.name), Value::Null);
                         }
                         return Err(f);
                     }
@@ -1751,9 +2010,9 @@ impl<'e> Run<'e> {
             }
         }
         if distributed {
-            self.ev(vars, "MapRunSucceeded", Some(&state.name), Value::Null);
+            self.ev(vars, ak, "MapRunSucceeded", Some(&state.name), Value::Null);
         }
-        self.ev(vars, "MapStateSucceeded", Some(&state.name), Value::Null);
+        self.ev(vars, ak, "MapStateSucceeded", Some(&state.name), Value::Null);
         Ok(Value::Array(
             results
                 .into_iter()

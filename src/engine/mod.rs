@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod history;
 mod interp;
+pub mod journal;
 pub mod jsonata_eval;
 pub mod tasks;
 pub mod tokens;
@@ -24,6 +25,7 @@ use crate::asl::StateMachine;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::Failure;
 pub use history::HistoryEvent;
+pub use journal::{JOURNAL_FAILED, Journal, RecordedEvent, Replay};
 pub use tasks::{MockConfig, TaskHandler, TaskRegistry, TaskRequest};
 pub use tokens::TokenRegistry;
 
@@ -61,6 +63,7 @@ pub enum Status {
     Aborted,
 }
 
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +84,31 @@ pub struct ExecutionRequest {
     pub execution_name: String,
     pub input: Value,
     pub role_arn: Option<String>,
+    /// Commit the history to a journal before each next step; with a
+    /// non-empty replay, resume from what the journal already holds.
+    pub durable: Option<Durable>,
+}
+
+/// A durable execution's journal, and what it already holds.
+#[derive(Clone)]
+pub struct Durable {
+    pub journal: Arc<dyn Journal>,
+    pub replay: Arc<Replay>,
+    /// When the execution first started (a resumed one keeps its start
+    /// time, for `$$.Execution.StartTime` and its TimeoutSeconds).
+    pub start_date: Option<DateTime<Utc>>,
+    /// `$$.Execution.RedriveCount`.
+    pub redrive_count: u32,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("recorded_events", &self.replay.last_id())
+            .field("start_date", &self.start_date)
+            .field("redrive_count", &self.redrive_count)
+            .finish()
+    }
 }
 
 /// The result of an execution.

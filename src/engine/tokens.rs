@@ -44,6 +44,11 @@ impl TokenRegistry {
         rx
     }
 
+    /// The tokens waiting for an answer now.
+    pub fn open_tokens(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     pub fn close(&self, token: &str) {
         self.lock().remove(token);
     }

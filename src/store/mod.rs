@@ -45,6 +45,15 @@ pub enum StoreError {
     Io(String),
     #[error("a stored record is not valid: {0}")]
     Corrupt(String),
+    /// The backend kept refusing for lack of capacity after its retries.
+    #[error("store throttled: {0}")]
+    Throttled(String),
+    /// The backend refused the credentials or the permissions.
+    #[error("store access refused: {0}")]
+    Auth(String),
+    /// A record is larger than the backend can hold.
+    #[error("record too large for the store: {0}")]
+    TooLarge(String),
 }
 
 impl StoreError {
@@ -55,6 +64,9 @@ impl StoreError {
             StoreError::Unavailable { .. } => "store-unavailable",
             StoreError::Io(_) => "store-io",
             StoreError::Corrupt(_) => "store-corrupt",
+            StoreError::Throttled(_) => "store-throttled",
+            StoreError::Auth(_) => "store-auth",
+            StoreError::TooLarge(_) => "store-too-large",
         }
     }
 }

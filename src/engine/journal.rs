@@ -1,0 +1,149 @@
+//! Durable executions: the journal the engine commits history to before it
+//! moves on, and the replay of a journal when an execution resumes.
+//!
+//! Every event of a durable execution carries a key naming where in the
+//! workflow it happened: the scope path (Parallel branch `b1`, Map item
+//! `i3`), the state, its visit number in that scope and the attempt
+//! (`/Deploy#1@0`). A resumed execution runs the workflow again from the
+//! start with the recorded journal beside it:
+//! - a state whose `...StateExited` is recorded is not run: its recorded
+//!   output, next state and assigned variables are used;
+//! - a Task attempt whose outcome is recorded is not invoked again;
+//! - a Task attempt scheduled but not finished is invoked again with its
+//!   recorded parameters and the same idempotency token;
+//! - a Wait sleeps only what is left of its recorded interval;
+//! - an event already recorded is not recorded again, so the history stays
+//!   gap-free and free of duplicates.
+//!
+//! The engine commits (and waits for the commit) when a state is entered,
+//! before a Task is invoked, after its outcome and when the execution ends;
+//! commits of concurrent branches and executions can share one write (group
+//! commit) in the store.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::history::HistoryEvent;
+
+/// The error name of a failed journal commit: the execution stops where it
+/// is, unrecorded work is not done, and it can be resumed.
+pub const JOURNAL_FAILED: &str = "piflow.JournalFailed";
+
+/// Where a durable execution's history goes.
+pub trait Journal: Send + Sync {
+    /// Make `events` durable (in order, after every event committed
+    /// before); resolves once they are.
+    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// An event read back from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub id: u64,
+    pub event_type: String,
+    pub timestamp: DateTime<Utc>,
+    pub details: Value,
+    pub key: Option<String>,
+    pub checkpoint: Option<Value>,
+}
+
+/// A journal read back for a resumed execution.
+#[derive(Debug, Default)]
+pub struct Replay {
+    events: Vec<RecordedEvent>,
+    by_key: HashMap<(String, String), usize>,
+    /// Every `…@N` attempt prefix that has events.
+    attempts: HashSet<String>,
+    last_id: u64,
+}
+
+impl Replay {
+    pub fn new(events: Vec<RecordedEvent>) -> Replay {
+        let mut by_key = HashMap::with_capacity(events.len());
+        let mut attempts = HashSet::new();
+        let mut last_id = 0;
+        for (i, e) in events.iter().enumerate() {
+            last_id = last_id.max(e.id);
+            if let Some(k) = &e.key {
+                by_key.insert((k.clone(), e.event_type.clone()), i);
+                for (at, _) in k.match_indices('@') {
+                    let end = k[at + 1..]
+                        .find(|c: char| !c.is_ascii_digit())
+                        .map_or(k.len(), |n| at + 1 + n);
+                    attempts.insert(k[..end].to_string());
+                }
+            }
+        }
+        Replay {
+            events,
+            by_key,
+            attempts,
+            last_id,
+        }
+    }
+
+    /// The recorded event of this key and type.
+    pub fn get(&self, key: &str, event_type: &str) -> Option<&RecordedEvent> {
+        self.by_key
+            .get(&(key.to_string(), event_type.to_string()))
+            .and_then(|&i| self.events.get(i))
+    }
+
+    /// Was this attempt (`…@N`) started before?
+    pub fn has_attempt(&self, attempt_key: &str) -> bool {
+        self.attempts.contains(attempt_key)
+    }
+
+    /// The id of the last recorded event.
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The terminal event (`ExecutionSucceeded`, …), when the execution
+    /// ended before the process that ran it stopped.
+    pub fn terminal(&self) -> Option<&RecordedEvent> {
+        self.events.iter().rev().find(|e| {
+            matches!(
+                e.event_type.as_str(),
+                "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted"
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: u64, t: &str, key: &str) -> RecordedEvent {
+        RecordedEvent {
+            id,
+            event_type: t.into(),
+            timestamp: Utc::now(),
+            details: Value::Null,
+            key: Some(key.into()),
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn attempts_are_indexed_at_every_level() {
+        let r = Replay::new(vec![
+            ev(1, "ExecutionStarted", "/"),
+            ev(2, "TaskScheduled", "/P#1@0/b1/T#2@3"),
+        ]);
+        assert!(r.has_attempt("/P#1@0"));
+        assert!(r.has_attempt("/P#1@0/b1/T#2@3"));
+        assert!(!r.has_attempt("/P#1@1"));
+        assert_eq!(r.last_id(), 2);
+        assert!(r.get("/P#1@0/b1/T#2@3", "TaskScheduled").is_some());
+        assert!(r.get("/P#1@0/b1/T#2@3", "TaskSucceeded").is_none());
+    }
+}
