@@ -349,17 +349,6 @@ fn workflows_are_published_as_versions_with_aliases() {
 }
 
 #[test]
-fn a_dynamodb_store_is_refused_clearly_for_now() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = piflow(home.path())
-        .args(["audit", "--store", "dynamodb://piflow"])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DynamoDB backend is not available"));
-}
-
-#[test]
 fn an_input_over_256_kib_is_refused() {
     let home = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -61,20 +61,44 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// Index a journal. After an `ExecutionRedriven` event only what the
+    /// redriven run keeps counts: the states that ran to their end (and
+    /// everything inside them); failed and unfinished states run again.
     pub fn new(events: Vec<RecordedEvent>) -> Replay {
-        let mut by_key = HashMap::with_capacity(events.len());
-        let mut attempts = HashSet::new();
+        let mut by_key: HashMap<(String, String), usize> = HashMap::with_capacity(events.len());
         let mut last_id = 0;
         for (i, e) in events.iter().enumerate() {
             last_id = last_id.max(e.id);
+            if e.event_type == "ExecutionRedriven" {
+                let completed: HashSet<&str> = by_key
+                    .iter()
+                    .filter(|((_, t), _)| t.ends_with("StateExited"))
+                    .map(|((k, _), _)| k.as_str())
+                    .collect();
+                let keep: Vec<(String, String)> = by_key
+                    .keys()
+                    .filter(|(k, t)| {
+                        (k == "/" && t == "ExecutionStarted") || within(k, &completed)
+                    })
+                    .cloned()
+                    .collect();
+                let kept: HashMap<(String, String), usize> = keep
+                    .into_iter()
+                    .filter_map(|k| by_key.get(&k).map(|&i| (k, i)))
+                    .collect();
+                by_key = kept;
+            }
             if let Some(k) = &e.key {
                 by_key.insert((k.clone(), e.event_type.clone()), i);
-                for (at, _) in k.match_indices('@') {
-                    let end = k[at + 1..]
-                        .find(|c: char| !c.is_ascii_digit())
-                        .map_or(k.len(), |n| at + 1 + n);
-                    attempts.insert(k[..end].to_string());
-                }
+            }
+        }
+        let mut attempts = HashSet::new();
+        for (k, _) in by_key.keys() {
+            for (at, _) in k.match_indices('@') {
+                let end = k[at + 1..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(k.len(), |n| at + 1 + n);
+                attempts.insert(k[..end].to_string());
             }
         }
         Replay {
@@ -106,16 +130,42 @@ impl Replay {
         self.events.is_empty()
     }
 
-    /// The terminal event (`ExecutionSucceeded`, …), when the execution
-    /// ended before the process that ran it stopped.
+    /// The terminal event (`ExecutionSucceeded`, …) of the latest run
+    /// (since the last redrive), when that run ended.
     pub fn terminal(&self) -> Option<&RecordedEvent> {
-        self.events.iter().rev().find(|e| {
-            matches!(
-                e.event_type.as_str(),
-                "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted"
-            )
-        })
+        self.events
+            .iter()
+            .rev()
+            .take_while(|e| e.event_type != "ExecutionRedriven")
+            .find(|e| is_terminal(&e.event_type))
     }
+
+    /// How many times the execution was redriven.
+    pub fn redrives(&self) -> u32 {
+        self.events
+            .iter()
+            .filter(|e| e.event_type == "ExecutionRedriven")
+            .count() as u32
+    }
+}
+
+/// `ExecutionSucceeded`, `ExecutionFailed`, `ExecutionTimedOut`, `ExecutionAborted`.
+pub fn is_terminal(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted"
+    )
+}
+
+/// Is `key` a completed visit, or inside one? (Its prefixes, cut at every
+/// `/` and `@`, are the enclosing visits, attempts and scopes.)
+fn within(key: &str, completed: &HashSet<&str>) -> bool {
+    if completed.contains(key) {
+        return true;
+    }
+    key.char_indices()
+        .filter(|(i, c)| *i > 0 && (*c == '/' || *c == '@'))
+        .any(|(i, _)| completed.contains(&key[..i]))
 }
 
 #[cfg(test)]
@@ -145,5 +195,31 @@ mod tests {
         assert_eq!(r.last_id(), 2);
         assert!(r.get("/P#1@0/b1/T#2@3", "TaskScheduled").is_some());
         assert!(r.get("/P#1@0/b1/T#2@3", "TaskSucceeded").is_none());
+    }
+
+    #[test]
+    fn a_redrive_keeps_only_what_completed() {
+        let r = Replay::new(vec![
+            ev(1, "ExecutionStarted", "/"),
+            ev(2, "ParallelStateEntered", "/P#1"),
+            ev(3, "ParallelStateStarted", "/P#1@0"),
+            ev(4, "PassStateEntered", "/P#1@0/b0/A#1"),
+            ev(5, "PassStateExited", "/P#1@0/b0/A#1"),
+            ev(6, "TaskStateEntered", "/P#1@0/b1/T#1"),
+            ev(7, "TaskScheduled", "/P#1@0/b1/T#1@0"),
+            ev(8, "TaskFailed", "/P#1@0/b1/T#1@0"),
+            ev(9, "ParallelStateFailed", "/P#1"),
+            ev(10, "ExecutionFailed", "/"),
+            ev(11, "ExecutionRedriven", "/~redrive1"),
+        ]);
+        assert!(r.get("/", "ExecutionStarted").is_some());
+        assert!(r.get("/P#1@0/b0/A#1", "PassStateExited").is_some());
+        assert!(r.get("/P#1@0/b0/A#1", "PassStateEntered").is_some());
+        assert!(r.get("/P#1@0/b1/T#1@0", "TaskFailed").is_none(), "the failed task runs again");
+        assert!(r.get("/P#1", "ParallelStateEntered").is_none());
+        assert!(!r.has_attempt("/P#1@0/b1/T#1@0"));
+        assert!(r.terminal().is_none(), "the redriven run has not ended");
+        assert_eq!(r.redrives(), 1);
+        assert_eq!(r.last_id(), 11);
     }
 }
