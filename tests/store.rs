@@ -1,5 +1,9 @@
-//! The store's behaviour, written once for every backend. The embedded
-//! backend runs it here; the DynamoDB backend joins when it exists.
+//! The store's behaviour, written once for every backend: the embedded
+//! backend and the DynamoDB backend (against moto, see tests/common/moto.rs)
+//! both run `suite`. DynamoDB-specific tests follow it: chunked records,
+//! clear errors, throttling and credentials (wiremock), races.
+
+mod common;
 
 use chrono::{Duration, Utc};
 use piflow::store::embedded::EmbeddedStore;
@@ -35,6 +39,7 @@ fn execution(id: &str, name: &str) -> ExecutionRecord {
         revision: 0,
         redrive_count: 0,
         stop_requested: None,
+        env: None,
     }
 }
 
@@ -489,4 +494,446 @@ fn tampering_with_the_audit_trail_is_detected() {
             .any(|p| p.problem.contains("removed from the end")),
         "{problems:?}"
     );
+}
+
+// ----- DynamoDB ---------------------------------------------------------------
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use common::moto::{moto, unique};
+use piflow::store::dynamodb::{self, DynamoStore};
+use wiremock::matchers::{header, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A fresh table on moto, created by `init`.
+async fn moto_table(prefix: &str) -> String {
+    let table = unique(prefix);
+    let msg = dynamodb::init(&table).await.expect("init");
+    assert!(msg.contains(&table), "{msg}");
+    table
+}
+
+#[test]
+fn dynamodb_store_behaviour() {
+    if moto().is_none() {
+        return;
+    }
+    block(async {
+        let table = moto_table("suite").await;
+        let again = dynamodb::init(&table).await.expect("init is idempotent");
+        assert!(again.contains("already exists"), "{again}");
+        let store = piflow::store::open(Some(&format!("dynamodb://{table}")))
+            .await
+            .expect("open");
+        suite(store.as_ref()).await;
+    });
+}
+
+#[test]
+fn dynamodb_large_records_are_chunked_and_come_back_whole() {
+    if moto().is_none() {
+        return;
+    }
+    block(async {
+        let table = moto_table("large").await;
+        let store = DynamoStore::connect(&table).await.expect("open");
+        let kib = |n: usize| "x".repeat(n * 1024);
+
+        // An execution with 250 KiB of input and then 250 KiB of output.
+        let mut rec = execution("big", "big-1");
+        rec.input = json!({"blob": kib(250)});
+        let writes = store.write_requests();
+        assert!(matches!(
+            store.start_execution(rec.clone()).await.expect("start"),
+            StartOutcome::Created(_)
+        ));
+        assert_eq!(store.write_requests() - writes, 1, "a start is one write");
+        assert_eq!(store.execution("big").await.expect("get"), Some(rec.clone()));
+        let mut done = rec.clone();
+        done.status = "SUCCEEDED".into();
+        done.output = Some(json!({"blob": kib(250), "more": "é".repeat(1000)}));
+        let stored = store.update_execution(done.clone()).await.expect("update");
+        assert_eq!(stored.revision, 1);
+        assert_eq!(store.execution("big").await.expect("get"), Some(stored.clone()));
+        let listed = store.executions(Some("SUCCEEDED")).await.expect("list");
+        assert_eq!(listed, vec![stored.clone()]);
+        assert!(matches!(
+            store.update_execution(done.clone()).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Shrinking back to one item drops the chunks.
+        let mut small = stored.clone();
+        small.input = json!({"v": 1});
+        small.output = Some(json!({"ok": true}));
+        let small = store.update_execution(small).await.expect("shrink");
+        assert_eq!(small.revision, 2);
+        assert_eq!(store.execution("big").await.expect("get"), Some(small.clone()));
+        let writes = store.write_requests();
+        let mut small2 = small.clone();
+        small2.status = "FAILED".into();
+        store.update_execution(small2).await.expect("update");
+        assert_eq!(store.write_requests() - writes, 1, "an update is one write");
+
+        // A 1 MB definition.
+        let text = format!("{{\"Comment\":\"{}\"}}", kib(1000));
+        let d = store
+            .publish(NewDefinition {
+                workflow: "huge".into(),
+                definition: text.clone(),
+                author: "alice".into(),
+                source_commit: None,
+            })
+            .await
+            .expect("publish");
+        assert_eq!(
+            store.definition("huge", 1).await.expect("get").map(|d| d.definition),
+            Some(text)
+        );
+        assert_eq!(store.definitions(Some("huge")).await.expect("list"), vec![d]);
+
+        // A 600 KB event, an event too large for one write, audit records
+        // and task answers with big payloads.
+        let mut big = event(1);
+        big.details = json!({"blob": kib(600)});
+        let writes = store.write_requests();
+        store
+            .append_events("big", vec![big.clone(), event(2)])
+            .await
+            .expect("append");
+        assert_eq!(store.write_requests() - writes, 1, "an append is one write");
+        assert_eq!(store.events("big").await.expect("events"), vec![big, event(2)]);
+        let mut huge = event(3);
+        huge.details = json!({"blob": kib(5000)});
+        match store.append_events("big", vec![huge]).await {
+            Err(e @ StoreError::TooLarge(_)) => {
+                let m = e.to_string();
+                assert!(m.contains("big") && m.contains("event 3") && m.contains("4 MB"), "{m}");
+            }
+            other => panic!("a 5 MB event must be refused clearly: {other:?}"),
+        }
+        assert_eq!(store.events("big").await.expect("events").len(), 2);
+        let mut entry = audit_entry("large", 0);
+        entry.after = json!({"blob": kib(500)});
+        for n in 0..3 {
+            store
+                .append_audit(AuditEntry {
+                    before: json!({"n": n}),
+                    ..entry.clone()
+                })
+                .await
+                .expect("audit");
+        }
+        let mut last = audit_entry("large", 9);
+        last.after = json!("small again");
+        store.append_audit(last).await.expect("audit");
+        assert!(verify_audit(&store, "large").await.expect("verify").is_empty());
+        assert_eq!(
+            store.audit_head("large").await.expect("head").map(|h| h.seq),
+            Some(4)
+        );
+        let answer = TaskAnswer {
+            token: "big-token".into(),
+            outcome: json!({"output": kib(400)}),
+            at: Utc::now(),
+        };
+        store.answer_task(answer.clone()).await.expect("answer");
+        assert_eq!(store.task_answer("big-token").await.expect("read"), Some(answer));
+    });
+}
+
+#[test]
+fn dynamodb_missing_table_says_how_to_create_it() {
+    if moto().is_none() {
+        return;
+    }
+    block(async {
+        let table = unique("missing");
+        for result in [
+            dynamodb::open(&table).await.map(|_| ()),
+            piflow::store::open(Some(&format!("dynamodb://{table}")))
+                .await
+                .map(|_| ()),
+        ] {
+            match result {
+                Err(e) => {
+                    let m = e.to_string();
+                    assert!(m.contains("piflow store init"), "{m}");
+                    assert!(m.contains(&table) && m.contains("store-table.yaml"), "{m}");
+                }
+                Ok(()) => panic!("a missing table must be refused"),
+            }
+        }
+        // A store whose table disappears reports the same.
+        let client = aws_sdk_dynamodb::Client::new(&piflow::aws::sdk_config().await);
+        let store = DynamoStore::with_client(client, &table);
+        let e = store.execution("e1").await.expect_err("no table");
+        assert!(e.to_string().contains("piflow store init"), "{e}");
+    });
+}
+
+#[test]
+fn dynamodb_conditional_writes_hold_under_races() {
+    if moto().is_none() {
+        return;
+    }
+    block(async {
+        let table = moto_table("race").await;
+        // Eight "processes", each with its own client.
+        let mut stores = Vec::new();
+        for _ in 0..8 {
+            stores.push(DynamoStore::connect(&table).await.expect("open"));
+        }
+        for seq in 1..=5u64 {
+            let attempts = stores.iter().enumerate().map(|(i, s)| {
+                let mut e = event(seq);
+                e.details = json!({"writer": i});
+                async move { (i, s.append_events("race", vec![e]).await) }
+            });
+            let results = futures::future::join_all(attempts).await;
+            let winners: Vec<usize> = results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(i, _)| *i)
+                .collect();
+            assert_eq!(winners.len(), 1, "seq {seq}: exactly one appender wins");
+            for (_, r) in &results {
+                assert!(
+                    matches!(r, Ok(()) | Err(StoreError::Conflict(_))),
+                    "losers get Conflict: {r:?}"
+                );
+            }
+            let stored = stores[0].events("race").await.expect("events");
+            assert_eq!(stored.len() as u64, seq);
+            assert_eq!(stored[seq as usize - 1].details, json!({"writer": winners[0]}));
+        }
+
+        // Same name, eight ids: one execution.
+        let starts = stores.iter().enumerate().map(|(i, s)| async move {
+            s.start_execution(execution(&format!("r{i}"), "race-1")).await
+        });
+        let results = futures::future::join_all(starts).await;
+        let created: Vec<String> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(StartOutcome::Created(e)) => Some(e.id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(created.len(), 1, "{results:?}");
+        for r in &results {
+            match r {
+                Ok(StartOutcome::Created(_)) => {}
+                Ok(StartOutcome::Existing(e)) => assert_eq!(e.id, created[0]),
+                Err(e) => panic!("start: {e}"),
+            }
+        }
+
+        // Eight updates from the same read: one wins.
+        let updates = stores.iter().enumerate().map(|(i, s)| {
+            let mut rec = execution(&created[0], "race-1");
+            rec.trigger = format!("writer-{i}");
+            async move { s.update_execution(rec).await }
+        });
+        let results = futures::future::join_all(updates).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+
+        // Eight takers of one lease: one holder.
+        let takers = stores.iter().enumerate().map(|(i, s)| async move {
+            s.acquire_lease("env:race", &format!("h{i}"), Duration::seconds(30))
+                .await
+        });
+        let results = futures::future::join_all(takers).await;
+        let holders: Vec<&str> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(LeaseOutcome::Acquired(l)) => Some(l.holder.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(holders.len(), 1, "{results:?}");
+
+        // Eight audit appends at once: one chain, no gaps.
+        let appends = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| async move { s.append_audit(audit_entry("race", i as u64)).await });
+        for r in futures::future::join_all(appends).await {
+            r.expect("audit appends retry until they chain");
+        }
+        let records = stores[0].audit(Some("race"), None).await.expect("audit");
+        assert_eq!(records.len(), 8);
+        assert!(verify_audit(&stores[0], "race").await.expect("verify").is_empty());
+
+        // Eight joiners: distinct tickets in arrival order.
+        let joins = stores.iter().enumerate().map(|(i, s)| async move {
+            s.join_queue("env:race", &format!("q{i}"), Duration::seconds(30))
+                .await
+        });
+        let mut tickets: Vec<u64> = futures::future::join_all(joins)
+            .await
+            .into_iter()
+            .map(|r| r.expect("join").ticket)
+            .collect();
+        tickets.sort_unstable();
+        tickets.dedup();
+        assert_eq!(tickets.len(), 8);
+        assert_eq!(stores[0].queue("env:race").await.expect("queue").len(), 8);
+    });
+}
+
+// ----- DynamoDB errors, with wiremock standing in for DynamoDB -----------------
+
+const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
+
+fn dynamodb_error(body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400)
+        .insert_header("content-type", "application/x-amz-json-1.0")
+        .set_body_string(body)
+}
+
+fn dynamodb_ok(body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "application/x-amz-json-1.0")
+        .set_body_string(body)
+}
+
+fn target(op: &str) -> wiremock::matchers::HeaderExactMatcher {
+    header("x-amz-target", format!("DynamoDB_20120810.{op}").as_str())
+}
+
+/// A store whose client talks to `server`, retrying `attempts` times fast.
+fn mock_store(server: &MockServer, attempts: u32) -> DynamoStore {
+    let conf = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(server.uri())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(std::time::Duration::from_millis(1))
+                .with_max_backoff(std::time::Duration::from_millis(5)),
+        )
+        .build();
+    DynamoStore::with_client(aws_sdk_dynamodb::Client::from_conf(conf), "piflow-mock")
+}
+
+fn answer(token: &str) -> TaskAnswer {
+    TaskAnswer {
+        token: token.into(),
+        outcome: json!({"output": 1}),
+        at: Utc::now(),
+    }
+}
+
+#[test]
+fn dynamodb_throttling_is_retried_then_reported_clearly() {
+    block(async {
+        // Throttled three times, then accepted: the SDK retries with back-off.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(target("PutItem"))
+            .respond_with(dynamodb_error(THROTTLED))
+            .up_to_n_times(3)
+            .expect(3)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(target("PutItem"))
+            .respond_with(dynamodb_ok("{}"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 6);
+        store.answer_task(answer("t1")).await.expect("retried until accepted");
+        assert_eq!(store.write_requests(), 1, "SDK retries are one write request");
+
+        // The same for a history append (a transaction).
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(target("TransactWriteItems"))
+            .respond_with(dynamodb_error(THROTTLED))
+            .up_to_n_times(2)
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(target("TransactWriteItems"))
+            .respond_with(dynamodb_ok("{}"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 6);
+        store
+            .append_events("e1", vec![event(1)])
+            .await
+            .expect("retried until accepted");
+
+        // Always throttled: a clear error once the attempts are spent.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(dynamodb_error(THROTTLED))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 3);
+        match store.answer_task(answer("t2")).await {
+            Err(e @ StoreError::Throttled(_)) => {
+                let m = e.to_string();
+                assert_eq!(e.code(), "store-throttled");
+                assert!(m.contains("throttled") && m.contains("after 3 attempts"), "{m}");
+                assert!(m.contains("on-demand") && m.contains("capacity"), "{m}");
+            }
+            other => panic!("expected a throttling error: {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn dynamodb_bad_credentials_are_reported_clearly() {
+    block(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(dynamodb_error(
+                r#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#,
+            ))
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 3);
+        for result in [
+            store.check_table().await.map(|_| ()),
+            store.execution("e1").await.map(|_| ()),
+            store.append_events("e1", vec![event(1)]).await,
+        ] {
+            match result {
+                Err(e @ StoreError::Auth(_)) => {
+                    let m = e.to_string();
+                    assert_eq!(e.code(), "store-auth");
+                    assert!(m.contains("UnrecognizedClientException"), "{m}");
+                    assert!(m.contains("AWS_PROFILE") && m.contains("AWS_ACCESS_KEY_ID"), "{m}");
+                }
+                other => panic!("expected a credentials error: {other:?}"),
+            }
+        }
+        // Not retried: one request per call.
+        assert_eq!(server.received_requests().await.map(|r| r.len()), Some(3));
+    });
+}
+
+#[test]
+fn dynamodb_missing_table_from_the_service_is_reported_clearly() {
+    block(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(dynamodb_error(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#,
+            ))
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 3);
+        let e = store.lease("env:prod").await.expect_err("no table");
+        let m = e.to_string();
+        assert!(m.contains("table piflow-mock does not exist (region us-east-1)"), "{m}");
+        assert!(m.contains("piflow store init --store dynamodb://piflow-mock"), "{m}");
+    });
 }

@@ -199,6 +199,20 @@ pub enum ResourceKind {
     Other,
 }
 
+impl ResourceKind {
+    /// Does the task wait for a task token's answer (`.waitForTaskToken`,
+    /// also on a `piflow:` step)?
+    pub fn waits_for_token(&self) -> bool {
+        match self {
+            ResourceKind::Integration { pattern, .. } | ResourceKind::AwsSdk { pattern, .. } => {
+                *pattern == IntegrationPattern::WaitForTaskToken
+            }
+            ResourceKind::Piflow(step) => step.ends_with(".waitForTaskToken"),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntegrationPattern {
     RequestResponse,

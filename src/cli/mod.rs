@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod conformance;
+mod executions;
 mod files;
 mod graph;
 pub mod run;
@@ -52,6 +53,22 @@ enum Command {
         #[command(flatten)]
         store: store_cmds::StoreArg,
     },
+    /// Continue a RUNNING execution from its last committed event (or every
+    /// orphaned one with --orphans).
+    Resume(executions::ResumeArgs),
+    /// Run a FAILED, TIMED_OUT or ABORTED execution again from the state that
+    /// did not finish.
+    Redrive(executions::RedriveArgs),
+    /// Stop a RUNNING execution.
+    Stop(executions::StopArgs),
+    /// List stored executions, newest first.
+    Executions(executions::ExecutionsArgs),
+    /// Show an execution's history.
+    History(executions::HistoryArgs),
+    /// Answer a waiting `.waitForTaskToken` task with its output.
+    SendTaskSuccess(executions::SendSuccessArgs),
+    /// Answer a waiting `.waitForTaskToken` task with a failure.
+    SendTaskFailure(executions::SendFailureArgs),
     /// Set up the store (`piflow store init`).
     Store {
         #[command(subcommand)]
@@ -97,6 +114,13 @@ pub fn main() -> ExitCode {
         Command::Workflows { cmd, store } => store_cmds::workflows(cmd, store),
         Command::Audit { args, store } => store_cmds::audit(args, store),
         Command::Store { cmd } => store_cmds::store(cmd),
+        Command::Resume(a) => executions::resume(a),
+        Command::Redrive(a) => executions::redrive(a),
+        Command::Stop(a) => executions::stop(a),
+        Command::Executions(a) => executions::executions(a),
+        Command::History(a) => executions::history(a),
+        Command::SendTaskSuccess(a) => executions::send_task_success(a),
+        Command::SendTaskFailure(a) => executions::send_task_failure(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -36,6 +36,14 @@ pub struct Args {
     /// Print the whole history after the result (human format).
     #[arg(long)]
     history: bool,
+    /// Hold the lease of this environment (`env:NAME`) for the whole run:
+    /// one execution per environment at a time, the others wait in order.
+    /// Default: the input's "environment" field, when it is a string.
+    #[arg(long)]
+    env: Option<String>,
+    /// Refuse at once, naming the holder, when the environment is leased.
+    #[arg(long)]
+    no_wait: bool,
     #[command(flatten)]
     store: super::store_cmds::StoreArg,
 }
@@ -144,6 +152,18 @@ impl HistorySink for Progress {
                 (false, false) => ("✓".to_string(), ""),
             };
             format!("  {mark} {name}{note}")
+        } else if e.event_type == "TaskSubmitted" {
+            // A callback task handed its token out.
+            let Some(out) = e.details.get("output") else {
+                return;
+            };
+            let Some(token) = out.get("token").and_then(Value::as_str) else {
+                return;
+            };
+            let message = out.get("message").and_then(Value::as_str).unwrap_or("");
+            format!(
+                "  … {name} waits for an answer: {message}\n      approve: piflow send-task-success '{token}' --output '{{}}'\n      reject:  piflow send-task-failure '{token}' --error Rejected"
+            )
         } else if e.event_type.ends_with("Failed") || e.event_type.ends_with("TimedOut") {
             if e.event_type.starts_with("Execution") {
                 return;
@@ -259,33 +279,54 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     }
-    let mut tasks = TaskRegistry::new();
-    if let Some(spec) = &args.mock {
-        let (file, case) = match spec.split_once('#') {
-            Some((f, c)) => (f, Some(c)),
-            None => (spec.as_str(), None),
-        };
-        let text = match std::fs::read_to_string(file) {
+    let mut tasks = match task_registry(args.mock.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let color = use_color();
+    let human = args.format == OutputFormat::Human;
+    if let Some(n) = &args.name {
+        if let Err(e) = crate::runner::check_name(n) {
+            eprintln!("piflow: error: --name: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    }
+    if human {
+        println!(
+            "{} {shown}",
+            if virtual_time { "Testing" } else { "Running" }
+        );
+    }
+    let sink: Option<Arc<dyn HistorySink>> = human.then(|| progress(color));
+    if !virtual_time {
+        let definition = match read_text(&path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("piflow: error: --mock {file}: cannot read it: {e}");
+                eprintln!("piflow: error: {e}");
                 return Ok(EXIT_USAGE);
             }
         };
-        let value: Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("piflow: error: --mock {file} is not valid JSON: {e}");
-                return Ok(EXIT_USAGE);
-            }
+        let env = args.env.clone().or_else(|| {
+            input
+                .get("environment")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let start = crate::runner::StartRequest {
+            workflow: name.clone(),
+            definition,
+            source_commit: source_commit(&path),
+            author: user(),
+            name: args.name.clone(),
+            input,
+            trigger: format!("cli:{}", user()),
+            env,
+            wait: !args.no_wait,
         };
-        match MockConfig::from_value(&value, case) {
-            Ok(m) => tasks = tasks.with_mocks(m),
-            Err(e) => {
-                eprintln!("piflow: error: --mock {file}: {e}");
-                return Ok(EXIT_USAGE);
-            }
-        }
+        return super::executions::run_durable(&args.store, tasks, sink, args.format, args.history, start);
     }
     // Built-in steps that write to the store (piflow:audit-note); the store
     // is opened on first use.
@@ -297,8 +338,6 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             Box::pin(async move { store_arg.open().await })
         }),
     );
-    let color = use_color();
-    let human = args.format == OutputFormat::Human;
     let execution_name = args
         .name
         .clone()
@@ -311,19 +350,6 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         role_arn: None,
         durable: None,
     };
-    if human {
-        println!(
-            "{} {shown}",
-            if virtual_time { "Testing" } else { "Running" }
-        );
-    }
-    let sink: Option<Arc<dyn HistorySink>> = human.then(|| {
-        Arc::new(Progress {
-            color,
-            out: Mutex::new(std::io::stdout()),
-            failed: Mutex::new(Default::default()),
-        }) as Arc<dyn HistorySink>
-    });
     let outcome = execute(tasks, request, sink, virtual_time)?;
     match args.format {
         OutputFormat::Json => {
@@ -336,6 +362,55 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
     } else {
         EXIT_FAILED
     })
+}
+
+/// The task registry of a run: with `--mock FILE[#CASE]`, mocked responses.
+pub fn task_registry(mock: Option<&str>) -> Result<TaskRegistry, String> {
+    let tasks = TaskRegistry::new();
+    let Some(spec) = mock else {
+        return Ok(tasks);
+    };
+    let (file, case) = match spec.split_once('#') {
+        Some((f, c)) => (f, Some(c)),
+        None => (spec, None),
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("--mock {file}: cannot read it: {e}"))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("--mock {file} is not valid JSON: {e}"))?;
+    let m = MockConfig::from_value(&value, case).map_err(|e| format!("--mock {file}: {e}"))?;
+    Ok(tasks.with_mocks(m))
+}
+
+/// The live display of states as they run.
+pub fn progress(color: bool) -> Arc<dyn HistorySink> {
+    Arc::new(Progress {
+        color,
+        out: Mutex::new(std::io::stdout()),
+        failed: Mutex::new(Default::default()),
+    })
+}
+
+/// Who runs this command: `$USER`, else `unknown`.
+pub fn user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The git commit of the directory that holds the definition, when it is
+/// in a repository with a clean copy of the file.
+fn source_commit(path: &Path) -> Option<String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && commit.len() == 40).then_some(commit)
 }
 
 /// Run on the wall clock (multi-threaded runtime) or on virtual time.
@@ -381,7 +456,7 @@ pub fn result_json(o: &ExecutionOutcome) -> Value {
     v
 }
 
-fn print_human(o: &ExecutionOutcome, color: bool, history: bool) {
+pub fn print_human(o: &ExecutionOutcome, color: bool, history: bool) {
     let status = o.status.as_str();
     let status = match (o.status, color) {
         (Status::Succeeded, true) => format!("{}", status.green().bold()),

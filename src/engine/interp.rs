@@ -1275,11 +1275,7 @@ impl<'e> Run<'e> {
         let jsonata = state.query_language == QueryLanguage::Jsonata;
         let wait_token = matches!(
             &state.kind,
-            StateKind::Task(t) if matches!(
-                t.resource_kind,
-                ResourceKind::Integration { pattern: IntegrationPattern::WaitForTaskToken, .. }
-                    | ResourceKind::AwsSdk { pattern: IntegrationPattern::WaitForTaskToken, .. }
-            )
+            StateKind::Task(t) if t.resource_kind.waits_for_token()
         );
         let mut attempts: Vec<u64> = vec![0; io.retry.len()];
         let mut retry_count = 0u32;
@@ -1477,16 +1473,7 @@ impl<'e> Run<'e> {
                 "TaskTimedOut",
             ),
         };
-        let wait_token = matches!(
-            t.resource_kind,
-            ResourceKind::Integration {
-                pattern: IntegrationPattern::WaitForTaskToken,
-                ..
-            } | ResourceKind::AwsSdk {
-                pattern: IntegrationPattern::WaitForTaskToken,
-                ..
-            }
-        );
+        let wait_token = t.resource_kind.waits_for_token();
         let timeout = match &t.timeout_seconds {
             Some(src) => Some(self.seconds(cx, src, raw, vars, "TimeoutSeconds")?),
             None => None,

@@ -121,6 +121,9 @@ pub struct ExecutionRecord {
     /// `piflow stop` asked the process running it to stop (who, and why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_requested: Option<String>,
+    /// The environment whose lease (`env:NAME`) the execution holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
 }
 
 /// Starting an execution: new, or the one that already has this name.

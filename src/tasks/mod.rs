@@ -1,7 +1,7 @@
 //! Built-in `piflow:` steps. Each is a [`TaskHandler`] registered in the
 //! engine's task registry under its resource name.
 //!
-//! Today: `piflow:audit-note`. The deployment steps (lint, security scan,
+//! Today: `piflow:audit-note` and `piflow:approval.waitForTaskToken`. The deployment steps (lint, security scan,
 //! health gate, blue/green, restores, approval) arrive with their issue.
 
 use std::sync::Arc;
@@ -52,7 +52,83 @@ impl StoreHandle {
 
 /// Register every built-in step that needs only the store.
 pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
-    registry.register("piflow:audit-note", Arc::new(AuditNote { store }));
+    registry.register(
+        "piflow:audit-note",
+        Arc::new(AuditNote {
+            store: store.clone(),
+        }),
+    );
+    registry.register("piflow:approval", Arc::new(Approval { store }));
+}
+
+/// `piflow:approval.waitForTaskToken`: a manual gate. It records an
+/// `approval.requested` audit record naming the task token, and the
+/// execution waits until someone answers with
+/// `piflow send-task-success TOKEN` (approve, with an output) or
+/// `piflow send-task-failure TOKEN` (reject), from any terminal.
+///
+/// Input: `environment` (required), optional `message`. Output (shown while
+/// waiting): `{"token", "message", "approve", "reject"}`.
+pub struct Approval {
+    pub store: StoreHandle,
+}
+
+impl TaskHandler for Approval {
+    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let Some(token) = request.task_token.clone() else {
+                return Err(Failure::new(
+                    "Approval.InvalidResource",
+                    format!(
+                        "state {}: write the resource as piflow:approval.waitForTaskToken; an approval waits for an answer",
+                        request.state_name
+                    ),
+                ));
+            };
+            let input = &request.input;
+            let Some(env) = input.get("environment").and_then(Value::as_str) else {
+                return Err(Failure::new(
+                    "Approval.InvalidInput",
+                    format!(
+                        "state {}: piflow:approval needs \"environment\" (a string) in its input",
+                        request.state_name
+                    ),
+                ));
+            };
+            let message = input
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("approve to continue")
+                .to_string();
+            let store = store
+                .get()
+                .await
+                .map_err(|e| Failure::new("Approval.StoreFailed", e))?;
+            store
+                .append_audit(AuditEntry {
+                    env: env.to_string(),
+                    actor: request.execution.clone(),
+                    action: "approval.requested".into(),
+                    target: request.state_name.clone(),
+                    before: Value::Null,
+                    after: json!({"token": token, "message": message}),
+                    result: "waiting".into(),
+                    execution: Some(request.execution.clone()),
+                    at: chrono::Utc::now(),
+                    token: Some(request.idempotency_token.clone()),
+                })
+                .await
+                .map_err(|e| Failure::new("Approval.StoreFailed", format!("[{}] {e}", e.code())))?;
+            tracing::info!(state = %request.state_name, %token, "approval requested");
+            Ok(json!({
+                "token": token,
+                "message": message,
+                "approve": format!("piflow send-task-success '{token}' --output '{{\"approved\": true}}'"),
+                "reject": format!("piflow send-task-failure '{token}' --error Rejected"),
+            }))
+        })
+    }
 }
 
 /// `piflow:audit-note`: an explicit entry in the audit trail.

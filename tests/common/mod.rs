@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::PathBuf;
 
 /// The conformance corpus directory: `PIFLOW_CONFORMANCE_DIR`, else
