@@ -1,0 +1,671 @@
+//! Durable executions through the real `piflow` binary, on both stores:
+//! processes killed with SIGKILL at random transitions and resumed, 20
+//! concurrent starts on one environment, stop, redrive, task tokens
+//! answered from another process, and the JSON shapes of `executions` and
+//! `history`. The DynamoDB runs use a moto server (tests/common/moto.rs).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Where the executions are stored, and how a child process reaches it.
+struct Backend {
+    name: &'static str,
+    env: Vec<(String, String)>,
+    /// The working directory, with the workflows under `workflows/`.
+    dir: tempfile::TempDir,
+}
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("piflow")
+}
+
+impl Backend {
+    fn embedded() -> Backend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join(".piflow");
+        Backend {
+            name: "embedded",
+            env: vec![("PIFLOW_HOME".into(), home.display().to_string())],
+            dir,
+        }
+    }
+
+    fn dynamodb() -> Option<Backend> {
+        let moto = common::moto::moto()?;
+        let table = common::moto::unique("piflow-cli");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = moto.env_vars();
+        env.push(("PIFLOW_STORE".into(), format!("dynamodb://{table}")));
+        let b = Backend {
+            name: "dynamodb",
+            env,
+            dir,
+        };
+        let out = b.piflow(&["store", "init"]).output().expect("runs");
+        assert!(
+            out.status.success(),
+            "store init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(b)
+    }
+
+    fn piflow(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("PIFLOW_LEASE_TTL", "1")
+            .env_remove("PIFLOW_STORE")
+            .env_remove("PIFLOW_HOME");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.piflow(args).output().expect("piflow runs")
+    }
+
+    fn workflow(&self, name: &str, text: &str) {
+        let dir = self.dir.path().join("workflows");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("{name}.asl.yaml")), text).expect("write");
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{} {args:?}: not JSON ({e}): {}\n{}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).to_string()
+}
+
+/// A small xorshift generator: the crash points are random but repeatable
+/// (the seed is printed; `PIFLOW_CRASH_SEED` sets it).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("PIFLOW_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(42)
+                    | 1
+            });
+        eprintln!("crash points from PIFLOW_CRASH_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+const CRASH: &str = r#"
+Comment: side effects (audit records), waits and a parallel fan-out
+StartAt: Effect1
+States:
+  Effect1:
+    Type: Task
+    Resource: piflow:audit-note
+    Parameters: {environment: crash, action: effect1}
+    ResultPath: $.e1
+    Next: Pause1
+  Pause1:
+    Type: Wait
+    Seconds: 1
+    Next: Fan
+  Fan:
+    Type: Parallel
+    ResultPath: $.fan
+    Next: Pause2
+    Branches:
+      - StartAt: Effect2
+        States:
+          Effect2:
+            Type: Task
+            Resource: piflow:audit-note
+            Parameters: {environment: crash, action: effect2}
+            End: true
+      - StartAt: Effect3
+        States:
+          Effect3:
+            Type: Task
+            Resource: piflow:audit-note
+            Parameters: {environment: crash, action: effect3}
+            End: true
+  Pause2:
+    Type: Wait
+    Seconds: 1
+    Next: Effect4
+  Effect4:
+    Type: Task
+    Resource: piflow:audit-note
+    Parameters: {environment: crash, action: effect4}
+    ResultPath: $.e4
+    End: true
+"#;
+
+/// (type, state) of each event of a history, counted.
+fn shape_of(history: &Value) -> BTreeMap<(String, String), usize> {
+    let mut shape = BTreeMap::new();
+    for e in history.as_array().into_iter().flatten() {
+        *shape
+            .entry((
+                e["type"].as_str().unwrap_or("").to_string(),
+                e["state"].as_str().unwrap_or("").to_string(),
+            ))
+            .or_default() += 1;
+    }
+    shape
+}
+
+/// Start `piflow run crash`, and SIGKILL it after `lines` lines of progress
+/// (one per state entered or exited), unless it ends first.
+fn run_and_kill(b: &Backend, name: &str, lines: u64) -> Child {
+    let mut child = b
+        .piflow(&["run", "crash", "--name", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut seen = 0;
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.starts_with("  ") {
+            seen += 1;
+            if seen >= lines {
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    child
+}
+
+fn crash_and_resume(b: &Backend) {
+    b.workflow("crash", CRASH);
+    // An uninterrupted run: the history every resumed one must match.
+    let reference = b.run(&["run", "crash", "--name", "reference"]);
+    assert!(reference.status.success(), "{}", text(&reference.stderr));
+    let ref_events = b.json(&["history", "crash:reference", "--format", "json"]);
+    let ref_shape = shape_of(&ref_events);
+    let mut rng = Rng::new();
+    let names: Vec<String> = (0..50).map(|i| format!("crash-{i}")).collect();
+    let b = &*b;
+    // Ten processes at a time, each killed at a random transition (a
+    // state's progress line: 14 of them in a whole run).
+    for batch in names.chunks(10) {
+        let points: Vec<u64> = batch.iter().map(|_| 1 + rng.below(13)).collect();
+        std::thread::scope(|scope| {
+            for (n, at) in batch.iter().zip(points) {
+                scope.spawn(move || {
+                    let mut c = run_and_kill(b, n, at);
+                    let _ = c.wait();
+                });
+            }
+        });
+    }
+    let listed = b.json(&["executions", "--format", "json"]);
+    let running = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["status"] == "RUNNING")
+        .count();
+    assert!(
+        running >= 40,
+        "{}: most runs were killed before their end ({running} of 50 RUNNING)",
+        b.name
+    );
+    // Leases of killed processes expire (1 s here); then one process
+    // resumes every orphan.
+    std::thread::sleep(Duration::from_millis(1300));
+    let out = b.run(&["resume", "--orphans", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}: resume --orphans: {}\n{}",
+        b.name,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let resumed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(resumed.as_array().map(Vec::len), Some(running));
+
+    let audit = b.json(&["audit", "--env", "crash", "--format", "json"]);
+    let audit = audit.as_array().expect("array").clone();
+    for n in &names {
+        let id = format!("crash:{n}");
+        let exec = b.json(&["history", &id, "--format", "json"]);
+        let events = exec.as_array().expect("array");
+        // Complete, gap-free, each event once.
+        let ids: Vec<u64> = events.iter().filter_map(|e| e["id"].as_u64()).collect();
+        assert_eq!(
+            ids,
+            (1..=events.len() as u64).collect::<Vec<_>>(),
+            "{}: {id} has gaps",
+            b.name
+        );
+        assert_eq!(
+            shape_of(&exec),
+            ref_shape,
+            "{}: {id}: the same events as an uninterrupted run, each once",
+            b.name
+        );
+        assert_eq!(
+            events.last().map(|e| e["type"].clone()),
+            Some(json!("ExecutionSucceeded")),
+            "{}: {id}",
+            b.name
+        );
+        // Every side effect once per state entry: one audit record per
+        // Task state entered, made with that entry's idempotency token.
+        let arn_suffix = format!(":execution:crash:{n}");
+        let records: Vec<&Value> = audit
+            .iter()
+            .filter(|r| r["actor"].as_str().is_some_and(|a| a.ends_with(&arn_suffix)))
+            .collect();
+        let entered: HashMap<String, u64> = events
+            .iter()
+            .filter(|e| e["type"] == "TaskStateEntered")
+            .map(|e| {
+                (
+                    e["state"].as_str().unwrap_or("").to_string(),
+                    e["id"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(entered.len(), 4);
+        assert_eq!(
+            records.len(),
+            4,
+            "{}: {id}: one record per state entry: {records:?}",
+            b.name
+        );
+        for r in records {
+            let state = r["target"].as_str().unwrap_or("");
+            let token = r["token"].as_str().unwrap_or("");
+            assert_eq!(
+                token,
+                format!(
+                    "arn:aws:states:us-east-1:000000000000:execution:crash:{n}:{}:0",
+                    entered[state]
+                ),
+                "{}: {id}",
+                b.name
+            );
+        }
+    }
+    let verify = b.run(&["audit", "verify", "--env", "crash"]);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
+const ONE_AT_A_TIME: &str = r#"
+StartAt: Before
+States:
+  Before:
+    Type: Task
+    Resource: piflow:audit-note
+    Parameters: {environment: lease-test, action: before}
+    Next: After
+  After:
+    Type: Task
+    Resource: piflow:audit-note
+    Parameters: {environment: lease-test, action: after}
+    End: true
+"#;
+
+fn twenty_concurrent_starts_hold_the_lease_one_at_a_time(b: &Backend) {
+    b.workflow("deploy", ONE_AT_A_TIME);
+    let children: Vec<Child> = (0..20)
+        .map(|i| {
+            b.piflow(&[
+                "run",
+                "deploy",
+                "--env",
+                "prod",
+                "--name",
+                &format!("d{i}"),
+                "--format",
+                "json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}: {}\n{}",
+            b.name,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    // Each execution holds env:prod from before its record is written until
+    // after its end is recorded: their [started, stopped] never overlap.
+    let list = b.json(&["executions", "--workflow", "deploy", "--format", "json"]);
+    let mut spans: Vec<(String, String)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["started"].as_str().unwrap_or("").to_string(),
+                e["stopped"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(spans.len(), 20);
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(
+            w[0].1 <= w[1].0,
+            "{}: two executions held env:prod at once: {:?} and {:?}",
+            b.name,
+            w[0],
+            w[1]
+        );
+    }
+}
+
+const SLOW: &str = r#"
+StartAt: Hold
+States:
+  Hold:
+    Type: Wait
+    Seconds: 30
+    End: true
+"#;
+
+fn wait_for_status(b: &Backend, id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = b.json(&["executions", "--format", "json"]);
+        if list
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["execution"] == id && e["status"] == status))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id} never became {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn no_wait_names_the_holder_and_stop_ends_it(b: &Backend) {
+    b.workflow("slow", SLOW);
+    let holder = b
+        .piflow(&["run", "slow", "--env", "stage", "--name", "holder"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for_status(b, "slow:holder", "RUNNING");
+    let refused = b.run(&[
+        "run", "slow", "--env", "stage", "--name", "second", "--no-wait",
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", b.name);
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("[lease-held]") && err.contains("env:stage is held by execution slow:holder"),
+        "{}: {err}",
+        b.name
+    );
+    // A live process runs it: resume is refused, naming that process.
+    let again = b.run(&["resume", "slow:holder"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("[execution-running]"));
+
+    let stopped = b.run(&["stop", "slow:holder", "--format", "json"]);
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    let out = holder.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "a stopped run exits 1");
+    wait_for_status(b, "slow:holder", "ABORTED");
+    let history = b.json(&["history", "slow:holder", "--format", "json"]);
+    assert_eq!(
+        history.as_array().and_then(|h| h.last()).map(|e| e["type"].clone()),
+        Some(json!("ExecutionAborted"))
+    );
+    // The environment is free again.
+    b.workflow("quick", ONE_AT_A_TIME);
+    let next = b.run(&["run", "quick", "--env", "stage", "--name", "third", "--no-wait"]);
+    assert!(next.status.success(), "{}", text(&next.stderr));
+}
+
+const FLAKY: &str = r#"
+StartAt: Prepare
+States:
+  Prepare:
+    Type: Task
+    Resource: arn:aws:states:::lambda:invoke
+    Parameters: {FunctionName: prepare}
+    ResultPath: $.prepare
+    Next: Deploy
+  Deploy:
+    Type: Task
+    Resource: arn:aws:states:::lambda:invoke
+    Parameters: {FunctionName: deploy}
+    ResultSelector: {"ok.$": $.Payload.ok}
+    ResultPath: $.deploy
+    End: true
+"#;
+
+fn redrive_runs_the_failed_state_again(b: &Backend) {
+    b.workflow("flaky", FLAKY);
+    let mock = |name: &str, v: Value| {
+        let p = b.dir.path().join(format!("{name}.json"));
+        std::fs::write(&p, json!({"States": v}).to_string()).expect("write");
+        p.display().to_string()
+    };
+    let broken = mock(
+        "broken",
+        json!({
+            "Prepare": [{"Return": {"Payload": {"ready": true}}}],
+            "Deploy": [{"Throw": {"Error": "Deploy.Failed", "Cause": "the service did not stabilise"}}]
+        }),
+    );
+    let fixed = mock(
+        "fixed",
+        json!({
+            "Prepare": [{"Throw": {"Error": "MustNotRunAgain", "Cause": "Prepare succeeded before"}}],
+            "Deploy": [{"Return": {"Payload": {"ok": true}}}]
+        }),
+    );
+    let failed = b.json(&[
+        "run", "flaky", "--name", "r1", "--mock", &broken, "--format", "json",
+    ]);
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"], "Deploy.Failed");
+    assert_eq!(failed["id"], "flaky:r1");
+    let redriven = b.json(&["redrive", "flaky:r1", "--mock", &fixed, "--format", "json"]);
+    assert_eq!(redriven["status"], "SUCCEEDED", "{redriven}");
+    assert_eq!(
+        redriven["output"],
+        json!({"prepare": {"Payload": {"ready": true}}, "deploy": {"ok": true}})
+    );
+    let history = b.json(&["history", "flaky:r1", "--format", "json"]);
+    let types: Vec<&str> = history
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(types.contains(&"ExecutionFailed") && types.contains(&"ExecutionRedriven"));
+    assert_eq!(types.last(), Some(&"ExecutionSucceeded"));
+    // A succeeded execution cannot be redriven.
+    let again = b.run(&["redrive", "flaky:r1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("[wrong-status]"));
+
+    // The list's JSON shape.
+    let list = b.json(&["executions", "--status", "SUCCEEDED", "--format", "json"]);
+    let item = list
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["execution"] == "flaky:r1"))
+        .expect("listed")
+        .clone();
+    let keys: Vec<&str> = item
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        ["execution", "workflow", "version", "status", "started", "stopped"]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(item["workflow"], "flaky");
+    assert_eq!(item["version"], 1);
+    // The history's JSON shape: id, type, state, timestamp, details.
+    let first = &history[0];
+    assert_eq!(first["type"], "ExecutionStarted");
+    assert_eq!(first["id"], 1);
+    assert!(first["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let scheduled = history
+        .as_array()
+        .and_then(|h| h.iter().find(|e| e["type"] == "TaskScheduled"))
+        .expect("scheduled");
+    assert_eq!(scheduled["state"], "Prepare");
+    assert_eq!(scheduled["resource"], "arn:aws:states:::lambda:invoke");
+}
+
+const APPROVAL: &str = r#"
+StartAt: Approve
+States:
+  Approve:
+    Type: Task
+    Resource: piflow:approval.waitForTaskToken
+    Parameters: {environment: prod, message: ship 2.0?}
+    ResultPath: $.approval
+    End: true
+"#;
+
+fn a_task_token_is_answered_from_another_process(b: &Backend) {
+    b.workflow("gate", APPROVAL);
+    let run = b
+        .piflow(&["run", "gate", "--name", "g1", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The token is in the audit trail (and on the run's screen).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let token = loop {
+        let audit = b.json(&["audit", "--env", "prod", "--format", "json"]);
+        if let Some(t) = audit.as_array().and_then(|a| {
+            a.iter()
+                .find(|r| r["action"] == "approval.requested")
+                .and_then(|r| r["after"]["token"].as_str().map(str::to_string))
+        }) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no approval was requested");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bad = b.run(&["send-task-success", "no-such-token"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let ok = b.run(&[
+        "send-task-success",
+        &token,
+        "--output",
+        r#"{"approved": true, "by": "alice"}"#,
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let twice = b.run(&["send-task-failure", &token, "--error", "Rejected"]);
+    assert_eq!(twice.status.code(), Some(1), "a token is answered once");
+    let out = run.wait_with_output().expect("wait");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["status"], "SUCCEEDED", "{}", text(&out.stderr));
+    assert_eq!(
+        result["output"]["approval"],
+        json!({"approved": true, "by": "alice"})
+    );
+}
+
+fn the_same_name_is_the_same_execution(b: &Backend) {
+    b.workflow("once", ONE_AT_A_TIME.replace("lease-test", "once").as_str());
+    let first = b.json(&["run", "once", "--name", "n1", "--input", r#"{"v": 1}"#, "--format", "json"]);
+    assert_eq!(first["status"], "SUCCEEDED");
+    let again = b.json(&["run", "once", "--name", "n1", "--input", r#"{"v": 1}"#, "--format", "json"]);
+    assert_eq!(again, first, "starting the same name again returns the first execution");
+    let other = b.run(&["run", "once", "--name", "n1", "--input", r#"{"v": 2}"#]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(text(&other.stderr).contains("[execution-already-exists]"));
+    let audit = b.json(&["audit", "--env", "once", "--format", "json"]);
+    assert_eq!(audit.as_array().map(Vec::len), Some(2), "nothing ran twice");
+}
+
+fn all(b: &Backend) {
+    the_same_name_is_the_same_execution(b);
+    redrive_runs_the_failed_state_again(b);
+    a_task_token_is_answered_from_another_process(b);
+    no_wait_names_the_holder_and_stop_ends_it(b);
+}
+
+#[test]
+fn embedded_verbs() {
+    all(&Backend::embedded());
+}
+
+#[test]
+fn dynamodb_verbs() {
+    if let Some(b) = Backend::dynamodb() {
+        all(&b);
+    }
+}
+
+#[test]
+fn embedded_crash_and_resume_50() {
+    crash_and_resume(&Backend::embedded());
+}
+
+#[test]
+fn dynamodb_crash_and_resume_50() {
+    if let Some(b) = Backend::dynamodb() {
+        crash_and_resume(&b);
+    }
+}
+
+#[test]
+fn embedded_one_execution_per_environment() {
+    twenty_concurrent_starts_hold_the_lease_one_at_a_time(&Backend::embedded());
+}
+
+#[test]
+fn dynamodb_one_execution_per_environment() {
+    if let Some(b) = Backend::dynamodb() {
+        twenty_concurrent_starts_hold_the_lease_one_at_a_time(&b);
+    }
+}
