@@ -500,6 +500,10 @@ fn tampering_with_the_audit_trail_is_detected() {
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
 use common::moto::{moto, unique};
 use piflow::store::dynamodb::{self, DynamoStore};
 use wiremock::matchers::{header, method};
@@ -548,13 +552,24 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
             StartOutcome::Created(_)
         ));
         assert_eq!(store.write_requests() - writes, 1, "a start is one write");
-        assert_eq!(store.execution("big").await.expect("get"), Some(rec.clone()));
+        assert_eq!(
+            store.execution("big").await.expect("get"),
+            Some(rec.clone())
+        );
         let mut done = rec.clone();
         done.status = "SUCCEEDED".into();
         done.output = Some(json!({"blob": kib(250), "more": "é".repeat(1000)}));
         let stored = store.update_execution(done.clone()).await.expect("update");
         assert_eq!(stored.revision, 1);
-        assert_eq!(store.execution("big").await.expect("get"), Some(stored.clone()));
+        assert_eq!(
+            raw_chunks(&table, "EX#big").await,
+            2,
+            "about 512 KB of record: the main item and two chunks"
+        );
+        assert_eq!(
+            store.execution("big").await.expect("get"),
+            Some(stored.clone())
+        );
         let listed = store.executions(Some("SUCCEEDED")).await.expect("list");
         assert_eq!(listed, vec![stored.clone()]);
         assert!(matches!(
@@ -567,7 +582,15 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
         small.output = Some(json!({"ok": true}));
         let small = store.update_execution(small).await.expect("shrink");
         assert_eq!(small.revision, 2);
-        assert_eq!(store.execution("big").await.expect("get"), Some(small.clone()));
+        assert_eq!(
+            raw_chunks(&table, "EX#big").await,
+            0,
+            "stale chunks removed"
+        );
+        assert_eq!(
+            store.execution("big").await.expect("get"),
+            Some(small.clone())
+        );
         let writes = store.write_requests();
         let mut small2 = small.clone();
         small2.status = "FAILED".into();
@@ -586,10 +609,17 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
             .await
             .expect("publish");
         assert_eq!(
-            store.definition("huge", 1).await.expect("get").map(|d| d.definition),
+            store
+                .definition("huge", 1)
+                .await
+                .expect("get")
+                .map(|d| d.definition),
             Some(text)
         );
-        assert_eq!(store.definitions(Some("huge")).await.expect("list"), vec![d]);
+        assert_eq!(
+            store.definitions(Some("huge")).await.expect("list"),
+            vec![d]
+        );
 
         // A 600 KB event, an event too large for one write, audit records
         // and task answers with big payloads.
@@ -601,13 +631,20 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
             .await
             .expect("append");
         assert_eq!(store.write_requests() - writes, 1, "an append is one write");
-        assert_eq!(store.events("big").await.expect("events"), vec![big, event(2)]);
+        assert_eq!(
+            store.events("big").await.expect("events"),
+            vec![big, event(2)]
+        );
         let mut huge = event(3);
         huge.details = json!({"blob": kib(5000)});
         match store.append_events("big", vec![huge]).await {
             Err(e @ StoreError::TooLarge(_)) => {
                 let m = e.to_string();
-                assert!(m.contains("big") && m.contains("event 3") && m.contains("4 MB"), "{m}");
+                eprintln!("{m}");
+                assert!(
+                    m.contains("big") && m.contains("event 3") && m.contains("4 MB"),
+                    "{m}"
+                );
             }
             other => panic!("a 5 MB event must be refused clearly: {other:?}"),
         }
@@ -626,9 +663,18 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
         let mut last = audit_entry("large", 9);
         last.after = json!("small again");
         store.append_audit(last).await.expect("audit");
-        assert!(verify_audit(&store, "large").await.expect("verify").is_empty());
+        assert!(
+            verify_audit(&store, "large")
+                .await
+                .expect("verify")
+                .is_empty()
+        );
         assert_eq!(
-            store.audit_head("large").await.expect("head").map(|h| h.seq),
+            store
+                .audit_head("large")
+                .await
+                .expect("head")
+                .map(|h| h.seq),
             Some(4)
         );
         let answer = TaskAnswer {
@@ -637,7 +683,77 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
             at: Utc::now(),
         };
         store.answer_task(answer.clone()).await.expect("answer");
-        assert_eq!(store.task_answer("big-token").await.expect("read"), Some(answer));
+        assert_eq!(
+            store.task_answer("big-token").await.expect("read"),
+            Some(answer)
+        );
+    });
+}
+
+/// How many chunk items partition `pk` holds (read behind the store's back).
+async fn raw_chunks(table: &str, pk: &str) -> usize {
+    let client = aws_sdk_dynamodb::Client::new(&piflow::aws::sdk_config().await);
+    let out = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("raw query");
+    out.items()
+        .iter()
+        .filter(|i| {
+            i.get("SK")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.contains("#CHUNK#"))
+        })
+        .count()
+}
+
+#[test]
+fn dynamodb_init_refuses_a_table_with_other_keys() {
+    if moto().is_none() {
+        return;
+    }
+    block(async {
+        let table = unique("otherkeys");
+        let client = aws_sdk_dynamodb::Client::new(&piflow::aws::sdk_config().await);
+        client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
+            .send()
+            .await
+            .expect("create a foreign table");
+        for result in [
+            dynamodb::init(&table).await.map(|_| ()),
+            dynamodb::open(&table).await.map(|_| ()),
+        ] {
+            match result {
+                Err(e) => {
+                    let m = e.to_string();
+                    eprintln!("{m}");
+                    assert!(m.contains("id (HASH)") && m.contains("PK (HASH"), "{m}");
+                }
+                Ok(()) => panic!("a table with other keys must be refused"),
+            }
+        }
     });
 }
 
@@ -657,6 +773,7 @@ fn dynamodb_missing_table_says_how_to_create_it() {
             match result {
                 Err(e) => {
                     let m = e.to_string();
+                    eprintln!("{m}");
                     assert!(m.contains("piflow store init"), "{m}");
                     assert!(m.contains(&table) && m.contains("store-table.yaml"), "{m}");
                 }
@@ -704,12 +821,16 @@ fn dynamodb_conditional_writes_hold_under_races() {
             }
             let stored = stores[0].events("race").await.expect("events");
             assert_eq!(stored.len() as u64, seq);
-            assert_eq!(stored[seq as usize - 1].details, json!({"writer": winners[0]}));
+            assert_eq!(
+                stored[seq as usize - 1].details,
+                json!({"writer": winners[0]})
+            );
         }
 
         // Same name, eight ids: one execution.
         let starts = stores.iter().enumerate().map(|(i, s)| async move {
-            s.start_execution(execution(&format!("r{i}"), "race-1")).await
+            s.start_execution(execution(&format!("r{i}"), "race-1"))
+                .await
         });
         let results = futures::future::join_all(starts).await;
         let created: Vec<String> = results
@@ -735,7 +856,11 @@ fn dynamodb_conditional_writes_hold_under_races() {
             async move { s.update_execution(rec).await }
         });
         let results = futures::future::join_all(updates).await;
-        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
 
         // Eight takers of one lease: one holder.
         let takers = stores.iter().enumerate().map(|(i, s)| async move {
@@ -762,7 +887,12 @@ fn dynamodb_conditional_writes_hold_under_races() {
         }
         let records = stores[0].audit(Some("race"), None).await.expect("audit");
         assert_eq!(records.len(), 8);
-        assert!(verify_audit(&stores[0], "race").await.expect("verify").is_empty());
+        assert!(
+            verify_audit(&stores[0], "race")
+                .await
+                .expect("verify")
+                .is_empty()
+        );
 
         // Eight joiners: distinct tickets in arrival order.
         let joins = stores.iter().enumerate().map(|(i, s)| async move {
@@ -845,8 +975,15 @@ fn dynamodb_throttling_is_retried_then_reported_clearly() {
             .mount(&server)
             .await;
         let store = mock_store(&server, 6);
-        store.answer_task(answer("t1")).await.expect("retried until accepted");
-        assert_eq!(store.write_requests(), 1, "SDK retries are one write request");
+        store
+            .answer_task(answer("t1"))
+            .await
+            .expect("retried until accepted");
+        assert_eq!(
+            store.write_requests(),
+            1,
+            "SDK retries are one write request"
+        );
 
         // The same for a history append (a transaction).
         let server = MockServer::start().await;
@@ -880,11 +1017,80 @@ fn dynamodb_throttling_is_retried_then_reported_clearly() {
         match store.answer_task(answer("t2")).await {
             Err(e @ StoreError::Throttled(_)) => {
                 let m = e.to_string();
+                eprintln!("{m}");
                 assert_eq!(e.code(), "store-throttled");
-                assert!(m.contains("throttled") && m.contains("after 3 attempts"), "{m}");
+                assert!(
+                    m.contains("throttled") && m.contains("after 3 attempts"),
+                    "{m}"
+                );
                 assert!(m.contains("on-demand") && m.contains("capacity"), "{m}");
             }
             other => panic!("expected a throttling error: {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn dynamodb_cancelled_transactions_are_retried_by_the_store() {
+    const CANCELLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, ThrottlingError]","CancellationReasons":[{"Code":"None"},{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes."}]}"#;
+    const REFUSED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None]","CancellationReasons":[{"Code":"ConditionalCheckFailed","Message":"The conditional request failed","Item":{"PK":{"S":"EX#e1"},"SK":{"S":"EVHEAD"},"last":{"N":"7"}}},{"Code":"None"}]}"#;
+    block(async {
+        // Cancelled twice for throttling (the SDK does not retry that), then
+        // accepted.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(target("TransactWriteItems"))
+            .respond_with(dynamodb_error(CANCELLED))
+            .up_to_n_times(2)
+            .expect(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(target("TransactWriteItems"))
+            .respond_with(dynamodb_ok("{}"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 3);
+        store
+            .append_events("e1", vec![event(1)])
+            .await
+            .expect("retried until accepted");
+
+        // Always cancelled for throttling: a clear error.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(dynamodb_error(CANCELLED))
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 3);
+        match store.append_events("e1", vec![event(1)]).await {
+            Err(e @ StoreError::Throttled(_)) => {
+                let m = e.to_string();
+                eprintln!("{m}");
+                assert!(
+                    m.contains("after 8 attempts") && m.contains("on-demand"),
+                    "{m}"
+                );
+            }
+            other => panic!("expected a throttling error: {other:?}"),
+        }
+
+        // A refused condition is a conflict at once, naming the next number.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(dynamodb_error(REFUSED))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let store = mock_store(&server, 3);
+        match store.append_events("e1", vec![event(3)]).await {
+            Err(e @ StoreError::Conflict(_)) => {
+                let m = e.to_string();
+                eprintln!("{m}");
+                assert!(m.contains("event 3 where 8 is next"), "{m}");
+            }
+            other => panic!("expected a conflict: {other:?}"),
         }
     });
 }
@@ -908,15 +1114,45 @@ fn dynamodb_bad_credentials_are_reported_clearly() {
             match result {
                 Err(e @ StoreError::Auth(_)) => {
                     let m = e.to_string();
+                    eprintln!("{m}");
                     assert_eq!(e.code(), "store-auth");
                     assert!(m.contains("UnrecognizedClientException"), "{m}");
-                    assert!(m.contains("AWS_PROFILE") && m.contains("AWS_ACCESS_KEY_ID"), "{m}");
+                    assert!(
+                        m.contains("AWS_PROFILE") && m.contains("AWS_ACCESS_KEY_ID"),
+                        "{m}"
+                    );
                 }
                 other => panic!("expected a credentials error: {other:?}"),
             }
         }
         // Not retried: one request per call.
         assert_eq!(server.received_requests().await.map(|r| r.len()), Some(3));
+    });
+}
+
+#[test]
+fn dynamodb_missing_credentials_are_reported_clearly() {
+    block(async {
+        let server = MockServer::start().await;
+        let conf = aws_sdk_dynamodb::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(server.uri())
+            .region(Region::new("us-east-1"))
+            .build();
+        let store =
+            DynamoStore::with_client(aws_sdk_dynamodb::Client::from_conf(conf), "piflow-mock");
+        match store.execution("e1").await {
+            Err(e @ StoreError::Auth(_)) => {
+                let m = e.to_string();
+                eprintln!("{m}");
+                assert!(
+                    m.contains("credentials") && m.contains("AWS_PROFILE"),
+                    "{m}"
+                );
+            }
+            other => panic!("expected a credentials error: {other:?}"),
+        }
+        assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
     });
 }
 
@@ -933,7 +1169,14 @@ fn dynamodb_missing_table_from_the_service_is_reported_clearly() {
         let store = mock_store(&server, 3);
         let e = store.lease("env:prod").await.expect_err("no table");
         let m = e.to_string();
-        assert!(m.contains("table piflow-mock does not exist (region us-east-1)"), "{m}");
-        assert!(m.contains("piflow store init --store dynamodb://piflow-mock"), "{m}");
+        eprintln!("{m}");
+        assert!(
+            m.contains("table piflow-mock does not exist (region us-east-1)"),
+            "{m}"
+        );
+        assert!(
+            m.contains("piflow store init --store dynamodb://piflow-mock"),
+            "{m}"
+        );
     });
 }

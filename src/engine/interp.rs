@@ -152,10 +152,8 @@ pub(crate) async fn run(
         path: "".into(),
         ..Vars::default()
     };
-    let body = async {
-        run.flush().await?;
-        run.scope(&machine.scope, req.input.clone(), &mut vars).await
-    };
+    // ExecutionStarted is committed with the first state's entry.
+    let body = run.scope(&machine.scope, req.input.clone(), &mut vars);
     let timeout = async {
         match machine.timeout_seconds {
             Some(t) => {

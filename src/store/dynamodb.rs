@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -338,7 +338,11 @@ impl DynamoStore {
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         let code = err.code().map(str::to_string);
-        let message = err.message().unwrap_or_default().to_string();
+        let message = err
+            .message()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_string();
         let (table, region) = (&self.table, &self.region);
         match code.as_deref() {
             Some("ResourceNotFoundException") => self.missing_table(),
@@ -385,11 +389,12 @@ impl DynamoStore {
                 "DynamoDB {op} on table {table} (region {region}) failed while {what}: {c}: {message}"
             )),
             None => {
-                let detail = DisplayErrorContext(&err).to_string();
+                let detail = causes(&err);
                 let lower = detail.to_lowercase();
                 if lower.contains("credential") || lower.contains("identity") {
+                    let first = detail.split(". ").next().unwrap_or_default();
                     StoreError::Auth(format!(
-                        "no usable AWS credentials for DynamoDB table {table} (region {region}): {detail}. Set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        "no usable AWS credentials for DynamoDB table {table} (region {region}) while {what}: {first}. Set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws configure list` shows what the AWS configuration finds)"
                     ))
                 } else {
                     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
@@ -818,6 +823,21 @@ fn key(pk: &str, sk: &str) -> Item {
 
 fn non_empty(values: Item) -> Option<Item> {
     (!values.is_empty()).then_some(values)
+}
+
+/// An error and its sources, `: `-separated (without Debug dumps).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
 }
 
 fn mentions_size(message: &str) -> bool {

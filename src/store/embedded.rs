@@ -56,6 +56,8 @@ pub struct EmbeddedStore {
     /// committer is running.
     pending: Arc<Mutex<(Vec<Batch>, bool)>>,
     group_commit: bool,
+    /// Write transactions committed (each one fsync), for benchmarks.
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One `append_events` call waiting for its commit.
@@ -97,6 +99,7 @@ impl EmbeddedStore {
             path,
             pending: Arc::new(Mutex::new((Vec::new(), false))),
             group_commit: true,
+            commits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         store.init_tables()?;
         Ok(store)
@@ -119,6 +122,11 @@ impl EmbeddedStore {
     /// every append is its own commit (for comparison in benchmarks).
     pub fn set_group_commit(&mut self, on: bool) {
         self.group_commit = on;
+    }
+
+    /// Write transactions this handle committed (each is one fsync).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn init_tables(&self) -> Result<(), StoreError> {
@@ -146,6 +154,8 @@ impl EmbeddedStore {
         let tx = self.db.begin_write().map_err(io)?;
         let out = f(&tx)?;
         tx.commit().map_err(io)?;
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
     }
 
@@ -214,7 +224,11 @@ fn insert_events(
 
 /// The group committer: writes every waiting batch in one transaction (one
 /// fsync), answers each, and repeats until nothing waits.
-fn commit_loop(db: &Database, pending: &Mutex<(Vec<Batch>, bool)>) {
+fn commit_loop(
+    db: &Database,
+    pending: &Mutex<(Vec<Batch>, bool)>,
+    commits: &std::sync::atomic::AtomicU64,
+) {
     loop {
         let batches = {
             let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -236,6 +250,9 @@ fn commit_loop(db: &Database, pending: &Mutex<(Vec<Batch>, bool)>) {
             }
             tx.commit().map_err(io)
         })();
+        if committed.is_ok() {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         for (i, b) in batches.into_iter().enumerate() {
             let r = match &committed {
                 Ok(()) => results
@@ -460,8 +477,9 @@ impl Store for EmbeddedStore {
                 !std::mem::replace(&mut p.1, true)
             };
             if lead {
-                let (db, pending) = (self.db.clone(), self.pending.clone());
-                tokio::task::spawn_blocking(move || commit_loop(&db, &pending));
+                let (db, pending, commits) =
+                    (self.db.clone(), self.pending.clone(), self.commits.clone());
+                tokio::task::spawn_blocking(move || commit_loop(&db, &pending, &commits));
             }
             answer
                 .await
