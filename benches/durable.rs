@@ -51,7 +51,12 @@ struct Figures {
 }
 
 /// Run `executions` executions, `concurrency` at a time, and time them.
-async fn measure(store: Arc<dyn Store>, executions: usize, concurrency: usize, tag: &str) -> Figures {
+async fn measure(
+    store: Arc<dyn Store>,
+    executions: usize,
+    concurrency: usize,
+    tag: &str,
+) -> Figures {
     let definition = pass_chain(STATES).to_string();
     assert!(validate_value(&pass_chain(STATES), LoadOptions::default()).is_valid());
     let runner = Runner::new(store, TaskRegistry::new(), Arc::new(SystemClock));

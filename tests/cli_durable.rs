@@ -218,7 +218,6 @@ fn crash_and_resume(b: &Backend) {
     let ref_shape = shape_of(&ref_events);
     let mut rng = Rng::new();
     let names: Vec<String> = (0..50).map(|i| format!("crash-{i}")).collect();
-    let b = &*b;
     // Ten processes at a time, each killed at a random transition (a
     // state's progress line: 14 of them in a whole run).
     for batch in names.chunks(10) {
@@ -289,7 +288,11 @@ fn crash_and_resume(b: &Backend) {
         let arn_suffix = format!(":execution:crash:{n}");
         let records: Vec<&Value> = audit
             .iter()
-            .filter(|r| r["actor"].as_str().is_some_and(|a| a.ends_with(&arn_suffix)))
+            .filter(|r| {
+                r["actor"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with(&arn_suffix))
+            })
             .collect();
         let entered: HashMap<String, u64> = events
             .iter()
@@ -411,10 +414,10 @@ fn wait_for_status(b: &Backend, id: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let list = b.json(&["executions", "--format", "json"]);
-        if list
-            .as_array()
-            .is_some_and(|a| a.iter().any(|e| e["execution"] == id && e["status"] == status))
-        {
+        if list.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["execution"] == id && e["status"] == status)
+        }) {
             return;
         }
         assert!(Instant::now() < deadline, "{id} never became {status}");
@@ -432,7 +435,13 @@ fn no_wait_names_the_holder_and_stop_ends_it(b: &Backend) {
         .expect("spawn");
     wait_for_status(b, "slow:holder", "RUNNING");
     let refused = b.run(&[
-        "run", "slow", "--env", "stage", "--name", "second", "--no-wait",
+        "run",
+        "slow",
+        "--env",
+        "stage",
+        "--name",
+        "second",
+        "--no-wait",
     ]);
     assert_eq!(refused.status.code(), Some(1), "{}", b.name);
     let err = text(&refused.stderr);
@@ -453,12 +462,23 @@ fn no_wait_names_the_holder_and_stop_ends_it(b: &Backend) {
     wait_for_status(b, "slow:holder", "ABORTED");
     let history = b.json(&["history", "slow:holder", "--format", "json"]);
     assert_eq!(
-        history.as_array().and_then(|h| h.last()).map(|e| e["type"].clone()),
+        history
+            .as_array()
+            .and_then(|h| h.last())
+            .map(|e| e["type"].clone()),
         Some(json!("ExecutionAborted"))
     );
     // The environment is free again.
     b.workflow("quick", ONE_AT_A_TIME);
-    let next = b.run(&["run", "quick", "--env", "stage", "--name", "third", "--no-wait"]);
+    let next = b.run(&[
+        "run",
+        "quick",
+        "--env",
+        "stage",
+        "--name",
+        "third",
+        "--no-wait",
+    ]);
     assert!(next.status.success(), "{}", text(&next.stderr));
 }
 
@@ -541,10 +561,19 @@ fn redrive_runs_the_failed_state_again(b: &Backend) {
         .map(String::as_str)
         .collect();
     assert_eq!(
-        keys.iter().copied().collect::<std::collections::BTreeSet<_>>(),
-        ["execution", "workflow", "version", "status", "started", "stopped"]
-            .into_iter()
-            .collect()
+        keys.iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [
+            "execution",
+            "workflow",
+            "version",
+            "status",
+            "started",
+            "stopped"
+        ]
+        .into_iter()
+        .collect()
     );
     assert_eq!(item["workflow"], "flaky");
     assert_eq!(item["version"], 1);
@@ -552,7 +581,11 @@ fn redrive_runs_the_failed_state_again(b: &Backend) {
     let first = &history[0];
     assert_eq!(first["type"], "ExecutionStarted");
     assert_eq!(first["id"], 1);
-    assert!(first["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        first["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     let scheduled = history
         .as_array()
         .and_then(|h| h.iter().find(|e| e["type"] == "TaskScheduled"))
@@ -616,10 +649,31 @@ fn a_task_token_is_answered_from_another_process(b: &Backend) {
 
 fn the_same_name_is_the_same_execution(b: &Backend) {
     b.workflow("once", ONE_AT_A_TIME.replace("lease-test", "once").as_str());
-    let first = b.json(&["run", "once", "--name", "n1", "--input", r#"{"v": 1}"#, "--format", "json"]);
+    let first = b.json(&[
+        "run",
+        "once",
+        "--name",
+        "n1",
+        "--input",
+        r#"{"v": 1}"#,
+        "--format",
+        "json",
+    ]);
     assert_eq!(first["status"], "SUCCEEDED");
-    let again = b.json(&["run", "once", "--name", "n1", "--input", r#"{"v": 1}"#, "--format", "json"]);
-    assert_eq!(again, first, "starting the same name again returns the first execution");
+    let again = b.json(&[
+        "run",
+        "once",
+        "--name",
+        "n1",
+        "--input",
+        r#"{"v": 1}"#,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        again, first,
+        "starting the same name again returns the first execution"
+    );
     let other = b.run(&["run", "once", "--name", "n1", "--input", r#"{"v": 2}"#]);
     assert_eq!(other.status.code(), Some(1));
     assert!(text(&other.stderr).contains("[execution-already-exists]"));

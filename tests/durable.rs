@@ -69,7 +69,10 @@ impl TaskHandler for Counter {
         let me = self.clone();
         Box::pin(async move {
             if let Ok(mut c) = me.calls.lock() {
-                c.push((request.state_name.clone(), request.idempotency_token.clone()));
+                c.push((
+                    request.state_name.clone(),
+                    request.idempotency_token.clone(),
+                ));
             }
             if request.state_name == "Flaky" && request.attempt == 0 {
                 return Err(Failure::new("Flaky", "first attempts fail"));
@@ -207,7 +210,11 @@ fn a_crash_at_any_commit_resumes_to_the_same_end() {
             ..MemJournal::default()
         });
         let crashed = run(&m, &counter, first.clone(), vec![], 0);
-        assert_eq!(crashed.status, Status::Running, "crash at commit {crash_at}");
+        assert_eq!(
+            crashed.status,
+            Status::Running,
+            "crash at commit {crash_at}"
+        );
         assert_eq!(crashed.error.as_deref(), Some(JOURNAL_FAILED));
         let committed = first.events.lock().expect("events").clone();
 
@@ -305,7 +312,10 @@ fn a_redrive_runs_the_failed_state_again_and_keeps_what_succeeded() {
         .map(|(s, _)| s.clone())
         .collect();
     // Flaky and A succeeded before and are not called again.
-    assert_eq!(after.iter().filter(|s| *s == "Flaky" || *s == "A").count(), 0);
+    assert_eq!(
+        after.iter().filter(|s| *s == "Flaky" || *s == "A").count(),
+        0
+    );
     assert_eq!(after.iter().filter(|s| *s == "B2").count(), 1);
     assert_eq!(after.iter().filter(|s| *s == "Item").count(), 3);
     let all = journal.events.lock().expect("events").clone();

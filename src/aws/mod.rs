@@ -18,8 +18,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 /// (exponential back-off with jitter) and [`DEFAULT_MAX_ATTEMPTS`] attempts,
 /// so that throttling (`ProvisionedThroughputExceededException`,
 /// `ThrottlingException`) is absorbed by the SDK before an error reaches
-/// piflow. `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE` (or the profile's
-/// `max_attempts` / `retry_mode`) override these retry settings.
+/// piflow. When `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE` is set, the retry
+/// settings come from the AWS configuration instead (environment, then the
+/// profile's `max_attempts` / `retry_mode`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     let overridden = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"]

@@ -189,7 +189,9 @@ fn report(f: &Finished, format: OutputFormat, history: bool) -> anyhow::Result<u
                     match r.status.as_str() {
                         "SUCCEEDED" => println!(
                             "output: {}",
-                            serde_json::to_string_pretty(r.output.as_ref().unwrap_or(&Value::Null))?
+                            serde_json::to_string_pretty(
+                                r.output.as_ref().unwrap_or(&Value::Null)
+                            )?
                         ),
                         "RUNNING" => {}
                         _ => {
@@ -280,7 +282,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<u8> {
                     }
                     Err(e) => {
                         code = code.max(refuse(&e));
-                        results.push(json!({"id": o.id, "error": e.code(), "cause": e.to_string()}));
+                        results
+                            .push(json!({"id": o.id, "error": e.code(), "cause": e.to_string()}));
                     }
                 }
             }
@@ -349,14 +352,16 @@ pub fn stop(args: StopArgs) -> anyhow::Result<u8> {
 }
 
 pub fn executions(args: ExecutionsArgs) -> anyhow::Result<u8> {
-    if let Some(s) = &args.status {
-        if !STATUSES.contains(&s.as_str()) {
-            eprintln!(
-                "piflow: error: --status {s}: not a status; use one of {}",
-                STATUSES.join(", ")
-            );
-            return Ok(EXIT_USAGE);
-        }
+    if let Some(s) = args
+        .status
+        .as_ref()
+        .filter(|s| !STATUSES.contains(&s.as_str()))
+    {
+        eprintln!(
+            "piflow: error: --status {s}: not a status; use one of {}",
+            STATUSES.join(", ")
+        );
+        return Ok(EXIT_USAGE);
     }
     runtime()?.block_on(async move {
         let store = match open(&args.store).await {
@@ -511,7 +516,9 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
         return Ok(EXIT_USAGE);
     };
     let Some(rec) = store.execution(&id).await? else {
-        eprintln!("piflow: error: [task-does-not-exist] the execution of this token, {id}, does not exist");
+        eprintln!(
+            "piflow: error: [task-does-not-exist] the execution of this token, {id}, does not exist"
+        );
         return Ok(EXIT_USAGE);
     };
     if rec.status != "RUNNING" {
@@ -531,7 +538,9 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
     {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            eprintln!("piflow: error: [task-already-answered] this task token was already answered");
+            eprintln!(
+                "piflow: error: [task-already-answered] this task token was already answered"
+            );
             return Ok(EXIT_FAILED);
         }
         Err(e) => return Err(e.into()),
@@ -543,9 +552,7 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
         .map(|o| o.iter().any(|e| e.id == id))
         .unwrap_or(false);
     if orphan {
-        println!(
-            "answered; no process runs {id} now: continue it with `piflow resume {id}`"
-        );
+        println!("answered; no process runs {id} now: continue it with `piflow resume {id}`");
     } else {
         println!("answered; {id} continues");
     }

@@ -288,11 +288,9 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
     };
     let color = use_color();
     let human = args.format == OutputFormat::Human;
-    if let Some(n) = &args.name {
-        if let Err(e) = crate::runner::check_name(n) {
-            eprintln!("piflow: error: --name: {e}");
-            return Ok(EXIT_USAGE);
-        }
+    if let Some(Err(e)) = args.name.as_deref().map(crate::runner::check_name) {
+        eprintln!("piflow: error: --name: {e}");
+        return Ok(EXIT_USAGE);
     }
     if human {
         println!(
@@ -326,7 +324,14 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             env,
             wait: !args.no_wait,
         };
-        return super::executions::run_durable(&args.store, tasks, sink, args.format, args.history, start);
+        return super::executions::run_durable(
+            &args.store,
+            tasks,
+            sink,
+            args.format,
+            args.history,
+            start,
+        );
     }
     // Built-in steps that write to the store (piflow:audit-note); the store
     // is opened on first use.
@@ -374,10 +379,10 @@ pub fn task_registry(mock: Option<&str>) -> Result<TaskRegistry, String> {
         Some((f, c)) => (f, Some(c)),
         None => (spec, None),
     };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("--mock {file}: cannot read it: {e}"))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("--mock {file} is not valid JSON: {e}"))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("--mock {file}: cannot read it: {e}"))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| format!("--mock {file} is not valid JSON: {e}"))?;
     let m = MockConfig::from_value(&value, case).map_err(|e| format!("--mock {file}: {e}"))?;
     Ok(tasks.with_mocks(m))
 }

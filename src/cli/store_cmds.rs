@@ -408,7 +408,7 @@ pub fn store(cmd: StoreCmd) -> anyhow::Result<u8> {
                                 )
                             )
                         })
-                        .map_err(|e| crate::store::StoreError::Io(e)),
+                        .map_err(crate::store::StoreError::Io),
                 };
                 match result {
                     Ok(msg) => {

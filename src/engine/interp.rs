@@ -201,10 +201,10 @@ pub(crate) async fn run(
             (Status::Aborted, None, None, None)
         }
     };
-    if status != Status::Running {
-        if let Err(f) = run.flush().await {
-            (status, error, cause) = (Status::Running, f.error, f.cause);
-        }
+    if status != Status::Running
+        && let Err(f) = run.flush().await
+    {
+        (status, error, cause) = (Status::Running, f.error, f.cause);
     }
     let history = std::mem::take(&mut *run.history.lock().unwrap_or_else(|p| p.into_inner()));
     ExecutionOutcome {
@@ -298,10 +298,12 @@ impl<'e> Run<'e> {
         details: Value,
         checkpoint: Option<Value>,
     ) -> (u64, DateTime<Utc>) {
-        if let Some(d) = &self.durable {
-            if let Some(r) = d.replay.get(key, event_type) {
-                return (r.id, r.timestamp);
-            }
+        if let Some(r) = self
+            .durable
+            .as_ref()
+            .and_then(|d| d.replay.get(key, event_type))
+        {
+            return (r.id, r.timestamp);
         }
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
@@ -341,7 +343,8 @@ impl<'e> Run<'e> {
         if vars.quiet {
             return self.next_id.load(Ordering::SeqCst);
         }
-        self.keyed(key.unwrap_or(""), event_type, state, details, None).0
+        self.keyed(key.unwrap_or(""), event_type, state, details, None)
+            .0
     }
 
     /// Durable executions: wait until every event recorded so far is
@@ -1514,10 +1517,12 @@ impl<'e> Run<'e> {
                     cause: text("cause"),
                 });
             }
-            if let Some(e) = d.replay.get(k, scheduled) {
-                if let Some(p) = e.details.get("parameters") {
-                    input = p.clone();
-                }
+            if let Some(p) = d
+                .replay
+                .get(k, scheduled)
+                .and_then(|e| e.details.get("parameters"))
+            {
+                input = p.clone();
             }
             submitted_before = d.replay.get(k, "TaskSubmitted").is_some();
         }
@@ -1997,7 +2002,13 @@ impl<'e> Run<'e> {
         if distributed {
             self.ev(vars, ak, "MapRunSucceeded", Some(&state.name), Value::Null);
         }
-        self.ev(vars, ak, "MapStateSucceeded", Some(&state.name), Value::Null);
+        self.ev(
+            vars,
+            ak,
+            "MapStateSucceeded",
+            Some(&state.name),
+            Value::Null,
+        );
         Ok(Value::Array(
             results
                 .into_iter()

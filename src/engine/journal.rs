@@ -77,9 +77,7 @@ impl Replay {
                     .collect();
                 let keep: Vec<(String, String)> = by_key
                     .keys()
-                    .filter(|(k, t)| {
-                        (k == "/" && t == "ExecutionStarted") || within(k, &completed)
-                    })
+                    .filter(|(k, t)| (k == "/" && t == "ExecutionStarted") || within(k, &completed))
                     .cloned()
                     .collect();
                 let kept: HashMap<(String, String), usize> = keep
@@ -215,7 +213,10 @@ mod tests {
         assert!(r.get("/", "ExecutionStarted").is_some());
         assert!(r.get("/P#1@0/b0/A#1", "PassStateExited").is_some());
         assert!(r.get("/P#1@0/b0/A#1", "PassStateEntered").is_some());
-        assert!(r.get("/P#1@0/b1/T#1@0", "TaskFailed").is_none(), "the failed task runs again");
+        assert!(
+            r.get("/P#1@0/b1/T#1@0", "TaskFailed").is_none(),
+            "the failed task runs again"
+        );
         assert!(r.get("/P#1", "ParallelStateEntered").is_none());
         assert!(!r.has_attempt("/P#1@0/b1/T#1@0"));
         assert!(r.terminal().is_none(), "the redriven run has not ended");

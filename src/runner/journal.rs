@@ -54,7 +54,11 @@ impl Journal for StoreJournal {
             let last = batch.last().map_or(0, |e| e.seq);
             let mut delay = Duration::from_millis(50);
             for attempt in 0..5 {
-                match self.store.append_events(&self.execution, batch.clone()).await {
+                match self
+                    .store
+                    .append_events(&self.execution, batch.clone())
+                    .await
+                {
                     Ok(()) => return Ok(()),
                     Err(StoreError::Conflict(why)) => {
                         // A retried write whose first try landed after all.
@@ -66,7 +70,9 @@ impl Journal for StoreJournal {
                         }
                         return Err(format!("[store-conflict] {why}"));
                     }
-                    Err(e @ (StoreError::Io(_) | StoreError::Unavailable { .. })) if attempt < 4 => {
+                    Err(e @ (StoreError::Io(_) | StoreError::Unavailable { .. }))
+                        if attempt < 4 =>
+                    {
                         tracing::warn!(execution = %self.execution, attempt, error = %e, "history write failed; trying again");
                         tokio::time::sleep(delay).await;
                         delay *= 3;

@@ -156,13 +156,16 @@ pub async fn keep(mut k: Keeper) {
                     let _ = k.stop.send(true);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(execution = %k.id, error = %e, "could not read the execution"),
+                Err(e) => {
+                    tracing::warn!(execution = %k.id, error = %e, "could not read the execution")
+                }
             }
         }
         for token in k.tokens.open_tokens() {
             match k.store.task_answer(&token).await {
                 Ok(Some(a)) => {
-                    let text = |f: &str| a.outcome.get(f).and_then(Value::as_str).map(str::to_string);
+                    let text =
+                        |f: &str| a.outcome.get(f).and_then(Value::as_str).map(str::to_string);
                     let _ = match a.outcome.get("output") {
                         Some(out) => k.tokens.send_success(&token, out.clone()),
                         None => k.tokens.send_failure(&token, text("error"), text("cause")),

@@ -169,11 +169,8 @@ pub fn execution_of_token(token: &str) -> Option<String> {
 /// Names as Step Functions allows them: 1–80 characters, none of
 /// whitespace, `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` or controls.
 pub fn check_name(name: &str) -> Result<(), RunnerError> {
-    let bad = |c: char| {
-        c.is_whitespace()
-            || c.is_control()
-            || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c)
-    };
+    let bad =
+        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
     if name.is_empty() || name.chars().count() > 80 {
         return Err(RunnerError::BadRequest(format!(
             "execution name {name:?} must be 1 to 80 characters"
@@ -387,10 +384,7 @@ impl Runner {
             .execution(&id)
             .await?
             .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
-        if !matches!(
-            record.status.as_str(),
-            "FAILED" | "TIMED_OUT" | "ABORTED"
-        ) {
+        if !matches!(record.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
             return Err(RunnerError::WrongStatus {
                 id,
                 status: record.status,
@@ -753,14 +747,7 @@ impl Runner {
 }
 
 /// Status, output, error and cause from a terminal history event.
-fn ended_by(
-    e: &RecordedEvent,
-) -> (
-    &'static str,
-    Option<Value>,
-    Option<String>,
-    Option<String>,
-) {
+fn ended_by(e: &RecordedEvent) -> (&'static str, Option<Value>, Option<String>, Option<String>) {
     let text = |f: &str| e.details.get(f).and_then(Value::as_str).map(str::to_string);
     match e.event_type.as_str() {
         "ExecutionSucceeded" => ("SUCCEEDED", Some(e.details.clone()), None, None),

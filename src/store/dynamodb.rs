@@ -1074,6 +1074,15 @@ fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// A short random pause before a read-modify-write tries again after
+/// losing a race (spreads contending writers): up to 5 ms × attempt, at
+/// most 100 ms.
+async fn contention_pause(attempt: u32) {
+    let cap = u128::from((5 * attempt).min(100)) + 1;
+    let ms = (uuid::Uuid::new_v4().as_u128() % cap) as u64;
+    tokio::time::sleep(StdDuration::from_millis(ms)).await;
+}
+
 /// Exponential back-off with jitter: 20 ms, 40 ms … capped at 1 s.
 fn backoff(attempt: u32) -> StdDuration {
     let base = 20u64.saturating_mul(1 << attempt.min(6)).min(1000);
@@ -1239,6 +1248,7 @@ impl DynamoStore {
                 Ok(()) => return Ok(d),
                 Err(WriteError::Refused(_)) => {
                     tracing::debug!(table = %self.table, workflow = %d.workflow, version = d.version, attempt, "publish raced another publish, retrying");
+                    contention_pause(attempt).await;
                 }
                 Err(WriteError::Store(e)) => return Err(e),
             }
@@ -1339,7 +1349,10 @@ impl DynamoStore {
         if stored != read {
             return Err(stale(stored));
         }
-        let old_chunks = u64_attr(&old, "chunks").unwrap_or(0) as usize;
+        // (Bounded: a damaged count must not make a huge request.)
+        let old_chunks = u64_attr(&old, "chunks")
+            .unwrap_or(0)
+            .min(TX_MAX_ITEMS as u64) as usize;
         let new_chunks = items.len() - 1;
         let mut ops = record_puts(items, Some(rev_cond()));
         for i in new_chunks + 1..=old_chunks {
@@ -1468,7 +1481,9 @@ impl DynamoStore {
             let (prev, old_chunks) = match &head {
                 Some((main, chunks)) => (
                     Some(decode::<AuditRecord>(&what, main, chunks)?),
-                    u64_attr(main, "chunks").unwrap_or(0) as usize,
+                    u64_attr(main, "chunks")
+                        .unwrap_or(0)
+                        .min(TX_MAX_ITEMS as u64) as usize,
                 ),
                 None => (None, 0),
             };
@@ -1529,6 +1544,7 @@ impl DynamoStore {
                         }
                     }
                     tracing::debug!(table = %self.table, env = %entry.env, seq = record.seq, attempt, "audit append raced another, retrying");
+                    contention_pause(attempt).await;
                 }
             }
         }
@@ -1704,6 +1720,7 @@ impl DynamoStore {
                 Err(WriteError::Store(e)) => return Err(e),
                 Err(WriteError::Refused(_)) => {
                     tracing::debug!(table = %self.table, key = queue_key, holder, attempt, "joined the queue twice at once, retrying");
+                    contention_pause(attempt).await;
                 }
             }
         }

@@ -12,11 +12,14 @@ use serde_json::{Value, json};
 use crate::engine::{Failure, TaskHandler, TaskRegistry, TaskRequest};
 use crate::store::{AuditEntry, Store};
 
+/// Opens a store when first needed.
+type Opener = dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Store>, String>> + Send + Sync;
+
 /// A store opened on first use: a workflow that writes nothing to the store
-/// never opens (and so never locks) it.
+/// never opens it.
 #[derive(Clone)]
 pub struct StoreHandle {
-    open: Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Store>, String>> + Send + Sync>,
+    open: Arc<Opener>,
     opened: Arc<tokio::sync::Mutex<Option<Arc<dyn Store>>>>,
 }
 

@@ -3,8 +3,10 @@
 //!
 //! - `MOTO_PORT` set (CI starts moto): use the server on 127.0.0.1:$MOTO_PORT.
 //! - else `.emu/venv/bin/moto_server` exists: start one on a free port, once
-//!   per test binary; it stops when the test binary exits (a small shell
-//!   wrapper kills it when its stdin, held by this process, closes).
+//!   per test binary, with DynamoDB made linearizable (see [`LAUNCH`]); it
+//!   stops when the test binary exits (a small shell wrapper kills it when
+//!   its stdin, held by this process, closes). CI that starts its own moto
+//!   should start it the same way (`python -c "$LAUNCH" -p $MOTO_PORT`).
 //! - else `None`, and the test prints "SKIPPED: …".
 //!
 //! The standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`,
@@ -87,18 +89,19 @@ fn start() -> Option<Moto> {
             }
         }
         None => {
-            let server =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".emu/venv/bin/moto_server");
-            if !server.is_file() {
+            let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".emu/venv/bin");
+            if !bin.join("moto_server").is_file() || !bin.join("python").is_file() {
                 return None;
             }
             let port = free_port()?;
-            // The wrapper starts moto, then waits for its stdin to close
-            // (this process exiting) and stops it.
+            // The wrapper starts moto (made linearizable for DynamoDB, see
+            // LAUNCH), then waits for its stdin to close (this process
+            // exiting) and stops it.
             let mut child = Command::new("sh")
                 .arg("-c")
-                .arg("\"$0\" -H 127.0.0.1 -p \"$1\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid")
-                .arg(&server)
+                .arg("\"$0\" -c \"$1\" -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid")
+                .arg(bin.join("python"))
+                .arg(LAUNCH)
                 .arg(port.to_string())
                 .env("MOTO_PORT", port.to_string())
                 .stdin(Stdio::piped())
@@ -129,6 +132,98 @@ fn start() -> Option<Moto> {
     }
     Some(moto)
 }
+
+/// Starts moto's server (`moto.server.main`) after two patches that make
+/// its DynamoDB behave like DynamoDB under concurrent clients:
+///
+/// 1. DynamoDB requests are served one at a time. Threaded moto applies a
+///    `TransactWriteItems` item by item without isolation, and rolls a
+///    cancelled one back by restoring a copy of the whole table taken when
+///    it started, which erases writes other clients made meanwhile (seen as
+///    lost history events when 50 processes share a table).
+/// 2. A cancelled transaction is rolled back by restoring the items it
+///    touched, instead of deep-copying every table it names on every
+///    transaction (which makes each write as slow as the table is big).
+///
+/// If moto's internals change, the patches are skipped with a warning on
+/// stderr and plain moto runs.
+pub const LAUNCH: &str = r#"
+import copy, sys, threading
+from moto.server import main
+try:
+    import moto.dynamodb.models as ddb
+    from moto.dynamodb.models.table import Table
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    LOCK = threading.RLock()
+    STATE = threading.local()
+    _call = DomainDispatcherApplication.__call__
+
+    def _serialised(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with LOCK:
+                return list(_call(self, environ, start_response))
+        return _call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = _serialised
+
+    class _Copy:
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x, memo=None):
+            if isinstance(x, Table) and getattr(STATE, "in_tx", False):
+                return x
+            return copy.deepcopy(x, memo)
+
+    ddb.copy = _Copy()
+    _transact = ddb.DynamoDBBackend.transact_write_items
+
+    def _transact_write_items(self, transact_items):
+        with LOCK:
+            saved = []
+            try:
+                for item in transact_items:
+                    op_type, op = next(iter(item.items()))
+                    table = self.get_table(op["TableName"])
+                    if op_type == "Put":
+                        attrs = op["Item"]
+                        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                        if table.range_key_attr is not None:
+                            key[table.range_key_attr] = attrs[table.range_key_attr]
+                    else:
+                        key = op["Key"]
+                    h, r = self.get_keys_value(table, key)
+                    saved.append((table, h, r, copy.deepcopy(table.get_item(h, r))))
+            except Exception:
+                return _transact(self, transact_items)
+            STATE.in_tx = True
+            try:
+                return _transact(self, transact_items)
+            except Exception:
+                for table, h, r, old in reversed(saved):
+                    if r is not None:
+                        bucket = table.items[h]
+                        if old is None:
+                            bucket.pop(r, None)
+                            if not bucket:
+                                table.items.pop(h, None)
+                        else:
+                            bucket[r] = old
+                    elif old is None:
+                        table.items.pop(h, None)
+                    else:
+                        table.items[h] = old
+                raise
+            finally:
+                STATE.in_tx = False
+
+    ddb.DynamoDBBackend.transact_write_items = _transact_write_items
+except Exception as e:
+    print("piflow tests: moto's DynamoDB was not patched (%r): plain moto runs" % (e,), file=sys.stderr)
+main(sys.argv[1:])
+"#;
 
 fn free_port() -> Option<u16> {
     let l = TcpListener::bind("127.0.0.1:0").ok()?;
