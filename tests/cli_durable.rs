@@ -681,7 +681,45 @@ fn the_same_name_is_the_same_execution(b: &Backend) {
     assert_eq!(audit.as_array().map(Vec::len), Some(2), "nothing ran twice");
 }
 
+/// An execution runs the version it started on, even when it resumes
+/// after a new version was published.
+fn a_running_execution_keeps_its_version(b: &Backend) {
+    let v1 = r#"
+StartAt: Hold
+States:
+  Hold: {Type: Wait, Seconds: 2, Next: Old}
+  Old: {Type: Pass, Result: "version 1", ResultPath: $.ran, End: true}
+"#;
+    b.workflow("pinned", v1);
+    let mut first = b
+        .piflow(&["run", "pinned", "--name", "p1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for_status(b, "pinned:p1", "RUNNING");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = first.kill();
+    let _ = first.wait();
+    b.workflow("pinned", &v1.replace("version 1", "version 2").replace("Old", "New"));
+    let second = b.json(&["run", "pinned", "--name", "p2", "--format", "json"]);
+    assert_eq!(second["output"]["ran"], "version 2");
+    std::thread::sleep(Duration::from_millis(1100));
+    let resumed = b.json(&["resume", "pinned:p1", "--format", "json"]);
+    assert_eq!(resumed["status"], "SUCCEEDED", "{resumed}");
+    assert_eq!(resumed["output"]["ran"], "version 1");
+    let list = b.json(&["executions", "--workflow", "pinned", "--format", "json"]);
+    let version = |id: &str| {
+        list.as_array()
+            .and_then(|a| a.iter().find(|e| e["execution"] == id))
+            .map(|e| e["version"].clone())
+    };
+    assert_eq!(version("pinned:p1"), Some(json!(1)));
+    assert_eq!(version("pinned:p2"), Some(json!(2)));
+}
+
 fn all(b: &Backend) {
+    a_running_execution_keeps_its_version(b);
     the_same_name_is_the_same_execution(b);
     redrive_runs_the_failed_state_again(b);
     a_task_token_is_answered_from_another_process(b);

@@ -236,7 +236,18 @@ pub fn run_durable(
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let r = runner(store, tasks, sink, format == OutputFormat::Human);
+        let human = format == OutputFormat::Human;
+        let r = runner(store, tasks, sink, human);
+        let orphans = if human {
+            r.orphans().await.map_or(0, |o| o.len())
+        } else {
+            0
+        };
+        if orphans > 0 {
+            eprintln!(
+                "piflow: note: {orphans} execution(s) stopped without finishing and no process runs them: `piflow executions --status RUNNING`, `piflow resume --orphans`"
+            );
+        }
         match r.start(start).await {
             Ok(f) => report(&f, format, history),
             Err(e) => Ok(refuse(&e)),
