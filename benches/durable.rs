@@ -6,7 +6,8 @@
 //! server and the standard AWS environment it also measures DynamoDB:
 //!
 //! ```text
-//! .emu/venv/bin/moto_server -H 127.0.0.1 -p 5055 &
+//! integration/emulator/setup.sh
+//! .emu/venv/bin/python integration/emulator/moto_server.py -H 127.0.0.1 -p 5055 &
 //! MOTO_PORT=5055 AWS_ENDPOINT_URL=http://127.0.0.1:5055 AWS_REGION=us-east-1 \
 //!   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 //!   cargo bench --bench durable

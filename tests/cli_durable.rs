@@ -20,6 +20,9 @@ struct Backend {
     env: Vec<(String, String)>,
     /// The working directory, with the workflows under `workflows/`.
     dir: tempfile::TempDir,
+    /// `PIFLOW_LEASE_TTL`: short, so that the leases of killed processes
+    /// expire quickly.
+    ttl: &'static str,
 }
 
 fn bin() -> PathBuf {
@@ -34,6 +37,7 @@ impl Backend {
             name: "embedded",
             env: vec![("PIFLOW_HOME".into(), home.display().to_string())],
             dir,
+            ttl: "2",
         }
     }
 
@@ -47,6 +51,7 @@ impl Backend {
             name: "dynamodb",
             env,
             dir,
+            ttl: "2",
         };
         let out = b.piflow(&["store", "init"]).output().expect("runs");
         assert!(
@@ -62,7 +67,7 @@ impl Backend {
         c.args(args)
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
-            .env("PIFLOW_LEASE_TTL", "1")
+            .env("PIFLOW_LEASE_TTL", self.ttl)
             .env_remove("PIFLOW_STORE")
             .env_remove("PIFLOW_HOME");
         for (k, v) in &self.env {
@@ -243,9 +248,11 @@ fn crash_and_resume(b: &Backend) {
         "{}: most runs were killed before their end ({running} of 50 RUNNING)",
         b.name
     );
-    // Leases of killed processes expire (1 s here); then one process
-    // resumes every orphan.
-    std::thread::sleep(Duration::from_millis(1300));
+    // Leases of killed processes expire; then one process resumes every
+    // orphan (fifty at once: its lease renewals must keep up).
+    std::thread::sleep(Duration::from_millis(
+        (b.ttl.parse::<f64>().unwrap_or(5.0) * 1000.0) as u64 + 300,
+    ));
     let out = b.run(&["resume", "--orphans", "--format", "json"]);
     assert!(
         out.status.success(),
@@ -701,10 +708,13 @@ States:
     std::thread::sleep(Duration::from_millis(300));
     let _ = first.kill();
     let _ = first.wait();
-    b.workflow("pinned", &v1.replace("version 1", "version 2").replace("Old", "New"));
+    b.workflow(
+        "pinned",
+        &v1.replace("version 1", "version 2").replace("Old", "New"),
+    );
     let second = b.json(&["run", "pinned", "--name", "p2", "--format", "json"]);
     assert_eq!(second["output"]["ran"], "version 2");
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(2200));
     let resumed = b.json(&["resume", "pinned:p1", "--format", "json"]);
     assert_eq!(resumed["status"], "SUCCEEDED", "{resumed}");
     assert_eq!(resumed["output"]["ran"], "version 1");
@@ -740,24 +750,32 @@ fn dynamodb_verbs() {
 
 #[test]
 fn embedded_crash_and_resume_50() {
-    crash_and_resume(&Backend::embedded());
+    let mut b = Backend::embedded();
+    b.ttl = "5";
+    crash_and_resume(&b);
 }
 
 #[test]
 fn dynamodb_crash_and_resume_50() {
-    if let Some(b) = Backend::dynamodb() {
+    if let Some(mut b) = Backend::dynamodb() {
+        b.ttl = "5";
         crash_and_resume(&b);
     }
 }
 
+// Nobody dies here: a lease long enough that a loaded machine renews it in
+// time (a late renewal stops its execution rather than share the lease).
 #[test]
 fn embedded_one_execution_per_environment() {
-    twenty_concurrent_starts_hold_the_lease_one_at_a_time(&Backend::embedded());
+    let mut b = Backend::embedded();
+    b.ttl = "15";
+    twenty_concurrent_starts_hold_the_lease_one_at_a_time(&b);
 }
 
 #[test]
 fn dynamodb_one_execution_per_environment() {
-    if let Some(b) = Backend::dynamodb() {
+    if let Some(mut b) = Backend::dynamodb() {
+        b.ttl = "15";
         twenty_concurrent_starts_hold_the_lease_one_at_a_time(&b);
     }
 }

@@ -911,6 +911,173 @@ fn dynamodb_conditional_writes_hold_under_races() {
     });
 }
 
+/// 32 executions appending 20 events each, one event per call as the
+/// engine does, each in its own task as the runner runs them, through one
+/// store: their appends share transactions (group commit), each history
+/// ends gap-free, and there are fewer write requests than appends (on a
+/// single-threaded and on a multi-threaded runtime). Without group commit:
+/// one request each.
+#[test]
+fn dynamodb_group_commit_shares_requests_between_executions() {
+    if moto().is_none() {
+        return;
+    }
+    const EXECUTIONS: u64 = 32;
+    const EVENTS: u64 = 20;
+    const APPENDS: u64 = EXECUTIONS * EVENTS;
+    /// Runs the executions; returns the write requests they took.
+    async fn run(table: &str, prefix: &'static str, group_commit: bool) -> u64 {
+        let mut store = DynamoStore::connect(table).await.expect("open");
+        store.set_group_commit(group_commit);
+        let store = std::sync::Arc::new(store);
+        let started = std::time::Instant::now();
+        let runs: Vec<_> = (0..EXECUTIONS)
+            .map(|x| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let id = format!("{prefix}-{x}");
+                    for seq in 1..=EVENTS {
+                        let mut e = event(seq);
+                        e.details = json!({"execution": x, "seq": seq});
+                        store
+                            .append_events(&id, vec![e])
+                            .await
+                            .unwrap_or_else(|e| panic!("{id} event {seq}: {e}"));
+                    }
+                })
+            })
+            .collect();
+        for r in futures::future::join_all(runs).await {
+            r.expect("execution task");
+        }
+        let requests = store.write_requests();
+        eprintln!(
+            "{prefix}: {APPENDS} appends (one per transition) in {requests} write requests ({:.3} per transition), {:?}",
+            requests as f64 / APPENDS as f64,
+            started.elapsed()
+        );
+        for x in 0..EXECUTIONS {
+            let id = format!("{prefix}-{x}");
+            let events = store.events(&id).await.expect("events");
+            let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=EVENTS).collect::<Vec<_>>(), "{id}");
+            assert!(
+                events
+                    .iter()
+                    .all(|e| e.details == json!({"execution": x, "seq": e.seq})),
+                "{id}: every event is its own execution's"
+            );
+        }
+        requests
+    }
+    let table = block(moto_table("group"));
+    let grouped = block(run(&table, "grouped", true));
+    assert!(
+        grouped < APPENDS,
+        "{grouped} write requests for {APPENDS} appends"
+    );
+    let threaded = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run(&table, "threaded", true));
+    assert!(
+        threaded < APPENDS,
+        "{threaded} write requests for {APPENDS} appends"
+    );
+    let single = block(run(&table, "single", false));
+    assert_eq!(
+        single, APPENDS,
+        "without group commit: one request per append"
+    );
+}
+
+/// A batch refused inside a group commit (its sequence number is taken)
+/// fails alone: the other executions' batches in the same transaction are
+/// written, and the refused one leaves nothing behind.
+#[test]
+fn dynamodb_a_refused_batch_fails_alone_inside_a_group_commit() {
+    if moto().is_none() {
+        return;
+    }
+    block(async {
+        let table = moto_table("grouprefused").await;
+        let store = DynamoStore::connect(&table).await.expect("open");
+        store
+            .append_events("dup", vec![event(1), event(2)])
+            .await
+            .expect("seed");
+        let before = store.write_requests();
+
+        // Queued together (none of them waits before all are queued), so
+        // they form one group: eight good batches and one whose first
+        // event (2) is already stored.
+        let mut stale = event(2);
+        stale.details = json!({"stale": true});
+        let mut calls = Vec::new();
+        for x in 0..8 {
+            calls.push((format!("ok-{x}"), vec![event(1), event(2)]));
+        }
+        calls.insert(4, ("dup".to_string(), vec![stale, event(3)]));
+        let results = futures::future::join_all(
+            calls
+                .iter()
+                .map(|(id, events)| store.append_events(id, events.clone())),
+        )
+        .await;
+        for ((id, _), r) in calls.iter().zip(&results) {
+            if id == "dup" {
+                match r {
+                    Err(e @ StoreError::Conflict(_)) => {
+                        let m = e.to_string();
+                        eprintln!("{m}");
+                        assert!(m.contains("dup") && m.contains("where 3 is next"), "{m}");
+                    }
+                    other => panic!("the stale batch must be refused: {other:?}"),
+                }
+            } else {
+                assert!(r.is_ok(), "{id}: {r:?}");
+                assert_eq!(
+                    store.events(id).await.expect("events"),
+                    vec![event(1), event(2)],
+                    "{id}"
+                );
+            }
+        }
+        assert_eq!(
+            store.events("dup").await.expect("events"),
+            vec![event(1), event(2)],
+            "nothing of the refused batch was written"
+        );
+        assert_eq!(
+            store.write_requests() - before,
+            2,
+            "one group transaction, refused, then the same group without the stale batch"
+        );
+
+        // Two batches of one execution queued together go in successive
+        // requests: the second, with the same sequence number, is refused
+        // on its own.
+        let mut a = event(3);
+        a.details = json!({"writer": "a"});
+        let mut b = event(3);
+        b.details = json!({"writer": "b"});
+        let (ra, rb, rc) = futures::join!(
+            store.append_events("dup", vec![a.clone()]),
+            store.append_events("dup", vec![b]),
+            store.append_events("ok-0", vec![event(3)]),
+        );
+        assert!(ra.is_ok(), "{ra:?}");
+        assert!(matches!(rb, Err(StoreError::Conflict(_))), "{rb:?}");
+        assert!(rc.is_ok(), "{rc:?}");
+        assert_eq!(
+            store.events("dup").await.expect("events"),
+            vec![event(1), event(2), a]
+        );
+    });
+}
+
 // ----- DynamoDB errors, with wiremock standing in for DynamoDB -----------------
 
 const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;

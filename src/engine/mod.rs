@@ -63,7 +63,6 @@ pub enum Status {
     Aborted,
 }
 
-
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,14 +17,22 @@ pub struct StoreJournal {
     store: Arc<dyn Store>,
     execution: String,
     lost: Arc<AtomicBool>,
+    /// The leases are ours until then (see `lease::Keeper`).
+    valid_until: Arc<std::sync::Mutex<tokio::time::Instant>>,
 }
 
 impl StoreJournal {
-    pub fn new(store: Arc<dyn Store>, execution: String, lost: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        execution: String,
+        lost: Arc<AtomicBool>,
+        valid_until: Arc<std::sync::Mutex<tokio::time::Instant>>,
+    ) -> Self {
         StoreJournal {
             store,
             execution,
             lost,
+            valid_until,
         }
     }
 }
@@ -47,6 +55,19 @@ impl Journal for StoreJournal {
             if self.lost.load(Ordering::SeqCst) {
                 return Err(format!(
                     "execution {} is now run by another process (its lease was lost)",
+                    self.execution
+                ));
+            }
+            // A lease not renewed in time may already be someone else's:
+            // act on nothing more (no step runs after this refusal).
+            let valid = self
+                .valid_until
+                .lock()
+                .map(|v| tokio::time::Instant::now() < *v)
+                .unwrap_or(false);
+            if !valid {
+                return Err(format!(
+                    "the leases of execution {} were not renewed in time (the store was slow or unreachable); it stopped so that no other process can run it at the same time",
                     self.execution
                 ));
             }

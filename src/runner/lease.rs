@@ -32,7 +32,7 @@ pub struct LeaseWait {
 }
 
 fn poll_interval(ttl: Duration) -> Duration {
-    (ttl / 6).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    (ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(500))
 }
 
 /// Take `key` for `holder`: join its FIFO queue and take the lease when
@@ -115,6 +115,9 @@ pub struct Keeper {
     pub tokens: Arc<TokenRegistry>,
     /// Set when another process took the execution over.
     pub lost: Arc<AtomicBool>,
+    /// Until when this process may act on the leases: the start of the
+    /// last renewal that succeeded plus nine tenths of their time to live.
+    pub valid_until: Arc<std::sync::Mutex<tokio::time::Instant>>,
     pub stop: watch::Sender<bool>,
     pub done: watch::Receiver<bool>,
 }
@@ -134,6 +137,7 @@ pub async fn keep(mut k: Keeper) {
         }
         if last.elapsed() >= renew_every {
             last = tokio::time::Instant::now();
+            let mut renewed = true;
             let mut leases = vec![(super::exec_key(&k.id), k.holder.clone())];
             if let Some(env) = &k.env {
                 leases.push((super::env_key(env), k.id.clone()));
@@ -147,9 +151,13 @@ pub async fn keep(mut k: Keeper) {
                         return;
                     }
                     Err(e) => {
+                        renewed = false;
                         tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again");
                     }
                 }
+            }
+            if renewed && let Ok(mut v) = k.valid_until.lock() {
+                *v = last + k.ttl.mul_f64(0.9);
             }
             match k.store.execution(&k.id).await {
                 Ok(Some(r)) if r.stop_requested.is_some() => {

@@ -656,6 +656,9 @@ impl Runner {
             ));
         }
         let lost = Arc::new(AtomicBool::new(false));
+        let valid_until = Arc::new(std::sync::Mutex::new(
+            tokio::time::Instant::now() + self.lease_ttl.mul_f64(0.9),
+        ));
         let mut engine = Engine::new(self.tasks.clone(), self.clock.clone());
         engine.options = self.options.clone();
         engine.sink = self.sink.clone();
@@ -664,6 +667,7 @@ impl Runner {
             self.store.clone(),
             id.clone(),
             lost.clone(),
+            valid_until.clone(),
         ));
         let request = ExecutionRequest {
             machine: Arc::new(machine),
@@ -689,6 +693,7 @@ impl Runner {
             ttl: self.lease_ttl,
             tokens,
             lost: lost.clone(),
+            valid_until,
             stop: stop_tx,
             done: done_rx,
         }));

@@ -11,10 +11,14 @@
 //! strings in the attribute `body`; a body above [`INLINE_MAX`] bytes is
 //! split into `…#CHUNK#n` items written in the same transaction (DynamoDB
 //! items hold at most 400 KB).
+//!
+//! History appends are group-committed: appends of different executions
+//! that wait at the same time share one `TransactWriteItems` (see
+//! [`DynamoStore::set_group_commit`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
@@ -69,8 +73,28 @@ pub struct DynamoStore {
     table: String,
     region: String,
     max_attempts: u32,
-    writes: AtomicU64,
+    /// Write API calls (shared with the group committer's handle).
+    writes: Arc<AtomicU64>,
+    /// History appends waiting for the next group commit, and whether a
+    /// committer (leader) is running.
+    pending: Arc<Mutex<(Vec<Batch>, bool)>>,
+    group_commit: bool,
 }
+
+/// One `append_events` call waiting for a group commit: its transaction
+/// items (the `EVHEAD` put first), their size, and where to answer.
+struct Batch {
+    execution: String,
+    what: String,
+    items: Vec<TransactWriteItem>,
+    bytes: usize,
+    done: tokio::sync::oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// A group of batches of different executions may fill at most this much
+/// of a transaction's 4 MB (the sizes here are estimates; a batch alone may
+/// use all of it, as without group commit).
+const GROUP_MAX_BYTES: usize = TX_MAX_BYTES / 8 * 7;
 
 /// Open the store in table `table`, with the standard AWS configuration
 /// (see [`crate::aws::sdk_config`]). A missing table is reported here, with
@@ -124,7 +148,32 @@ impl DynamoStore {
             table: table.into(),
             region,
             max_attempts,
-            writes: AtomicU64::new(0),
+            writes: Arc::new(AtomicU64::new(0)),
+            pending: Arc::new(Mutex::new((Vec::new(), false))),
+            group_commit: true,
+        }
+    }
+
+    /// With group commit (the default), history appends of different
+    /// executions that wait at the same time share one `TransactWriteItems`
+    /// (the appends that arrive while one is in flight go into the next);
+    /// without, every append is its own request (for comparison in
+    /// benchmarks).
+    pub fn set_group_commit(&mut self, on: bool) {
+        self.group_commit = on;
+    }
+
+    /// Another handle on the same client, counters and queue (for the
+    /// group committer's task).
+    fn handle(&self) -> DynamoStore {
+        DynamoStore {
+            client: self.client.clone(),
+            table: self.table.clone(),
+            region: self.region.clone(),
+            max_attempts: self.max_attempts,
+            writes: self.writes.clone(),
+            pending: self.pending.clone(),
+            group_commit: self.group_commit,
         }
     }
 
@@ -542,6 +591,14 @@ impl DynamoStore {
         for op in ops {
             items.push(self.tx_item(op).map_err(WriteError::Store)?);
         }
+        self.transact(what, items).await
+    }
+
+    /// One `TransactWriteItems` of `items`, tried again while it is
+    /// cancelled for throttling or a conflicting transaction. A failed
+    /// condition comes back as [`WriteError::Refused`] with one reason per
+    /// item (as DynamoDB lists them).
+    async fn transact(&self, what: &str, items: Vec<TransactWriteItem>) -> Result<(), WriteError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -766,10 +823,7 @@ impl DynamoStore {
         }
         let mut total = 0;
         for op in ops {
-            let size = match op {
-                Op::Put { item, .. } => item_size(item),
-                Op::Delete { key, .. } | Op::Check { key, .. } => item_size(key),
-            };
+            let size = op_size(op);
             if size > ITEM_MAX {
                 return Err(too_large(format!("an item of {size} bytes")));
             }
@@ -843,6 +897,14 @@ fn causes(err: &(dyn std::error::Error + 'static)) -> String {
 fn mentions_size(message: &str) -> bool {
     let m = message.to_lowercase();
     m.contains("size") || m.contains("too large") || m.contains("length")
+}
+
+/// The size an operation counts towards a transaction's limit.
+fn op_size(op: &Op) -> usize {
+    match op {
+        Op::Put { item, .. } => item_size(item),
+        Op::Delete { key, .. } | Op::Check { key, .. } => item_size(key),
+    }
 }
 
 /// DynamoDB's item size: attribute names plus values.
@@ -1451,7 +1513,20 @@ impl DynamoStore {
         } else {
             format!("appending events {first}..{last} to the history of {execution}")
         };
-        match self.write(&what, ops).await {
+        // Group commit, unless it is off or the batch alone breaks a limit
+        // (then `write` reports that, naming the limit).
+        let written = if self.group_commit && self.check_limits(&what, &ops).is_ok() {
+            let bytes = ops.iter().map(op_size).sum();
+            let mut items = Vec::with_capacity(ops.len());
+            for op in ops {
+                items.push(self.tx_item(op)?);
+            }
+            self.group_append(execution, what.clone(), items, bytes)
+                .await
+        } else {
+            self.write(&what, ops).await
+        };
+        match written {
             Ok(()) => Ok(()),
             Err(WriteError::Store(e)) => Err(e),
             Err(refused) => {
@@ -1470,6 +1545,141 @@ impl DynamoStore {
                     stored + 1
                 )))
             }
+        }
+    }
+
+    // ----- group commit of history appends ------------------------------
+
+    /// Queue a batch for the next group commit and wait for its answer.
+    /// The caller that finds no committer running starts one (a task, so
+    /// that the commit finishes even if that caller goes away).
+    async fn group_append(
+        &self,
+        execution: &str,
+        what: String,
+        items: Vec<TransactWriteItem>,
+        bytes: usize,
+    ) -> Result<(), WriteError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.0.push(Batch {
+                execution: execution.to_string(),
+                what,
+                items,
+                bytes,
+                done,
+            });
+            !std::mem::replace(&mut p.1, true)
+        };
+        if lead {
+            let committer = self.handle();
+            tokio::spawn(async move { committer.commit_loop().await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(WriteError::Store(StoreError::Io(format!(
+                "the history committer of table {} stopped before answering",
+                self.table
+            ))))
+        })
+    }
+
+    /// The group committer: sends the waiting batches, as many as fit, in
+    /// one `TransactWriteItems`, answers each, and repeats until nothing
+    /// waits. One request is in flight at a time; what arrives meanwhile
+    /// waits for the next.
+    async fn commit_loop(self) {
+        let mut leader = Leader {
+            pending: self.pending.clone(),
+            running: true,
+        };
+        loop {
+            // Let the appenders just answered queue their next batches.
+            tokio::task::yield_now().await;
+            let group = {
+                let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                if p.0.is_empty() {
+                    p.1 = false;
+                    leader.running = false;
+                    return;
+                }
+                next_group(&mut p.0)
+            };
+            self.commit_group(group).await;
+        }
+    }
+
+    /// Write a group of batches (at most one per execution) in one
+    /// transaction. A batch whose condition failed is answered alone
+    /// (`Refused`) and the others are sent again without it; any other
+    /// error is every batch's.
+    async fn commit_group(&self, group: Vec<Batch>) {
+        let mut live = group;
+        while !live.is_empty() {
+            let items: Vec<TransactWriteItem> =
+                live.iter().flat_map(|b| b.items.iter().cloned()).collect();
+            let what = match live.as_slice() {
+                [one] => one.what.clone(),
+                many => format!(
+                    "appending to the histories of {} executions in one transaction",
+                    many.len()
+                ),
+            };
+            tracing::trace!(table = %self.table, batches = live.len(), items = items.len(), "group commit");
+            match self.transact(&what, items).await {
+                Ok(()) => {
+                    for b in live {
+                        let _ = b.done.send(Ok(()));
+                    }
+                    return;
+                }
+                Err(WriteError::Store(StoreError::TooLarge(_))) if live.len() > 1 => {
+                    // Together too large for DynamoDB (the estimate was
+                    // short): each batch on its own.
+                    self.commit_one_by_one(live).await;
+                    return;
+                }
+                Err(WriteError::Store(e)) => {
+                    for b in live {
+                        let _ = b.done.send(Err(WriteError::Store(copy_error(&e))));
+                    }
+                    return;
+                }
+                Err(WriteError::Refused(reasons)) => {
+                    if live.len() == 1 {
+                        if let Some(b) = live.pop() {
+                            let _ = b.done.send(Err(WriteError::Refused(reasons)));
+                        }
+                        return;
+                    }
+                    let total: usize = live.iter().map(|b| b.items.len()).sum();
+                    if reasons.len() != total {
+                        // Whose condition failed cannot be told.
+                        tracing::debug!(table = %self.table, reasons = reasons.len(), items = total, "group commit refused without one reason per item: one request per batch");
+                        self.commit_one_by_one(live).await;
+                        return;
+                    }
+                    let mut reasons = reasons.into_iter();
+                    let mut rest = Vec::with_capacity(live.len());
+                    for b in live {
+                        let mine: Vec<Reason> = reasons.by_ref().take(b.items.len()).collect();
+                        if mine.iter().any(|r| r.failed) {
+                            tracing::debug!(table = %self.table, execution = %b.execution, "history append refused inside a group commit");
+                            let _ = b.done.send(Err(WriteError::Refused(mine)));
+                        } else {
+                            rest.push(b);
+                        }
+                    }
+                    live = rest;
+                }
+            }
+        }
+    }
+
+    async fn commit_one_by_one(&self, batches: Vec<Batch>) {
+        for b in batches {
+            let written = self.transact(&b.what, b.items).await;
+            let _ = b.done.send(written);
         }
     }
 
@@ -1814,6 +2024,74 @@ impl DynamoStore {
         self.write(&what, ops)
             .await
             .map_err(|e| e.conflict(|| format!("task token {} was already answered", answer.token)))
+    }
+}
+
+/// Take the next group off the queue: batches in arrival order while they
+/// fit one transaction (100 items, [`GROUP_MAX_BYTES`]), at most one per
+/// execution (two would both condition on its `EVHEAD`). A batch left
+/// behind keeps its place, and so do the later batches of its execution.
+fn next_group(queue: &mut Vec<Batch>) -> Vec<Batch> {
+    let mut group: Vec<Batch> = Vec::new();
+    let mut left = Vec::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    let (mut items, mut bytes) = (0, 0);
+    for b in queue.drain(..) {
+        let fits = group.is_empty()
+            || (items + b.items.len() <= TX_MAX_ITEMS && bytes + b.bytes <= GROUP_MAX_BYTES);
+        if !fits || !taken.insert(b.execution.clone()) {
+            taken.insert(b.execution.clone());
+            left.push(b);
+            continue;
+        }
+        items += b.items.len();
+        bytes += b.bytes;
+        group.push(b);
+    }
+    *queue = left;
+    group
+}
+
+/// The running committer's mark: if its task ends without clearing it
+/// (a panic, or the runtime shutting down), the queue is answered with an
+/// error and the next append starts a new committer.
+struct Leader {
+    pending: Arc<Mutex<(Vec<Batch>, bool)>>,
+    running: bool,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let waiting = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.1 = false;
+            std::mem::take(&mut p.0)
+        };
+        for b in waiting {
+            let _ = b.done.send(Err(WriteError::Store(StoreError::Io(
+                "the history committer stopped".into(),
+            ))));
+        }
+    }
+}
+
+/// The same error again (one per batch of a failed group commit).
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+        StoreError::Unavailable { path, reason } => StoreError::Unavailable {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::Io(m) => StoreError::Io(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::Throttled(m) => StoreError::Throttled(m.clone()),
+        StoreError::Auth(m) => StoreError::Auth(m.clone()),
+        StoreError::TooLarge(m) => StoreError::TooLarge(m.clone()),
     }
 }
 

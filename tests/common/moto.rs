@@ -1,13 +1,21 @@
 //! A moto server (the project's AWS for tests, see docs/store.md) shared by
 //! the tests of one test binary.
 //!
-//! - `MOTO_PORT` set (CI starts moto): use the server on 127.0.0.1:$MOTO_PORT.
-//! - else `.emu/venv/bin/moto_server` exists: start one on a free port, once
-//!   per test binary, with DynamoDB made linearizable (see [`LAUNCH`]); it
+//! - `MOTO_PORT` set (.ci/run starts moto): use the server on
+//!   127.0.0.1:$MOTO_PORT.
+//! - else start one on a free port, once per test binary, through
+//!   `integration/emulator/moto_server.py` (moto with DynamoDB made
+//!   linearizable; the script says why) with `.emu/venv/bin/python`; it
 //!   stops when the test binary exits (a small shell wrapper kills it when
-//!   its stdin, held by this process, closes). CI that starts its own moto
-//!   should start it the same way (`python -c "$LAUNCH" -p $MOTO_PORT`).
-//! - else `None`, and the test prints "SKIPPED: …".
+//!   its stdin, held by this process, closes). When `.emu/venv` has no moto
+//!   yet and `python3` exists, `integration/emulator/setup.sh` makes it
+//!   first: once, even when several test binaries start at the same time
+//!   (they take turns on the lock file `.emu/setup.lock`), saying so on
+//!   stderr, with pip's output in `.emu/setup.log`.
+//! - else (no python3, or the setup failed, e.g. without network) `None`,
+//!   and the test prints "SKIPPED: moto server not available: REASON". A
+//!   failed setup is not tried again for ten minutes (`.emu/setup.failed`);
+//!   run `integration/emulator/setup.sh` to try at once.
 //!
 //! The standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`,
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) is set for this process so
@@ -18,10 +26,10 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A running moto server.
 pub struct Moto {
@@ -31,18 +39,20 @@ pub struct Moto {
     _process: Option<Mutex<(Child, ChildStdin)>>,
 }
 
-static MOTO: OnceLock<Option<Moto>> = OnceLock::new();
+static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
 
-/// The shared moto server, or `None` (with a visible SKIPPED message) when
-/// none is available.
+/// The shared moto server, or `None` (with a visible SKIPPED message naming
+/// the reason) when none is available.
 pub fn moto() -> Option<&'static Moto> {
-    let m = MOTO.get_or_init(start).as_ref();
-    if m.is_none() {
-        eprintln!(
-            "SKIPPED: moto server not available (run .ci/run, or create .emu/venv: python3 -m venv .emu/venv && .emu/venv/bin/pip install 'moto[server]==5.2.5' boto3; or set MOTO_PORT to a running moto server)"
-        );
+    match MOTO.get_or_init(start) {
+        Ok(m) => Some(m),
+        Err(reason) => {
+            eprintln!(
+                "SKIPPED: moto server not available: {reason} (make .emu/venv with integration/emulator/setup.sh, or run .ci/run, or set MOTO_PORT to a moto server started with integration/emulator/moto_server.py)"
+            );
+            None
+        }
     }
-    m
 }
 
 impl Moto {
@@ -73,15 +83,32 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn start() -> Option<Moto> {
+/// The repository root.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The launcher script (moto's server with the DynamoDB patches).
+pub fn launcher() -> PathBuf {
+    root().join("integration/emulator/moto_server.py")
+}
+
+/// A line on stderr that the test harness does not capture (a setup that
+/// takes half a minute should say so while it runs).
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "moto: {message}");
+}
+
+fn start() -> Result<Moto, String> {
     let moto = match std::env::var("MOTO_PORT")
         .ok()
         .and_then(|p| p.parse::<u16>().ok())
     {
         Some(port) => {
             if !wait_ready(port, Duration::from_secs(10)) {
-                eprintln!("MOTO_PORT={port} is set but no moto server answers on 127.0.0.1:{port}");
-                return None;
+                return Err(format!(
+                    "MOTO_PORT={port} is set but no moto server answers on 127.0.0.1:{port}"
+                ));
             }
             Moto {
                 port,
@@ -89,32 +116,38 @@ fn start() -> Option<Moto> {
             }
         }
         None => {
-            let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".emu/venv/bin");
-            if !bin.join("moto_server").is_file() || !bin.join("python").is_file() {
-                return None;
+            let script = launcher();
+            if !script.is_file() {
+                return Err(format!("{} is missing", script.display()));
             }
-            let port = free_port()?;
-            // The wrapper starts moto (made linearizable for DynamoDB, see
-            // LAUNCH), then waits for its stdin to close (this process
-            // exiting) and stops it.
+            let python = venv_python()?;
+            let port = free_port().ok_or("no free port on 127.0.0.1")?;
+            // The wrapper starts moto, then waits for its stdin to close
+            // (this process exiting) and stops it.
             let mut child = Command::new("sh")
                 .arg("-c")
-                .arg("\"$0\" -c \"$1\" -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid")
-                .arg(bin.join("python"))
-                .arg(LAUNCH)
+                .arg("\"$0\" \"$1\" -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid")
+                .arg(&python)
+                .arg(&script)
                 .arg(port.to_string())
                 .env("MOTO_PORT", port.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .ok()?;
-            let stdin = child.stdin.take()?;
+                .map_err(|e| format!("cannot run sh to start moto: {e}"))?;
+            let stdin = child
+                .stdin
+                .take()
+                .ok_or("no stdin pipe to the moto wrapper")?;
             if !wait_ready(port, Duration::from_secs(30)) {
-                eprintln!("moto server did not start on 127.0.0.1:{port}");
                 drop(stdin);
                 let _ = child.wait();
-                return None;
+                return Err(format!(
+                    "moto server did not start on 127.0.0.1:{port} (try: {} {} -p {port})",
+                    python.display(),
+                    script.display()
+                ));
             }
             Moto {
                 port,
@@ -130,100 +163,110 @@ fn start() -> Option<Moto> {
         // afterwards, and the Rust side of env access is locked.
         unsafe { std::env::set_var(k, v) };
     }
-    Some(moto)
+    Ok(moto)
 }
 
-/// Starts moto's server (`moto.server.main`) after two patches that make
-/// its DynamoDB behave like DynamoDB under concurrent clients:
-///
-/// 1. DynamoDB requests are served one at a time. Threaded moto applies a
-///    `TransactWriteItems` item by item without isolation, and rolls a
-///    cancelled one back by restoring a copy of the whole table taken when
-///    it started, which erases writes other clients made meanwhile (seen as
-///    lost history events when 50 processes share a table).
-/// 2. A cancelled transaction is rolled back by restoring the items it
-///    touched, instead of deep-copying every table it names on every
-///    transaction (which makes each write as slow as the table is big).
-///
-/// If moto's internals change, the patches are skipped with a warning on
-/// stderr and plain moto runs.
-pub const LAUNCH: &str = r#"
-import copy, sys, threading
-from moto.server import main
-try:
-    import moto.dynamodb.models as ddb
-    from moto.dynamodb.models.table import Table
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+/// `.emu/venv/bin/python` once the venv has moto's server, made by
+/// `integration/emulator/setup.sh` if need be (once across concurrently
+/// running test binaries: they take turns on `.emu/setup.lock`).
+fn venv_python() -> Result<PathBuf, String> {
+    let root = root();
+    let emu = root.join(".emu");
+    let bin = emu.join("venv/bin");
+    let python = bin.join("python");
+    let ready = || python.is_file() && bin.join("moto_server").is_file();
+    if ready() {
+        return Ok(python);
+    }
+    if !Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return Err(".emu/venv has no moto and python3 is not installed to make it".into());
+    }
+    std::fs::create_dir_all(&emu).map_err(|e| format!("cannot create {}: {e}", emu.display()))?;
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(emu.join("setup.lock"))
+        .map_err(|e| format!("cannot open .emu/setup.lock: {e}"))?;
+    if lock.try_lock().is_err() {
+        say("waiting for another test binary that is making .emu/venv");
+        lock.lock()
+            .map_err(|e| format!("cannot lock .emu/setup.lock: {e}"))?;
+    }
+    // (Released when `lock` is dropped.)
+    if ready() {
+        return Ok(python);
+    }
+    let failed = emu.join("setup.failed");
+    if let Some(reason) = recent_failure(&failed) {
+        return Err(format!(
+            "{reason} (integration/emulator/setup.sh failed less than ten minutes ago; run it again to retry at once)"
+        ));
+    }
+    let script = root.join("integration/emulator/setup.sh");
+    let log_path = emu.join("setup.log");
+    say(&format!(
+        ".emu/venv has no moto: running {} once for every test binary (about 30 s; pip's output in {})",
+        script.display(),
+        log_path.display()
+    ));
+    let started = Instant::now();
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+    let status = Command::new("bash")
+        .arg(&script)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .status();
+    let ok = status.as_ref().is_ok_and(|s| s.success());
+    if ok && ready() {
+        let _ = std::fs::remove_file(&failed);
+        say(&format!("made .emu/venv in {:.0?}", started.elapsed()));
+        return Ok(python);
+    }
+    let last = std::fs::read_to_string(&log_path)
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let reason = match status {
+        Err(e) => format!("cannot run bash {}: {e}", script.display()),
+        Ok(_) => format!(
+            "integration/emulator/setup.sh could not make .emu/venv: {last} (see .emu/setup.log)"
+        ),
+    };
+    say(&reason);
+    let _ = std::fs::write(&failed, &reason);
+    Err(reason)
+}
 
-    LOCK = threading.RLock()
-    STATE = threading.local()
-    _call = DomainDispatcherApplication.__call__
-
-    def _serialised(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            with LOCK:
-                return list(_call(self, environ, start_response))
-        return _call(self, environ, start_response)
-
-    DomainDispatcherApplication.__call__ = _serialised
-
-    class _Copy:
-        def __getattr__(self, name):
-            return getattr(copy, name)
-
-        @staticmethod
-        def deepcopy(x, memo=None):
-            if isinstance(x, Table) and getattr(STATE, "in_tx", False):
-                return x
-            return copy.deepcopy(x, memo)
-
-    ddb.copy = _Copy()
-    _transact = ddb.DynamoDBBackend.transact_write_items
-
-    def _transact_write_items(self, transact_items):
-        with LOCK:
-            saved = []
-            try:
-                for item in transact_items:
-                    op_type, op = next(iter(item.items()))
-                    table = self.get_table(op["TableName"])
-                    if op_type == "Put":
-                        attrs = op["Item"]
-                        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-                        if table.range_key_attr is not None:
-                            key[table.range_key_attr] = attrs[table.range_key_attr]
-                    else:
-                        key = op["Key"]
-                    h, r = self.get_keys_value(table, key)
-                    saved.append((table, h, r, copy.deepcopy(table.get_item(h, r))))
-            except Exception:
-                return _transact(self, transact_items)
-            STATE.in_tx = True
-            try:
-                return _transact(self, transact_items)
-            except Exception:
-                for table, h, r, old in reversed(saved):
-                    if r is not None:
-                        bucket = table.items[h]
-                        if old is None:
-                            bucket.pop(r, None)
-                            if not bucket:
-                                table.items.pop(h, None)
-                        else:
-                            bucket[r] = old
-                    elif old is None:
-                        table.items.pop(h, None)
-                    else:
-                        table.items[h] = old
-                raise
-            finally:
-                STATE.in_tx = False
-
-    ddb.DynamoDBBackend.transact_write_items = _transact_write_items
-except Exception as e:
-    print("piflow tests: moto's DynamoDB was not patched (%r): plain moto runs" % (e,), file=sys.stderr)
-main(sys.argv[1:])
-"#;
+/// The reason a setup failed, if it failed less than ten minutes ago.
+fn recent_failure(marker: &Path) -> Option<String> {
+    let modified = std::fs::metadata(marker).ok()?.modified().ok()?;
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default();
+    if age > Duration::from_secs(600) {
+        return None;
+    }
+    std::fs::read_to_string(marker).ok()
+}
 
 fn free_port() -> Option<u16> {
     let l = TcpListener::bind("127.0.0.1:0").ok()?;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Make the Python environment of piflow's emulator and linters: .emu/venv at
+# the repository root, with moto's server (the project's AWS for tests,
+# started through moto_server.py beside this file), boto3 and cfn-lint, at
+# the versions pinned below (the ones docs/store.md and the tests were
+# checked with).
+#
+# Idempotent: when .emu/venv already has these versions it says so and
+# exits at once; a venv without them (or with other versions) is completed;
+# a broken one is made anew. Run it from anywhere:
+#
+#     integration/emulator/setup.sh
+#
+# Needs python3 with its venv module (Debian and Ubuntu: apt-get install
+# python3-venv) and PyPI (about 30 s the first time). Exit status 0: ready;
+# 1: it could not be made, the reason on stderr.
+#
+# Who runs it: .ci/run, and the tests themselves (tests/common/moto.rs) when
+# .emu/venv has no moto and python3 exists.
+set -euo pipefail
+
+MOTO=5.2.5
+BOTO3=1.44.5
+CFN_LINT=1.58.0
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+venv="$root/.emu/venv"
+py="$venv/bin/python"
+
+# The pinned packages import, at the pinned versions (moto's server needs
+# flask and flask_cors, which its [server] extra brings).
+ready() {
+  [ -x "$py" ] || return 1
+  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+import boto3, cfnlint, flask, flask_cors, moto  # noqa: F401
+want = {"moto": sys.argv[1], "boto3": sys.argv[2], "cfn-lint": sys.argv[3]}
+sys.exit(0 if all(version(name) == v for name, v in want.items()) else 1)
+PY
+}
+
+pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT"
+
+if ready; then
+  echo "emulator: .emu/venv is ready ($pinned)"
+  exit 0
+fi
+
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "setup.sh: python3 is not installed, so .emu/venv cannot be made (install python3 and its venv module)" >&2
+  exit 1
+fi
+
+if ! { [ -x "$py" ] && "$py" -m pip --version >/dev/null 2>&1; }; then
+  echo "emulator: creating .emu/venv with $(python3 --version 2>&1)"
+  rm -rf "$venv"
+  mkdir -p "$root/.emu"
+  if ! python3 -m venv "$venv"; then
+    rm -rf "$venv"
+    echo "setup.sh: 'python3 -m venv' failed (Debian and Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+fi
+
+echo "emulator: installing $pinned into .emu/venv (about 30 s)"
+if ! "$py" -m pip install --quiet --disable-pip-version-check --retries 3 \
+  "moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT"; then
+  echo "setup.sh: pip could not install $pinned (is PyPI reachable?)" >&2
+  exit 1
+fi
+
+if ! ready; then
+  echo "setup.sh: $pinned were installed but do not import in .emu/venv" >&2
+  exit 1
+fi
+echo "emulator: .emu/venv is ready ($pinned)"
