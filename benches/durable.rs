@@ -86,7 +86,11 @@ async fn measure(
                 .await;
             match f {
                 Ok(f) if f.record.status == "SUCCEEDED" => {}
-                Ok(f) => panic!("execution ended {}: {:?}", f.record.status, f.record.cause),
+                Ok(f) => panic!(
+                    "execution ended {}: {:?}",
+                    f.record.status,
+                    f.outcome.map(|o| (o.error, o.cause))
+                ),
                 Err(e) => panic!("execution failed to run: {e}"),
             }
         }));
