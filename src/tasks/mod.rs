@@ -4,6 +4,8 @@
 //! Today: `piflow:audit-note` and `piflow:approval.waitForTaskToken`. The deployment steps (lint, security scan,
 //! health gate, blue/green, restores, approval) arrive with their issue.
 
+pub mod aws_step;
+
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
