@@ -376,3 +376,45 @@ fn an_input_over_256_kib_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("may be at most 262144 bytes"));
 }
+
+/// In prod the upgrade waits for an approval; a rejection refuses the
+/// upgrade before any traffic moves, and the refusal is audited.
+#[test]
+fn upgrade_in_prod_waits_for_approval() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let run = |case: &str| {
+        let out = piflow(home.path())
+            .args([
+                "test",
+                "upgrade",
+                "--input",
+                "@integration/inputs/upgrade-prod.json",
+                "--mock",
+                &format!("{MOCKS}#{case}"),
+                "--format",
+                "json",
+            ])
+            .output()
+            .expect("runs");
+        json_out(&out.stdout)
+    };
+    let approved = run("ProdApproved");
+    assert_eq!(approved["status"], "SUCCEEDED", "{approved}");
+    assert_eq!(approved["output"]["approval"]["by"], "alice");
+    let rejected = run("ProdRejected");
+    assert_eq!(rejected["status"], "FAILED");
+    assert_eq!(rejected["error"], "Upgrade.Refused");
+    assert_eq!(rejected["cause"], "not during the quarter close");
+    let audit = piflow(home.path())
+        .args(["audit", "--env", "prod", "--format", "json"])
+        .output()
+        .expect("runs");
+    let records = json_out(&audit.stdout);
+    let outcomes: Vec<&str> = records
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["result"].as_str())
+        .collect();
+    assert_eq!(outcomes, vec!["upgraded", "refused"]);
+}
