@@ -652,6 +652,43 @@ fn a_task_token_is_answered_from_another_process(b: &Backend) {
         result["output"]["approval"],
         json!({"approved": true, "by": "alice"})
     );
+
+    // `piflow reject` fails the approval with Approval.Rejected.
+    let run = b
+        .piflow(&["run", "gate", "--name", "g2", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let token = loop {
+        let audit = b.json(&["audit", "--env", "prod", "--format", "json"]);
+        if let Some(t) = audit.as_array().and_then(|a| {
+            a.iter()
+                .filter(|r| r["action"] == "approval.requested")
+                .filter_map(|r| r["after"]["token"].as_str().map(str::to_string))
+                .find(|t| t.contains(":gate:g2:"))
+        }) {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second approval was requested"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let no = b.run(&["reject", &token, "--reason", "freeze week"]);
+    assert!(no.status.success(), "{}", text(&no.stderr));
+    let out = run.wait_with_output().expect("wait");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["status"], "FAILED");
+    assert_eq!(result["error"], "Approval.Rejected");
+    assert!(
+        result["cause"]
+            .as_str()
+            .is_some_and(|c| c.ends_with(": freeze week")),
+        "{result}"
+    );
 }
 
 fn the_same_name_is_the_same_execution(b: &Backend) {

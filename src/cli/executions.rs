@@ -102,6 +102,43 @@ pub struct SendFailureArgs {
     store: StoreArg,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ApproveArgs {
+    /// The token of the waiting approval (shown by the run, and in the
+    /// audit trail's `approval.requested` record).
+    token: String,
+    /// Why (recorded with the answer).
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+/// `piflow approve TOKEN [--reason R]`: answer an approval with
+/// `{"approved": true, "by": USER, "reason": R}`.
+pub fn approve(args: ApproveArgs) -> anyhow::Result<u8> {
+    let output = json!({"approved": true, "by": user(), "reason": args.reason});
+    runtime()?.block_on(answer(&args.store, &args.token, json!({"output": output})))
+}
+
+/// `piflow reject TOKEN --reason R`: fail the approval with
+/// `Approval.Rejected` and the reason as the cause.
+pub fn reject(args: ApproveArgs) -> anyhow::Result<u8> {
+    let cause = format!(
+        "rejected by {}{}",
+        user(),
+        args.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    runtime()?.block_on(answer(
+        &args.store,
+        &args.token,
+        json!({"error": "Approval.Rejected", "cause": cause}),
+    ))
+}
+
 const STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

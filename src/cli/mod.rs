@@ -65,6 +65,10 @@ enum Command {
     Executions(executions::ExecutionsArgs),
     /// Show an execution's history.
     History(executions::HistoryArgs),
+    /// Approve a waiting `piflow:approval` (its token) [--reason R].
+    Approve(executions::ApproveArgs),
+    /// Reject a waiting `piflow:approval`: it fails with Approval.Rejected.
+    Reject(executions::ApproveArgs),
     /// Answer a waiting `.waitForTaskToken` task with its output.
     SendTaskSuccess(executions::SendSuccessArgs),
     /// Answer a waiting `.waitForTaskToken` task with a failure.
@@ -120,6 +124,8 @@ pub fn main() -> ExitCode {
         Command::Executions(a) => executions::executions(a),
         Command::History(a) => executions::history(a),
         Command::SendTaskSuccess(a) => executions::send_task_success(a),
+        Command::Approve(a) => executions::approve(a),
+        Command::Reject(a) => executions::reject(a),
         Command::SendTaskFailure(a) => executions::send_task_failure(a),
     };
     match result {

@@ -162,7 +162,7 @@ impl HistorySink for Progress {
             };
             let message = out.get("message").and_then(Value::as_str).unwrap_or("");
             format!(
-                "  … {name} waits for an answer: {message}\n      approve: piflow send-task-success '{token}' --output '{{}}'\n      reject:  piflow send-task-failure '{token}' --error Rejected"
+                "  … {name} waits for an answer: {message}\n      approve: piflow approve '{token}' --reason '…'\n      reject:  piflow reject '{token}' --reason '…'"
             )
         } else if e.event_type.ends_with("Failed") || e.event_type.ends_with("TimedOut") {
             if e.event_type.starts_with("Execution") {
