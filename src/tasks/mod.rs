@@ -69,8 +69,9 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
 /// `piflow:approval.waitForTaskToken`: a manual gate. It records an
 /// `approval.requested` audit record naming the task token, and the
 /// execution waits until someone answers with
-/// `piflow send-task-success TOKEN` (approve, with an output) or
-/// `piflow send-task-failure TOKEN` (reject), from any terminal.
+/// `piflow approve TOKEN [--reason R]` (or `send-task-success TOKEN
+/// --output JSON`) or `piflow reject TOKEN --reason R` (it fails with
+/// `Approval.Rejected`), from any terminal.
 ///
 /// Input: `environment` (required), optional `message`. Output (shown while
 /// waiting): `{"token", "message", "approve", "reject"}`.
@@ -129,8 +130,8 @@ impl TaskHandler for Approval {
             Ok(json!({
                 "token": token,
                 "message": message,
-                "approve": format!("piflow send-task-success '{token}' --output '{{\"approved\": true}}'"),
-                "reject": format!("piflow send-task-failure '{token}' --error Rejected"),
+                "approve": format!("piflow approve '{token}' --reason '…'"),
+                "reject": format!("piflow reject '{token}' --reason '…'"),
             }))
         })
     }
