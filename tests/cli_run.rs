@@ -418,3 +418,89 @@ fn upgrade_in_prod_waits_for_approval() {
         .collect();
     assert_eq!(outcomes, vec!["upgraded", "refused"]);
 }
+
+/// Each workflow end to end with its steps mocked: the happy path, and
+/// failures that must end refused or rolled back, each audited.
+#[test]
+fn every_workflow_ends_as_its_mocks_say() {
+    let cases = [
+        ("deploy", "HappyPath", "SUCCEEDED", None, "deployed"),
+        (
+            "deploy",
+            "StackFails",
+            "FAILED",
+            Some("Deploy.RolledBack"),
+            "rolled-back",
+        ),
+        (
+            "deploy",
+            "SmokeFails",
+            "FAILED",
+            Some("Deploy.RolledBack"),
+            "rolled-back",
+        ),
+        ("rollback", "HappyPath", "SUCCEEDED", None, "rolled-back-to"),
+        (
+            "rollback",
+            "NoPrevious",
+            "FAILED",
+            Some("Rollback.NoPreviousRelease"),
+            "refused",
+        ),
+        ("restore", "HappyPath", "SUCCEEDED", None, "restored"),
+        (
+            "restore",
+            "BackupFails",
+            "FAILED",
+            Some("Restore.Failed"),
+            "failed",
+        ),
+    ];
+    for (workflow, case, status, error, outcome) in cases {
+        let home = tempfile::tempdir().expect("tempdir");
+        let out = piflow(home.path())
+            .args([
+                "test",
+                workflow,
+                "--input",
+                &format!("@integration/inputs/{workflow}-dev.json"),
+                "--mock",
+                &format!("integration/mocks/{workflow}.mock.json#{case}"),
+                "--format",
+                "json",
+            ])
+            .output()
+            .expect("runs");
+        let v = json_out(&out.stdout);
+        assert_eq!(v["status"], status, "{workflow}#{case}: {v}");
+        assert_eq!(v["error"].as_str(), error, "{workflow}#{case}: {v}");
+        let audit = piflow(home.path())
+            .args(["audit", "--env", "dev", "--format", "json"])
+            .output()
+            .expect("runs");
+        let records = json_out(&audit.stdout);
+        let results: Vec<&str> = records
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|r| r["result"].as_str())
+            .collect();
+        assert_eq!(results, vec![outcome], "{workflow}#{case}");
+    }
+    // The deploy that failed after traffic moved rolled the service back.
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow(home.path())
+        .args([
+            "test",
+            "deploy",
+            "--input",
+            "@integration/inputs/deploy-dev.json",
+            "--mock",
+            "integration/mocks/deploy.mock.json#SmokeFails",
+            "--history",
+        ])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("→ Rollback (Task)"), "{text}");
+}
