@@ -504,3 +504,58 @@ fn every_workflow_ends_as_its_mocks_say() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("→ Rollback (Task)"), "{text}");
 }
+
+/// rollback finds the release to go back to in the audit trail that
+/// upgrade wrote (the real `piflow:last-release`, the AWS steps mocked).
+#[test]
+fn rollback_goes_back_to_the_last_upgrade_in_the_audit_trail() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let up = piflow(home.path())
+        .args([
+            "test",
+            "upgrade",
+            "--input",
+            INPUT,
+            "--mock",
+            &format!("{MOCKS}#HappyPath"),
+        ])
+        .output()
+        .expect("runs");
+    assert!(up.status.success());
+    let out = piflow(home.path())
+        .args([
+            "test",
+            "rollback",
+            "--input",
+            "@integration/inputs/rollback-dev.json",
+            "--mock",
+            "integration/mocks/rollback.mock.json#FromAuditTrail",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("runs");
+    let v = json_out(&out.stdout);
+    assert_eq!(v["status"], "SUCCEEDED", "{v}");
+    assert_eq!(v["output"]["previous"]["version"], "1.0");
+    assert_eq!(
+        v["output"]["previous"]["image"],
+        "registry.example/product/dashboard:1.0"
+    );
+    // With no release before 1.0, there is nothing to roll back to.
+    let none = piflow(home.path())
+        .args([
+            "test",
+            "rollback",
+            "--input",
+            r#"{"target": {"environment": "dev", "region": "us-east-1", "cluster": "product", "service": "dashboard"}, "current_version": "1.0"}"#,
+            "--mock",
+            "integration/mocks/rollback.mock.json#FromAuditTrail",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("runs");
+    let v = json_out(&none.stdout);
+    assert_eq!(v["error"], "Rollback.NoPreviousRelease", "{v}");
+}
