@@ -27,24 +27,14 @@ use piflow::store::Store;
 use piflow::store::embedded::EmbeddedStore;
 use serde_json::{Value, json};
 
+mod common;
+use common::pass_chain;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const STATES: usize = 100;
 
-fn pass_chain(n: usize) -> Value {
-    let mut states = serde_json::Map::new();
-    for i in 0..n {
-        let mut s = json!({"Type": "Pass"});
-        if i + 1 == n {
-            s["End"] = json!(true);
-        } else {
-            s["Next"] = json!(format!("S{}", i + 1));
-        }
-        states.insert(format!("S{i}"), s);
-    }
-    json!({"StartAt": "S0", "States": states})
-}
 
 struct Figures {
     transitions: usize,

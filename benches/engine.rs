@@ -12,6 +12,9 @@ use piflow::engine::{Engine, ExecutionRequest, SystemClock, TaskRegistry};
 use serde_json::{Value, json};
 
 /// The same allocator as the piflow binary.
+mod common;
+use common::pass_chain;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -21,20 +24,6 @@ fn machine(def: &Value) -> Arc<StateMachine> {
     Arc::new(v.machine.expect("machine"))
 }
 
-/// A chain of `n` Pass states.
-pub fn pass_chain(n: usize) -> Value {
-    let mut states = serde_json::Map::new();
-    for i in 0..n {
-        let mut s = json!({"Type": "Pass"});
-        if i + 1 == n {
-            s["End"] = json!(true);
-        } else {
-            s["Next"] = json!(format!("S{}", i + 1));
-        }
-        states.insert(format!("S{i}"), s);
-    }
-    json!({"StartAt": "S0", "States": states})
-}
 
 /// A loop: Pass increments a counter with States.MathAdd, Choice loops until
 /// it reaches `n` (2 transitions per round).

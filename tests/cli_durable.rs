@@ -601,6 +601,28 @@ fn redrive_runs_the_failed_state_again(b: &Backend) {
     assert_eq!(scheduled["resource"], "arn:aws:states:::lambda:invoke");
 }
 
+/// The token of the approval an execution requested (from the audit
+/// trail), waiting until it is there.
+fn approval_token(b: &Backend, execution: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let audit = b.json(&["audit", "--env", "prod", "--format", "json"]);
+        if let Some(t) = audit.as_array().and_then(|a| {
+            a.iter()
+                .filter(|r| r["action"] == "approval.requested")
+                .filter_map(|r| r["after"]["token"].as_str().map(str::to_string))
+                .find(|t| t.contains(execution))
+        }) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{execution} requested no approval"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 const APPROVAL: &str = r#"
 StartAt: Approve
 States:
@@ -621,19 +643,7 @@ fn a_task_token_is_answered_from_another_process(b: &Backend) {
         .spawn()
         .expect("spawn");
     // The token is in the audit trail (and on the run's screen).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let token = loop {
-        let audit = b.json(&["audit", "--env", "prod", "--format", "json"]);
-        if let Some(t) = audit.as_array().and_then(|a| {
-            a.iter()
-                .find(|r| r["action"] == "approval.requested")
-                .and_then(|r| r["after"]["token"].as_str().map(str::to_string))
-        }) {
-            break t;
-        }
-        assert!(Instant::now() < deadline, "no approval was requested");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let token = approval_token(b, ":gate:g1:");
     let bad = b.run(&["send-task-success", "no-such-token"]);
     assert_eq!(bad.status.code(), Some(2));
     let ok = b.run(&[
@@ -660,23 +670,7 @@ fn a_task_token_is_answered_from_another_process(b: &Backend) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let token = loop {
-        let audit = b.json(&["audit", "--env", "prod", "--format", "json"]);
-        if let Some(t) = audit.as_array().and_then(|a| {
-            a.iter()
-                .filter(|r| r["action"] == "approval.requested")
-                .filter_map(|r| r["after"]["token"].as_str().map(str::to_string))
-                .find(|t| t.contains(":gate:g2:"))
-        }) {
-            break t;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no second approval was requested"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let token = approval_token(b, ":gate:g2:");
     let no = b.run(&["reject", &token, "--reason", "freeze week"]);
     assert!(no.status.success(), "{}", text(&no.stderr));
     let out = run.wait_with_output().expect("wait");

@@ -64,6 +64,18 @@ struct Counter {
     fail: Arc<Mutex<Vec<String>>>,
 }
 
+impl Counter {
+    /// The states called, in order.
+    fn states(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+}
+
 impl TaskHandler for Counter {
     fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
         let me = self.clone();
@@ -276,13 +288,7 @@ fn a_redrive_runs_the_failed_state_again_and_keeps_what_succeeded() {
     let failed = run(&m, &counter, journal.clone(), vec![], 0);
     assert_eq!(failed.status, Status::Failed);
     assert_eq!(failed.error.as_deref(), Some("Broken"));
-    let before: Vec<String> = counter
-        .calls
-        .lock()
-        .expect("calls")
-        .iter()
-        .map(|(s, _)| s.clone())
-        .collect();
+    let before = counter.states();
     assert_eq!(before, vec!["Flaky", "Flaky", "A", "B2"]);
 
     // Fix the step and redrive: as the runner does, mark the redrive in
@@ -304,13 +310,7 @@ fn a_redrive_runs_the_failed_state_again_and_keeps_what_succeeded() {
     *journal.events.lock().expect("events") = events.clone();
     let redriven = run(&m, &counter, journal.clone(), recorded(&events), 1);
     assert_eq!(redriven.status, Status::Succeeded, "{redriven:?}");
-    let after: Vec<String> = counter
-        .calls
-        .lock()
-        .expect("calls")
-        .iter()
-        .map(|(s, _)| s.clone())
-        .collect();
+    let after = counter.states();
     // Flaky and A succeeded before and are not called again.
     assert_eq!(
         after.iter().filter(|s| *s == "Flaky" || *s == "A").count(),

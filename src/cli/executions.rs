@@ -292,81 +292,102 @@ pub fn run_durable(
     })
 }
 
-pub fn resume(args: ResumeArgs) -> anyhow::Result<u8> {
-    let tasks = match task_registry(args.mock.as_deref()) {
+/// Run `body` with a runner over the store (and `--mock` tasks) in a
+/// multi-threaded runtime; usage errors exit 2 before anything runs.
+fn with_runner<F, Fut>(
+    store: &StoreArg,
+    mock: Option<&str>,
+    format: OutputFormat,
+    body: F,
+) -> anyhow::Result<u8>
+where
+    F: FnOnce(Runner) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u8>>,
+{
+    let tasks = match task_registry(mock) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("piflow: error: {e}");
             return Ok(EXIT_USAGE);
         }
     };
-    let human = args.format == OutputFormat::Human;
+    let human = format == OutputFormat::Human;
     runtime()?.block_on(async move {
-        let store = match open(&args.store).await {
+        let store = match open(store).await {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let r = runner(store, tasks, human.then(|| progress(use_color())), human);
-        let Some(id) = args.id else {
-            // Every orphan, concurrently.
-            let orphans = match r.orphans().await {
-                Ok(o) => o,
-                Err(e) => return Ok(refuse(&e)),
-            };
-            if human {
-                println!("{} orphaned execution(s)", orphans.len());
-            }
-            let runs = orphans.iter().map(|o| r.resume(&o.id));
-            let mut code = 0;
-            let mut results = Vec::new();
-            for (o, res) in orphans.iter().zip(futures::future::join_all(runs).await) {
-                match res {
-                    Ok(f) => {
-                        code = code.max(exit_of(&f));
-                        if human {
-                            println!("{} {}", f.record.status, o.id);
-                        }
-                        results.push(finished_json(&f));
-                    }
-                    Err(e) => {
-                        code = code.max(refuse(&e));
-                        results
-                            .push(json!({"id": o.id, "error": e.code(), "cause": e.to_string()}));
-                    }
-                }
-            }
-            if !human {
-                println!("{}", serde_json::to_string_pretty(&results)?);
-            }
-            return Ok(code);
-        };
-        match r.resume(&id).await {
-            Ok(f) => report(&f, args.format, false),
-            Err(e) => Ok(refuse(&e)),
-        }
+        body(runner(
+            store,
+            tasks,
+            human.then(|| progress(use_color())),
+            human,
+        ))
+        .await
     })
 }
 
-pub fn redrive(args: RedriveArgs) -> anyhow::Result<u8> {
-    let tasks = match task_registry(args.mock.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
-            return Ok(EXIT_USAGE);
-        }
-    };
+pub fn resume(args: ResumeArgs) -> anyhow::Result<u8> {
     let human = args.format == OutputFormat::Human;
-    runtime()?.block_on(async move {
-        let store = match open(&args.store).await {
-            Ok(s) => s,
-            Err(code) => return Ok(code),
-        };
-        let r = runner(store, tasks, human.then(|| progress(use_color())), human);
-        match r.redrive(&args.id).await {
-            Ok(f) => report(&f, args.format, false),
-            Err(e) => Ok(refuse(&e)),
-        }
-    })
+    with_runner(
+        &args.store,
+        args.mock.as_deref(),
+        args.format,
+        |r| async move {
+            let Some(id) = args.id else {
+                // Every orphan, concurrently.
+                let orphans = match r.orphans().await {
+                    Ok(o) => o,
+                    Err(e) => return Ok(refuse(&e)),
+                };
+                if human {
+                    println!("{} orphaned execution(s)", orphans.len());
+                }
+                let runs = orphans.iter().map(|o| r.resume(&o.id));
+                let mut code = 0;
+                let mut results = Vec::new();
+                for (o, res) in orphans.iter().zip(futures::future::join_all(runs).await) {
+                    match res {
+                        Ok(f) => {
+                            code = code.max(exit_of(&f));
+                            if human {
+                                println!("{} {}", f.record.status, o.id);
+                            }
+                            results.push(finished_json(&f));
+                        }
+                        Err(e) => {
+                            code = code.max(refuse(&e));
+                            results.push(
+                                json!({"id": o.id, "error": e.code(), "cause": e.to_string()}),
+                            );
+                        }
+                    }
+                }
+                if !human {
+                    println!("{}", serde_json::to_string_pretty(&results)?);
+                }
+                return Ok(code);
+            };
+            match r.resume(&id).await {
+                Ok(f) => report(&f, args.format, false),
+                Err(e) => Ok(refuse(&e)),
+            }
+        },
+    )
+}
+
+pub fn redrive(args: RedriveArgs) -> anyhow::Result<u8> {
+    with_runner(
+        &args.store,
+        args.mock.as_deref(),
+        args.format,
+        |r| async move {
+            match r.redrive(&args.id).await {
+                Ok(f) => report(&f, args.format, false),
+                Err(e) => Ok(refuse(&e)),
+            }
+        },
+    )
 }
 
 pub fn stop(args: StopArgs) -> anyhow::Result<u8> {

@@ -356,17 +356,7 @@ impl Runner {
             });
         }
         self.check_not_running_elsewhere(&id).await?;
-        let def = self
-            .store
-            .definition(&record.workflow, record.version)
-            .await?
-            .ok_or_else(|| {
-                RunnerError::Definition(format!(
-                    "{} version {} is missing from the store",
-                    record.workflow, record.version
-                ))
-            })?;
-        let machine = machine_of(&def)?;
+        let machine = self.pinned_machine(&record).await?;
         let replay = Replay::new(recorded(self.store.events(&id).await?));
         if let Some(env) = &record.env {
             self.take_env_lease(env, &id, true).await?;
@@ -392,17 +382,7 @@ impl Runner {
             });
         }
         self.check_not_running_elsewhere(&id).await?;
-        let def = self
-            .store
-            .definition(&record.workflow, record.version)
-            .await?
-            .ok_or_else(|| {
-                RunnerError::Definition(format!(
-                    "{} version {} is missing from the store",
-                    record.workflow, record.version
-                ))
-            })?;
-        let machine = machine_of(&def)?;
+        let machine = self.pinned_machine(&record).await?;
         if let Some(env) = &record.env {
             self.take_env_lease(env, &id, true).await?;
         }
@@ -516,6 +496,21 @@ impl Runner {
                 Ok(r)
             }
         }
+    }
+
+    /// The state machine of the definition version an execution is pinned to.
+    async fn pinned_machine(&self, record: &ExecutionRecord) -> Result<StateMachine, RunnerError> {
+        let def = self
+            .store
+            .definition(&record.workflow, record.version)
+            .await?
+            .ok_or_else(|| {
+                RunnerError::Definition(format!(
+                    "{} version {} is missing from the store",
+                    record.workflow, record.version
+                ))
+            })?;
+        machine_of(&def)
     }
 
     /// RUNNING executions that no live process holds.
