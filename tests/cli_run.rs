@@ -196,8 +196,15 @@ fn unknown_workflow_and_bad_mock_are_usage_errors() {
 #[test]
 fn a_task_without_handler_or_mock_fails_clearly() {
     let home = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("unknown.asl.json");
+    std::fs::write(
+        &f,
+        r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "piflow:no-such-step", "End": true}}}"#,
+    )
+    .expect("write");
     let out = piflow(home.path())
-        .args(["test", "upgrade", "--input", INPUT, "--format", "json"])
+        .args(["test", &f.display().to_string(), "--format", "json"])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
@@ -207,7 +214,7 @@ fn a_task_without_handler_or_mock_fails_clearly() {
         v["cause"]
             .as_str()
             .unwrap_or("")
-            .contains("no handler for resource 'piflow:lint'"),
+            .contains("no handler for resource 'piflow:no-such-step'"),
         "{v}"
     );
 }

@@ -1563,7 +1563,10 @@ impl<'e> Run<'e> {
             let r = if submitted_before && token.is_some() {
                 Value::Null
             } else {
-                engine.tasks.invoke(request).await?
+                engine
+                    .tasks
+                    .invoke_on(request, engine.clock.as_ref())
+                    .await?
             };
             if let (Some(tok), Some(rx)) = (&token, receiver.as_mut()) {
                 // A mocked callback answers for the token holder.

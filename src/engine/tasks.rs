@@ -33,6 +33,13 @@ pub struct TaskRequest {
 /// A task implementation.
 pub trait TaskHandler: Send + Sync {
     fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>>;
+
+    /// Does the step work in real time (network or disk I/O, SDK timeouts,
+    /// polling)? Then on a virtual clock it runs on a real-time runtime
+    /// while virtual time stands still (see `Clock::hold`).
+    fn real_time(&self) -> bool {
+        false
+    }
 }
 
 /// Resolves a resource to its handler: a mock for the state first, then the
@@ -64,6 +71,26 @@ impl TaskRegistry {
     }
 
     /// Run the task.
+    /// Invoke through the engine's clock: a real-time step on a virtual
+    /// clock runs while virtual time stands still.
+    pub fn invoke_on(
+        &self,
+        request: TaskRequest,
+        clock: &dyn super::Clock,
+    ) -> BoxFuture<'static, Result<Value, Failure>> {
+        let real = self
+            .mocks
+            .as_ref()
+            .is_none_or(|m| !m.has(&request.state_name))
+            && self
+                .handlers
+                .iter()
+                .find(|(p, _)| request.resource.starts_with(p.as_str()))
+                .is_some_and(|(_, h)| h.real_time());
+        let fut = self.invoke(request);
+        if real { clock.hold(fut) } else { fut }
+    }
+
     pub fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
         if let Some(m) = &self.mocks
             && let Some(r) = m.next(&request.state_name)
