@@ -25,7 +25,7 @@ use piflow::engine::{SystemClock, TaskRegistry};
 use piflow::runner::{Runner, StartRequest};
 use piflow::store::Store;
 use piflow::store::embedded::EmbeddedStore;
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod common;
 use common::pass_chain;
@@ -34,7 +34,6 @@ use common::pass_chain;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const STATES: usize = 100;
-
 
 struct Figures {
     transitions: usize,

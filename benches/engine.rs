@@ -24,7 +24,6 @@ fn machine(def: &Value) -> Arc<StateMachine> {
     Arc::new(v.machine.expect("machine"))
 }
 
-
 /// A loop: Pass increments a counter with States.MathAdd, Choice loops until
 /// it reaches `n` (2 transitions per round).
 fn choice_loop() -> Value {

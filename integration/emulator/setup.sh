@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Make the Python environment of piflow's emulator and linters: .emu/venv at
 # the repository root, with moto's server (the project's AWS for tests,
-# started through moto_server.py beside this file), boto3 and cfn-lint, at
-# the versions pinned below (the ones docs/store.md and the tests were
-# checked with).
+# started through moto_server.py beside this file), boto3, cfn-lint (the
+# `piflow:lint` step) and checkov (the `piflow:security-scan` step), at the
+# versions pinned below (the ones docs/store.md, docs/workflows.md and the
+# tests were checked with). checkov 3.2.459 is the newest that accepts the
+# pinned boto3 (3.3.x pulls boto3 back to 1.35).
 #
 # Idempotent: when .emu/venv already has these versions it says so and
 # exits at once; a venv without them (or with other versions) is completed;
@@ -12,7 +14,7 @@
 #     integration/emulator/setup.sh
 #
 # Needs python3 with its venv module (Debian and Ubuntu: apt-get install
-# python3-venv) and PyPI (about 30 s the first time). Exit status 0: ready;
+# python3-venv) and PyPI (about 60 s the first time). Exit status 0: ready;
 # 1: it could not be made, the reason on stderr.
 #
 # Who runs it: .ci/run, and the tests themselves (tests/common/moto.rs) when
@@ -22,6 +24,7 @@ set -euo pipefail
 MOTO=5.2.5
 BOTO3=1.44.5
 CFN_LINT=1.58.0
+CHECKOV=3.2.459
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.emu/venv"
@@ -31,16 +34,17 @@ py="$venv/bin/python"
 # flask and flask_cors, which its [server] extra brings).
 ready() {
   [ -x "$py" ] || return 1
-  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" >/dev/null 2>&1 <<'PY'
+  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" "$CHECKOV" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
-import boto3, cfnlint, flask, flask_cors, moto  # noqa: F401
-want = {"moto": sys.argv[1], "boto3": sys.argv[2], "cfn-lint": sys.argv[3]}
+import boto3, cfnlint, checkov, flask, flask_cors, moto  # noqa: F401
+want = {"moto": sys.argv[1], "boto3": sys.argv[2], "cfn-lint": sys.argv[3],
+        "checkov": sys.argv[4]}
 sys.exit(0 if all(version(name) == v for name, v in want.items()) else 1)
 PY
 }
 
-pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT"
+pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT checkov==$CHECKOV"
 
 if ready; then
   echo "emulator: .emu/venv is ready ($pinned)"
@@ -63,9 +67,9 @@ if ! { [ -x "$py" ] && "$py" -m pip --version >/dev/null 2>&1; }; then
   fi
 fi
 
-echo "emulator: installing $pinned into .emu/venv (about 30 s)"
+echo "emulator: installing $pinned into .emu/venv (about 60 s)"
 if ! "$py" -m pip install --quiet --disable-pip-version-check --retries 3 \
-  "moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT"; then
+  "moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT" "checkov==$CHECKOV"; then
   echo "setup.sh: pip could not install $pinned (is PyPI reachable?)" >&2
   exit 1
 fi

@@ -1,10 +1,19 @@
 //! Built-in `piflow:` steps. Each is a [`TaskHandler`] registered in the
 //! engine's task registry under its resource name.
 //!
-//! Today: `piflow:audit-note` and `piflow:approval.waitForTaskToken`. The deployment steps (lint, security scan,
-//! health gate, blue/green, restores, approval) arrive with their issue.
+//! Today: `piflow:audit-note`, `piflow:approval.waitForTaskToken`,
+//! `piflow:last-release`, `piflow:lint`, `piflow:security-scan`,
+//! `piflow:health-gate` and `piflow:ecs-blue-green`. The restore steps
+//! (`piflow:rds-restore`, `piflow:efs-restore`, `piflow:repoint`) and
+//! `piflow:cloudformation-deploy` arrive with the rest of their issue.
 
 pub mod aws_step;
+pub mod bluegreen;
+pub mod health;
+pub mod lint;
+pub mod process;
+pub mod release;
+pub mod scan;
 
 use std::sync::Arc;
 
@@ -58,10 +67,29 @@ impl StoreHandle {
 /// Register every built-in step that needs only the store.
 pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
     registry.register(
+        "piflow:health-gate",
+        Arc::new(health::HealthGate::new(store.clone())),
+    );
+    registry.register(
         "piflow:audit-note",
         Arc::new(AuditNote {
             store: store.clone(),
         }),
+    );
+    registry.register(
+        "piflow:ecs-blue-green",
+        Arc::new(bluegreen::EcsBlueGreen::new(store.clone())),
+    );
+    registry.register(
+        "piflow:last-release",
+        Arc::new(release::LastRelease {
+            store: store.clone(),
+        }),
+    );
+    registry.register("piflow:lint", Arc::new(lint::Lint::new(store.clone())));
+    registry.register(
+        "piflow:security-scan",
+        Arc::new(scan::SecurityScan::new(store.clone())),
     );
     registry.register("piflow:approval", Arc::new(Approval { store }));
 }
@@ -135,6 +163,10 @@ impl TaskHandler for Approval {
             }))
         })
     }
+
+    fn real_time(&self) -> bool {
+        true
+    }
 }
 
 /// `piflow:audit-note`: an explicit entry in the audit trail.
@@ -197,5 +229,9 @@ impl TaskHandler for AuditNote {
             })?;
             Ok(json!({"env": record.entry.env, "seq": record.seq, "hash": record.hash}))
         })
+    }
+
+    fn real_time(&self) -> bool {
+        true
     }
 }

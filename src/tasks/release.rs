@@ -116,6 +116,10 @@ impl TaskHandler for LastRelease {
             }))
         })
     }
+
+    fn real_time(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

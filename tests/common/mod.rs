@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod estate;
 pub mod moto;
 
 use std::path::PathBuf;

@@ -1,0 +1,490 @@
+//! `piflow:ecs-blue-green` against the reference estate in moto
+//! (tests/common/estate.rs); unhealthy targets come from a wiremock that
+//! answers only `DescribeTargetHealth` (the step's `health_endpoint` hook).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::estate::{self, BLUE_IMAGE, Estate};
+use piflow::engine::{TaskHandler, TaskRequest};
+use piflow::store::Store;
+use piflow::store::embedded::EmbeddedStore;
+use piflow::tasks::StoreHandle;
+use piflow::tasks::bluegreen::EcsBlueGreen;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NEW_IMAGE: &str = "registry.example/dashboard:2.0";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    step: EcsBlueGreen,
+    env: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open store"));
+    let mut step = EcsBlueGreen::new(StoreHandle::ready(store.clone()));
+    step.poll = Duration::from_millis(100);
+    Fixture {
+        _dir: dir,
+        store,
+        step,
+        env: common::moto::unique("dev"),
+    }
+}
+
+fn request(token: &str, input: Value) -> TaskRequest {
+    TaskRequest {
+        execution: "arn:aws:states:us-east-1:123456789012:execution:upgrade:test".into(),
+        state_name: "BlueGreen".into(),
+        resource: "piflow:ecs-blue-green".into(),
+        input,
+        task_token: None,
+        idempotency_token: token.into(),
+        credentials: None,
+        attempt: 0,
+    }
+}
+
+fn input(e: &Estate, env: &str, strategy: Value) -> Value {
+    json!({
+        "region": "us-east-1",
+        "cluster": e.cluster,
+        "service": e.service,
+        "image": NEW_IMAGE,
+        "strategy": strategy,
+        "environment": env,
+        "health_timeout_seconds": 1,
+    })
+}
+
+/// (action, result, after) of the environment's audit records, oldest first.
+async fn trail(f: &Fixture) -> Vec<(String, String, Value)> {
+    f.store
+        .audit(Some(&f.env), None)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| (r.entry.action, r.entry.result, r.entry.after))
+        .collect()
+}
+
+/// A wiremock ELBv2 that reports every target of every group unhealthy
+/// (after `healthy_first` healthy answers).
+async fn health_server(healthy_first: u64) -> MockServer {
+    let server = MockServer::start().await;
+    let body = |state: &str| {
+        format!(
+            r#"<DescribeTargetHealthResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><DescribeTargetHealthResult><TargetHealthDescriptions><member><Target><Id>10.0.2.10</Id><Port>80</Port></Target><HealthCheckPort>80</HealthCheckPort><TargetHealth><State>{state}</State><Reason>Target.FailedHealthChecks</Reason></TargetHealth></member></TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTargetHealthResponse>"#
+        )
+    };
+    if healthy_first > 0 {
+        Mock::given(method("POST"))
+            .and(body_string_contains("Action=DescribeTargetHealth"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/xml")
+                    .set_body_string(body("healthy")),
+            )
+            .up_to_n_times(healthy_first)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=DescribeTargetHealth"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/xml")
+                .set_body_string(body("unhealthy")),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_at_once_makes_green_primary_with_all_traffic() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let token = common::moto::unique("tok");
+    let out = f
+        .step
+        .invoke(request(
+            &token,
+            input(&e, &f.env, json!({"strategy": "all-at-once"})),
+        ))
+        .await
+        .expect("rollout succeeds");
+
+    assert_eq!(out["traffic"], json!({"green": 100, "blue": 0}), "{out}");
+    assert_eq!(out["service"], json!(e.service));
+    assert_eq!(e.weights().await, (0, 100), "all traffic on green");
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "blue task set deleted: {sets:?}");
+    assert_eq!(sets[0].1, "PRIMARY");
+    assert_eq!(json!(sets[0].0), out["task_set"]);
+    assert_ne!(sets[0].0, e.blue_task_set);
+    let td = out["task_definition"].as_str().expect("td").to_string();
+    assert_ne!(td, e.task_definition, "a new revision");
+    assert_eq!(e.image_of(&td).await, NEW_IMAGE);
+    assert_eq!(e.image_of(&e.task_definition).await, BLUE_IMAGE);
+    let web = e.container(&td).await;
+    assert_eq!(web.name(), Some("web"), "other fields kept");
+    assert_eq!(web.memory(), Some(256));
+    assert_eq!(web.port_mappings().len(), 1);
+
+    let t = trail(&f).await;
+    let actions: Vec<(&str, &str)> = t.iter().map(|(a, r, _)| (a.as_str(), r.as_str())).collect();
+    assert!(
+        actions.contains(&("bluegreen.shift", "shifting")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("bluegreen.shift", "shifted")),
+        "{actions:?}"
+    );
+    assert_eq!(actions.last(), Some(&("bluegreen.done", "succeeded")));
+    let shifted = t
+        .iter()
+        .find(|(a, r, _)| a == "bluegreen.shift" && r == "shifted")
+        .expect("shift record");
+    assert_eq!(shifted.2, json!({"blue": 0, "green": 100}));
+
+    // Idempotent: the same token again creates nothing and reports the same.
+    let revisions = e.revisions().await;
+    let again = f
+        .step
+        .invoke(request(
+            &token,
+            input(&e, &f.env, json!({"strategy": "all-at-once"})),
+        ))
+        .await
+        .expect("re-invocation succeeds");
+    assert_eq!(again["task_set"], out["task_set"]);
+    assert_eq!(again["task_definition"], out["task_definition"]);
+    assert_eq!(e.task_sets().await.len(), 1, "no second task set");
+    assert_eq!(e.revisions().await, revisions, "no second revision");
+    assert_eq!(e.weights().await, (0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_shifts_bakes_then_completes() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let started = std::time::Instant::now();
+    let out = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "canary", "percent": 20, "bake_seconds": 1}),
+            ),
+        ))
+        .await
+        .expect("canary succeeds");
+    assert!(started.elapsed() >= Duration::from_secs(1), "baked");
+    assert_eq!(out["traffic"], json!({"green": 100, "blue": 0}));
+    assert_eq!(e.weights().await, (0, 100));
+    assert_eq!(e.task_sets().await.len(), 1);
+    let shifts: Vec<Value> = trail(&f)
+        .await
+        .into_iter()
+        .filter(|(a, r, _)| a == "bluegreen.shift" && r == "shifted")
+        .map(|(_, _, after)| after)
+        .collect();
+    assert_eq!(
+        shifts,
+        vec![
+            json!({"blue": 80, "green": 20}),
+            json!({"blue": 0, "green": 100})
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linear_shifts_in_steps() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    f.step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "linear", "percent": 40, "interval_seconds": 0}),
+            ),
+        ))
+        .await
+        .expect("linear succeeds");
+    assert_eq!(e.weights().await, (0, 100));
+    let shifts: Vec<Value> = trail(&f)
+        .await
+        .into_iter()
+        .filter(|(a, r, _)| a == "bluegreen.shift" && r == "shifted")
+        .map(|(_, _, after)| after)
+        .collect();
+    assert_eq!(
+        shifts,
+        vec![
+            json!({"blue": 60, "green": 40}),
+            json!({"blue": 20, "green": 80}),
+            json!({"blue": 0, "green": 100})
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unhealthy_green_rolls_back() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let mut f = fixture();
+    let health = health_server(0).await;
+    f.step.health_endpoint = Some(health.uri());
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(&e, &f.env, json!({"strategy": "all-at-once"})),
+        ))
+        .await
+        .expect_err("green never becomes healthy");
+    assert_eq!(err.error_name(), "BlueGreen.RolledBack", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains("unhealthy"), "{cause}");
+    assert_eq!(e.weights().await, (100, 0), "traffic on blue");
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "green removed: {sets:?}");
+    assert_eq!(sets[0].0, e.blue_task_set);
+    assert_eq!(sets[0].1, "PRIMARY");
+    let t = trail(&f).await;
+    assert!(
+        t.iter()
+            .any(|(a, r, _)| a == "bluegreen.rollback" && r == "rolled-back"),
+        "{t:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn green_failing_during_canary_bake_shifts_back() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let mut f = fixture();
+    // Healthy for the initial wait and the first look of the bake, then not.
+    let health = health_server(2).await;
+    f.step.health_endpoint = Some(health.uri());
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "canary", "percent": 25, "bake_seconds": 5}),
+            ),
+        ))
+        .await
+        .expect_err("green fails during the bake");
+    assert_eq!(err.error_name(), "BlueGreen.RolledBack", "{err:?}");
+    assert_eq!(e.weights().await, (100, 0));
+    assert_eq!(e.task_sets().await.len(), 1);
+    let shifts: Vec<Value> = trail(&f)
+        .await
+        .into_iter()
+        .filter(|(a, r, _)| a == "bluegreen.shift" && r == "shifted")
+        .map(|(_, _, after)| after)
+        .collect();
+    assert_eq!(
+        shifts,
+        vec![
+            json!({"blue": 75, "green": 25}),
+            json!({"blue": 100, "green": 0})
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_resources_are_named_and_nothing_changes() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let revisions = e.revisions().await;
+
+    let mut i = input(&e, &f.env, json!({"strategy": "all-at-once"}));
+    i["service"] = json!("no-such-service");
+    let err = f
+        .step
+        .invoke(request(&common::moto::unique("tok"), i))
+        .await
+        .expect_err("missing service");
+    assert_eq!(err.error_name(), "BlueGreen.NotFound");
+    assert!(
+        err.cause
+            .clone()
+            .unwrap_or_default()
+            .contains("no-such-service")
+    );
+
+    let mut i = input(&e, &f.env, json!({"strategy": "all-at-once"}));
+    i["cluster"] = json!("no-such-cluster");
+    let err = f
+        .step
+        .invoke(request(&common::moto::unique("tok"), i))
+        .await
+        .expect_err("missing cluster");
+    assert_eq!(err.error_name(), "BlueGreen.NotFound");
+    assert!(
+        err.cause
+            .clone()
+            .unwrap_or_default()
+            .contains("no-such-cluster"),
+        "{err:?}"
+    );
+
+    let mut i = input(&e, &f.env, json!({"strategy": "all-at-once"}));
+    let bogus = e.listener.replace("listener/app/", "listener/app/x");
+    i["listener_arn"] = json!(bogus);
+    let err = f
+        .step
+        .invoke(request(&common::moto::unique("tok"), i))
+        .await
+        .expect_err("missing listener");
+    assert_eq!(err.error_name(), "BlueGreen.NotFound", "{err:?}");
+    assert!(
+        err.cause.clone().unwrap_or_default().contains(&bogus),
+        "{err:?}"
+    );
+
+    // The green target group deleted: the listener has nothing to shift to.
+    let c = estate::clients().await;
+    c.elb
+        .modify_listener()
+        .listener_arn(&e.listener)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&e.blue_tg)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("single forward");
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(&e, &f.env, json!({"strategy": "all-at-once"})),
+        ))
+        .await
+        .expect_err("no green target group");
+    assert_eq!(err.error_name(), "BlueGreen.NotFound", "{err:?}");
+    assert!(
+        err.cause.clone().unwrap_or_default().contains(&e.blue_tg),
+        "{err:?}"
+    );
+
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(sets[0].0, e.blue_task_set);
+    assert_eq!(e.revisions().await, revisions, "no revision registered");
+    assert!(trail(&f).await.is_empty(), "no side effect, no record");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_mid_canary_resumes_with_the_same_token_or_rolls_back() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    for rollback in [false, true] {
+        let e = estate::seed(moto).await;
+        let f = fixture();
+        let token = common::moto::unique("tok");
+        // The first run bakes for a long time; it "crashes" during the bake.
+        let long = input(
+            &e,
+            &f.env,
+            json!({"strategy": "canary", "percent": 10, "bake_seconds": 600}),
+        );
+        let step = f.step.clone();
+        let req = request(&token, long);
+        let run = tokio::spawn(async move { step.invoke(req).await });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while e.weights().await != (90, 10) {
+            assert!(std::time::Instant::now() < deadline, "canary never shifted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        run.abort();
+        let _ = run.await;
+        assert_eq!(e.task_sets().await.len(), 2);
+
+        if rollback {
+            let mut i = input(&e, &f.env, Value::Null);
+            i["rollback"] = json!(true);
+            let out = f
+                .step
+                .invoke(request(&common::moto::unique("tok"), i))
+                .await
+                .expect("rollback");
+            assert_eq!(out["task_set"], json!(e.blue_task_set));
+            assert_eq!(e.weights().await, (100, 0));
+            let sets = e.task_sets().await;
+            assert_eq!(sets.len(), 1, "{sets:?}");
+            assert_eq!(sets[0].0, e.blue_task_set);
+            let t = trail(&f).await;
+            assert!(
+                t.iter()
+                    .any(|(a, r, _)| a == "bluegreen.rollback" && r == "rolled-back"),
+                "{t:?}"
+            );
+        } else {
+            let short = input(
+                &e,
+                &f.env,
+                json!({"strategy": "canary", "percent": 10, "bake_seconds": 0}),
+            );
+            let out = f
+                .step
+                .invoke(request(&token, short))
+                .await
+                .expect("resumed rollout");
+            assert_eq!(out["traffic"], json!({"green": 100, "blue": 0}));
+            assert_eq!(e.weights().await, (0, 100));
+            let sets = e.task_sets().await;
+            assert_eq!(sets.len(), 1, "one green task set, blue gone: {sets:?}");
+            assert_ne!(sets[0].0, e.blue_task_set);
+            let t = trail(&f).await;
+            assert!(t.iter().any(|(a, _, _)| a == "bluegreen.resume"), "{t:?}");
+            assert_eq!(
+                t.iter()
+                    .filter(|(a, r, _)| a == "bluegreen.create-task-set" && r == "created")
+                    .count(),
+                1
+            );
+        }
+    }
+}
