@@ -3,16 +3,19 @@
 //!
 //! Today: `piflow:audit-note`, `piflow:approval.waitForTaskToken`,
 //! `piflow:last-release`, `piflow:lint`, `piflow:security-scan`,
-//! `piflow:health-gate` and `piflow:ecs-blue-green`. The restore steps
-//! (`piflow:rds-restore`, `piflow:efs-restore`, `piflow:repoint`) and
-//! `piflow:cloudformation-deploy` arrive with the rest of their issue.
+//! `piflow:health-gate`, `piflow:ecs-blue-green`,
+//! `piflow:cloudformation-deploy`, `piflow:rds-restore`, `piflow:efs-restore`
+//! and `piflow:repoint` (docs/workflows.md describes each).
 
 pub mod aws_step;
 pub mod bluegreen;
+pub mod cfn;
 pub mod health;
 pub mod lint;
 pub mod process;
 pub mod release;
+pub mod repoint;
+pub mod restore;
 pub mod scan;
 
 use std::sync::Arc;
@@ -81,6 +84,10 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
         Arc::new(bluegreen::EcsBlueGreen::new(store.clone())),
     );
     registry.register(
+        "piflow:cloudformation-deploy",
+        Arc::new(cfn::CfnDeploy::new(store.clone())),
+    );
+    registry.register(
         "piflow:last-release",
         Arc::new(release::LastRelease {
             store: store.clone(),
@@ -90,6 +97,18 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
     registry.register(
         "piflow:security-scan",
         Arc::new(scan::SecurityScan::new(store.clone())),
+    );
+    registry.register(
+        "piflow:rds-restore",
+        Arc::new(restore::RdsRestore::new(store.clone())),
+    );
+    registry.register(
+        "piflow:efs-restore",
+        Arc::new(restore::EfsRestore::new(store.clone())),
+    );
+    registry.register(
+        "piflow:repoint",
+        Arc::new(repoint::Repoint::new(store.clone())),
     );
     registry.register("piflow:approval", Arc::new(Approval { store }));
 }

@@ -1,0 +1,599 @@
+//! The restore steps: `piflow:rds-restore` and `piflow:repoint` against moto
+//! (RDS instances are available at once there), `piflow:efs-restore`
+//! against a wiremock AWS Backup (moto does not emulate restore jobs).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ecs::types as ecs_t;
+use common::estate;
+use piflow::engine::{TaskHandler, TaskRequest};
+use piflow::store::Store;
+use piflow::store::embedded::EmbeddedStore;
+use piflow::tasks::StoreHandle;
+use piflow::tasks::repoint::Repoint;
+use piflow::tasks::restore::{EfsRestore, RdsRestore};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    handle: StoreHandle,
+    env: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open store"));
+    Fixture {
+        _dir: dir,
+        handle: StoreHandle::ready(store.clone()),
+        store,
+        env: common::moto::unique("dev"),
+    }
+}
+
+fn request(token: &str, resource: &str, input: Value) -> TaskRequest {
+    TaskRequest {
+        execution: "arn:aws:states:us-east-1:123456789012:execution:restore:test".into(),
+        state_name: "Restore".into(),
+        resource: resource.into(),
+        input,
+        task_token: None,
+        idempotency_token: token.into(),
+        credentials: None,
+        attempt: 0,
+    }
+}
+
+/// (action, result) of the environment's audit records, oldest first.
+async fn trail(f: &Fixture) -> Vec<(String, String)> {
+    f.store
+        .audit(Some(&f.env), None)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| (r.entry.action, r.entry.result))
+        .collect()
+}
+
+fn rds_step(f: &Fixture) -> RdsRestore {
+    let mut s = RdsRestore::new(f.handle.clone());
+    s.poll = Duration::from_millis(50);
+    s
+}
+
+/// A MariaDB instance and a snapshot of it, in moto: (instance, snapshot).
+async fn source_db() -> (String, String) {
+    let sdk = piflow::aws::sdk_config().await;
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    let id = common::moto::unique("db");
+    rds.create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t3.micro")
+        .engine("mariadb")
+        // moto has no default MariaDB version.
+        .engine_version("10.11.8")
+        .master_username("admin")
+        .master_user_password("correct-horse-battery")
+        .allocated_storage(20)
+        .send()
+        .await
+        .expect("create db instance");
+    let snap = format!("{id}-snap");
+    rds.create_db_snapshot()
+        .db_instance_identifier(&id)
+        .db_snapshot_identifier(&snap)
+        .send()
+        .await
+        .expect("create snapshot");
+    (id, snap)
+}
+
+async fn instance_exists(id: &str) -> bool {
+    let sdk = piflow::aws::sdk_config().await;
+    aws_sdk_rds::Client::new(&sdk)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rds_restore_from_snapshot_is_idempotent_and_refuses_foreign_targets() {
+    if common::moto::moto().is_none() {
+        return;
+    }
+    let f = fixture();
+    let (_, snap) = source_db().await;
+    let target = common::moto::unique("restored");
+    let input = json!({
+        "region": "us-east-1",
+        "environment": f.env,
+        "source": {"instance": target, "snapshot": snap, "instance_class": "db.t3.small"},
+    });
+    let step = rds_step(&f);
+    let out = step
+        .invoke(request("tok-snap", "piflow:rds-restore", input.clone()))
+        .await
+        .expect("restore from snapshot");
+    assert_eq!(out["instance"], target);
+    assert_eq!(out["engine"], "mariadb");
+    assert!(
+        out["endpoint"].as_str().is_some_and(|e| !e.is_empty()),
+        "{out}"
+    );
+    assert!(out["port"].as_i64().is_some(), "{out}");
+    assert!(instance_exists(&target).await);
+
+    // The same token again (a crash-resume): the same instance, no error.
+    let again = step
+        .invoke(request("tok-snap", "piflow:rds-restore", input.clone()))
+        .await
+        .expect("re-invocation reuses the instance");
+    assert_eq!(again, out);
+    let t = trail(&f).await;
+    assert_eq!(
+        t.iter().filter(|(a, _)| a == "rds.restore").count(),
+        1,
+        "{t:?}"
+    );
+    assert!(
+        t.contains(&("rds.restore".into(), "requested".into())),
+        "{t:?}"
+    );
+    assert!(
+        t.contains(&("rds.restored".into(), "restored".into())),
+        "{t:?}"
+    );
+
+    // Another token on the same target: never overwrite.
+    let err = step
+        .invoke(request("tok-other", "piflow:rds-restore", input))
+        .await
+        .expect_err("existing instance of another restore");
+    assert_eq!(err.error.as_deref(), Some("RdsRestore.Conflict"));
+    assert!(err.cause.unwrap_or_default().contains(&target));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rds_point_in_time_restores() {
+    if common::moto::moto().is_none() {
+        return;
+    }
+    let f = fixture();
+    let (source, _) = source_db().await;
+    let step = rds_step(&f);
+    for (token, extra) in [
+        ("tok-latest", json!({"latest": true})),
+        (
+            "tok-time",
+            json!({"restore_time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+        ),
+    ] {
+        let target = common::moto::unique("pitr");
+        let mut src = json!({"instance": target, "source_instance": source});
+        for (k, v) in extra.as_object().expect("object") {
+            src[k] = v.clone();
+        }
+        let out = step
+            .invoke(request(
+                token,
+                "piflow:rds-restore",
+                json!({"region": "us-east-1", "environment": f.env, "source": src}),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{token}: {e:?}"));
+        assert_eq!(out["instance"], target);
+        assert_eq!(out["engine"], "mariadb");
+        assert!(instance_exists(&target).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rds_restore_errors() {
+    if common::moto::moto().is_none() {
+        return;
+    }
+    let f = fixture();
+    let step = rds_step(&f);
+    let missing = common::moto::unique("no-such-snap");
+    let target = common::moto::unique("restored");
+    let err = step
+        .invoke(request(
+            "tok-missing",
+            "piflow:rds-restore",
+            json!({"region": "us-east-1", "environment": f.env,
+                   "source": {"instance": target, "snapshot": missing}}),
+        ))
+        .await
+        .expect_err("missing snapshot");
+    assert_eq!(err.error.as_deref(), Some("RdsRestore.NotFound"));
+    assert!(err.cause.unwrap_or_default().contains(&missing));
+    assert!(!instance_exists(&target).await);
+
+    let missing_db = common::moto::unique("no-such-db");
+    let err = step
+        .invoke(request(
+            "tok-missing-db",
+            "piflow:rds-restore",
+            json!({"region": "us-east-1", "environment": f.env,
+                   "source": {"instance": target, "source_instance": missing_db, "latest": true}}),
+        ))
+        .await
+        .expect_err("missing source instance");
+    assert_eq!(err.error.as_deref(), Some("RdsRestore.NotFound"));
+    assert!(err.cause.unwrap_or_default().contains(&missing_db));
+
+    let err = step
+        .invoke(request(
+            "tok-bad",
+            "piflow:rds-restore",
+            json!({"region": "us-east-1", "environment": f.env,
+                   "source": {"instance": target, "source_instance": "x", "restore_time": "yesterday"}}),
+        ))
+        .await
+        .expect_err("bad time");
+    assert_eq!(err.error.as_deref(), Some("RdsRestore.InvalidInput"));
+}
+
+// ------------------------------------------------------------ EFS (wiremock)
+
+const RP: &str = "arn:aws:backup:us-east-1:123456789012:recovery-point:abc";
+const ROLE: &str = "arn:aws:iam::123456789012:role/backup-restore";
+const NEW_FS: &str = "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0new";
+
+async fn backup_mock(job: &str, statuses: &[Value]) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/restore-jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RestoreJobId": job})))
+        .mount(&server)
+        .await;
+    let n = statuses.len();
+    for (i, s) in statuses.iter().enumerate() {
+        let m = Mock::given(method("GET"))
+            .and(path(format!("/restore-jobs/{job}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(s.clone()));
+        if i + 1 < n {
+            m.up_to_n_times(1).mount(&server).await;
+        } else {
+            m.mount(&server).await;
+        }
+    }
+    server
+}
+
+fn efs_step(f: &Fixture, server: &MockServer) -> EfsRestore {
+    let mut s = EfsRestore::new(f.handle.clone());
+    s.poll = Duration::from_millis(50);
+    s.backup_endpoint = Some(server.uri());
+    s
+}
+
+fn efs_input(f: &Fixture) -> Value {
+    json!({"region": "us-east-1", "environment": f.env, "recovery_point": RP,
+           "file_system": "fs-0old", "role_arn": ROLE})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn efs_restore_completes_after_polling() {
+    // The standard test environment (static credentials) comes from the
+    // moto harness; the requests go to the wiremock only.
+    if common::moto::moto().is_none() {
+        return;
+    }
+    let f = fixture();
+    let server = backup_mock(
+        "job-1",
+        &[
+            json!({"RestoreJobId": "job-1", "Status": "PENDING"}),
+            json!({"RestoreJobId": "job-1", "Status": "RUNNING"}),
+            json!({"RestoreJobId": "job-1", "Status": "COMPLETED", "CreatedResourceArn": NEW_FS}),
+        ],
+    )
+    .await;
+    let out = efs_step(&f, &server)
+        .invoke(request("tok-efs", "piflow:efs-restore", efs_input(&f)))
+        .await
+        .expect("restore");
+    assert_eq!(
+        out,
+        json!({"restore_job": "job-1", "file_system_id": "fs-0new"})
+    );
+    let reqs = server.received_requests().await.expect("requests");
+    let gets = reqs.iter().filter(|r| r.method.as_str() == "GET").count();
+    assert_eq!(gets, 3, "polled until COMPLETED");
+    let start: Value = reqs
+        .iter()
+        .find(|r| r.method.as_str() == "PUT")
+        .map(|r| serde_json::from_slice(&r.body).expect("json body"))
+        .expect("StartRestoreJob sent");
+    assert_eq!(start["RecoveryPointArn"], RP);
+    assert_eq!(start["IamRoleArn"], ROLE);
+    assert_eq!(start["ResourceType"], "EFS");
+    assert_eq!(start["Metadata"]["file-system-id"], "fs-0old");
+    assert_eq!(start["Metadata"]["newFileSystem"], "true");
+    let token = start["IdempotencyToken"].as_str().expect("token");
+    assert_eq!(start["Metadata"]["CreationToken"], token);
+    // The same token twice sends the same client token (AWS returns the job).
+    efs_step(&f, &server)
+        .invoke(request("tok-efs", "piflow:efs-restore", efs_input(&f)))
+        .await
+        .expect("re-invocation");
+    let reqs = server.received_requests().await.expect("requests");
+    let tokens: Vec<Value> = reqs
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).expect("json")["IdempotencyToken"].clone()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], tokens[1]);
+    let t = trail(&f).await;
+    assert_eq!(
+        t,
+        vec![
+            ("efs.restore".to_string(), "requested".to_string()),
+            ("efs.restored".to_string(), "restored".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn efs_restore_failed_names_the_status_message() {
+    // The standard test environment (static credentials) comes from the
+    // moto harness; the requests go to the wiremock only.
+    if common::moto::moto().is_none() {
+        return;
+    }
+    let f = fixture();
+    let server = backup_mock(
+        "job-2",
+        &[json!({"RestoreJobId": "job-2", "Status": "FAILED",
+                 "StatusMessage": "Access denied to the KMS key"})],
+    )
+    .await;
+    let err = efs_step(&f, &server)
+        .invoke(request("tok-efs-f", "piflow:efs-restore", efs_input(&f)))
+        .await
+        .expect_err("failed job");
+    assert_eq!(err.error.as_deref(), Some("EfsRestore.Failed"));
+    let cause = err.cause.unwrap_or_default();
+    assert!(cause.contains("Access denied to the KMS key"), "{cause}");
+    assert!(cause.contains("job-2"), "{cause}");
+    let t = trail(&f).await;
+    assert!(
+        t.contains(&("efs.restore.failed".into(), "failed".into())),
+        "{t:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn efs_restore_times_out_while_running() {
+    // The standard test environment (static credentials) comes from the
+    // moto harness; the requests go to the wiremock only.
+    if common::moto::moto().is_none() {
+        return;
+    }
+    let f = fixture();
+    let server = backup_mock(
+        "job-3",
+        &[json!({"RestoreJobId": "job-3", "Status": "RUNNING"})],
+    )
+    .await;
+    let mut input = efs_input(&f);
+    input["timeout_seconds"] = json!(0);
+    let err = efs_step(&f, &server)
+        .invoke(request("tok-efs-t", "piflow:efs-restore", input))
+        .await
+        .expect_err("timeout");
+    assert_eq!(err.error.as_deref(), Some("EfsRestore.Timeout"));
+}
+
+// ------------------------------------------------------------ repoint (moto)
+
+/// A service with the ECS deployment controller whose task definition
+/// mounts an EFS volume and reads DB_HOST: (service, task definition).
+async fn efs_service(e: &estate::Estate) -> (String, String) {
+    let c = estate::clients().await;
+    let family = common::moto::unique("api");
+    let td = c
+        .ecs
+        .register_task_definition()
+        .family(&family)
+        .network_mode(ecs_t::NetworkMode::Bridge)
+        .volumes(
+            ecs_t::Volume::builder()
+                .name("media")
+                .efs_volume_configuration(
+                    ecs_t::EfsVolumeConfiguration::builder()
+                        .file_system_id("fs-0old")
+                        .build()
+                        .expect("efs config"),
+                )
+                .build(),
+        )
+        .container_definitions(
+            ecs_t::ContainerDefinition::builder()
+                .name("app")
+                .image(estate::BLUE_IMAGE)
+                .memory(256)
+                .essential(true)
+                .environment(
+                    ecs_t::KeyValuePair::builder()
+                        .name("DB_HOST")
+                        .value("old.db")
+                        .build(),
+                )
+                .environment(
+                    ecs_t::KeyValuePair::builder()
+                        .name("KEEP")
+                        .value("1")
+                        .build(),
+                )
+                .build(),
+        )
+        .container_definitions(
+            ecs_t::ContainerDefinition::builder()
+                .name("sidecar")
+                .image("registry.example/sidecar:1")
+                .memory(64)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register task definition");
+    let arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_string();
+    let service = common::moto::unique("api");
+    c.ecs
+        .create_service()
+        .cluster(&e.cluster)
+        .service_name(&service)
+        .task_definition(&arn)
+        .desired_count(0)
+        .send()
+        .await
+        .expect("create service");
+    (service, arn)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repoint_registers_one_revision_per_service_and_reuses_it() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let f = fixture();
+    let e = estate::seed(moto).await;
+    let (api, api_td) = efs_service(&e).await;
+    let input = json!({
+        "region": "us-east-1", "environment": f.env, "cluster": e.cluster,
+        "services": [api, e.service],
+        "database_endpoint": "restored.abc.us-east-1.rds.amazonaws.com",
+        "file_system_id": "fs-0new",
+    });
+    let step = Repoint::new(f.handle.clone());
+    let out = step
+        .invoke(request("tok-rp", "piflow:repoint", input.clone()))
+        .await
+        .expect("repoint");
+    let list = out["services"].as_array().expect("services");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["service"], api);
+    assert_eq!(list[1]["service"], e.service);
+    let new_api = list[0]["task_definition"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    assert_ne!(new_api, api_td);
+    let new_web = list[1]["task_definition"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+    assert_ne!(new_web, e.task_definition);
+
+    let c = estate::clients().await;
+    let td = c
+        .ecs
+        .describe_task_definition()
+        .task_definition(&new_api)
+        .send()
+        .await
+        .expect("describe")
+        .task_definition()
+        .cloned()
+        .expect("td");
+    let fs = td.volumes()[0]
+        .efs_volume_configuration()
+        .map(|v| v.file_system_id().to_string());
+    assert_eq!(fs.as_deref(), Some("fs-0new"));
+    let env_of = |name: &str| -> Vec<(String, String)> {
+        td.container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(name))
+            .expect("container")
+            .environment()
+            .iter()
+            .map(|kv| {
+                (
+                    kv.name().unwrap_or_default().to_string(),
+                    kv.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let app = env_of("app");
+    assert!(
+        app.contains(&(
+            "DB_HOST".into(),
+            "restored.abc.us-east-1.rds.amazonaws.com".into()
+        )),
+        "{app:?}"
+    );
+    assert!(app.contains(&("KEEP".into(), "1".into())), "{app:?}");
+    assert_eq!(app.iter().filter(|(k, _)| k == "DB_HOST").count(), 1);
+    assert!(
+        env_of("sidecar").is_empty(),
+        "only containers that read DB_HOST"
+    );
+    // The estate's service (no container had DB_HOST): its first container.
+    let web = e.container(&new_web).await;
+    assert!(
+        web.environment()
+            .iter()
+            .any(|kv| kv.name() == Some("DB_HOST")
+                && kv.value() == Some("restored.abc.us-east-1.rds.amazonaws.com"))
+    );
+
+    // Same token: the same revisions, none registered.
+    let before = e.revisions().await;
+    let again = step
+        .invoke(request("tok-rp", "piflow:repoint", input))
+        .await
+        .expect("again");
+    assert_eq!(again, out);
+    assert_eq!(e.revisions().await, before);
+    let t = trail(&f).await;
+    assert_eq!(
+        t.iter().filter(|(a, _)| a == "ecs.repointed").count(),
+        2,
+        "{t:?}"
+    );
+    assert_eq!(
+        t.iter().filter(|(a, _)| a == "ecs.repoint").count(),
+        2,
+        "{t:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repoint_missing_service_is_not_found() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let f = fixture();
+    let e = estate::seed(moto).await;
+    let missing = common::moto::unique("ghost");
+    let err = Repoint::new(f.handle.clone())
+        .invoke(request(
+            "tok-rp-missing",
+            "piflow:repoint",
+            json!({"region": "us-east-1", "environment": f.env, "cluster": e.cluster,
+                   "services": [missing], "database_endpoint": "db", "file_system_id": "fs-1"}),
+        ))
+        .await
+        .expect_err("missing service");
+    assert_eq!(err.error.as_deref(), Some("Repoint.NotFound"));
+    assert!(err.cause.unwrap_or_default().contains(&missing));
+}
