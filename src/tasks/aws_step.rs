@@ -75,7 +75,7 @@ pub async fn sdk_config(request: &TaskRequest, step: &str) -> Result<SdkConfig, 
 }
 
 /// `us-east-1`, `eu-west-3`, `us-gov-west-1`, `cn-north-1`, …
-fn valid_region(r: &str) -> bool {
+pub fn valid_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| {

@@ -32,12 +32,11 @@ use std::time::Duration;
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ecs::types as ecs_t;
 use aws_sdk_elasticloadbalancingv2::types as elb_t;
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::StoreHandle;
 use super::aws_step;
-use crate::engine::{Failure, TaskHandler, TaskRequest};
+use crate::engine::{Failure, TaskRequest};
 use crate::store::AuditEntry;
 
 const STEP: &str = "BlueGreen";
@@ -63,16 +62,7 @@ impl EcsBlueGreen {
     }
 }
 
-impl TaskHandler for EcsBlueGreen {
-    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
-        let step = self.clone();
-        Box::pin(async move { step.run(request).await })
-    }
-
-    fn real_time(&self) -> bool {
-        true
-    }
-}
+super::real_time_step!(EcsBlueGreen);
 
 fn fail(reason: &str, cause: impl Into<String>) -> Failure {
     Failure::new(format!("{STEP}.{reason}"), cause)

@@ -23,12 +23,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudformation::types as cfn_t;
-use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::StoreHandle;
 use super::aws_step;
-use crate::engine::{Failure, TaskHandler, TaskRequest};
+use crate::engine::{Failure, TaskRequest};
 use crate::store::AuditEntry;
 
 const STEP: &str = "CloudFormation";
@@ -55,16 +54,7 @@ impl CfnDeploy {
     }
 }
 
-impl TaskHandler for CfnDeploy {
-    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
-        let step = self.clone();
-        Box::pin(async move { step.run(request).await })
-    }
-
-    fn real_time(&self) -> bool {
-        true
-    }
-}
+super::real_time_step!(CfnDeploy);
 
 fn fail(reason: &str, cause: impl Into<String>) -> Failure {
     Failure::new(format!("{STEP}.{reason}"), cause)

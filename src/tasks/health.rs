@@ -47,11 +47,10 @@ use aws_sdk_health::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_health::operation::describe_events::DescribeEventsError;
 use aws_sdk_health::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_health::types::{Event, EventFilter, EventStatusCode, EventTypeCategory};
-use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::{StoreHandle, aws_step};
-use crate::engine::{Failure, TaskHandler, TaskRequest};
+use crate::engine::{Failure, TaskRequest};
 
 const STEP: &str = "HealthGate";
 /// The Health API's endpoints, in the order they are tried.
@@ -120,16 +119,7 @@ struct Query {
     environment: Option<String>,
 }
 
-impl TaskHandler for HealthGate {
-    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
-        let me = self.clone();
-        Box::pin(async move { me.run(request).await })
-    }
-
-    fn real_time(&self) -> bool {
-        true
-    }
-}
+super::real_time_step!(HealthGate);
 
 impl HealthGate {
     async fn run(&self, request: TaskRequest) -> Result<Value, Failure> {
@@ -381,7 +371,7 @@ fn parse_input(request: &TaskRequest) -> Result<Query, Failure> {
             "name the target with \"region\" (e.g. eu-west-1) or \"regions\" (a list): AWS Health is asked about those regions".into(),
         ));
     }
-    if let Some(bad) = regions.iter().find(|r| !valid_region(r)) {
+    if let Some(bad) = regions.iter().find(|r| !super::aws_step::valid_region(r)) {
         return Err(invalid(
             request,
             format!("{bad:?} is not an AWS region name such as eu-west-1"),
@@ -474,27 +464,13 @@ fn parse_input(request: &TaskRequest) -> Result<Query, Failure> {
     })
 }
 
-/// `us-east-1`, `eu-west-3`, `us-gov-west-1`, …
-fn valid_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
-}
-
 /// `region=url,region=url`.
 fn parse_endpoints(spec: &str) -> Result<Vec<HealthEndpoint>, Failure> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.split_once('=') {
             Some((region, url))
-                if valid_region(region.trim())
+                if super::aws_step::valid_region(region.trim())
                     && (url.trim().starts_with("http://")
                         || url.trim().starts_with("https://")) =>
             {

@@ -7,6 +7,30 @@
 //! `piflow:cloudformation-deploy`, `piflow:rds-restore`, `piflow:efs-restore`
 //! and `piflow:repoint` (docs/workflows.md describes each).
 
+/// The `TaskHandler` of a step that works in real time (AWS calls, tools,
+/// the store): its `run(self, TaskRequest)` on a clone of the step.
+macro_rules! real_time_step {
+    ($step:ty) => {
+        impl crate::engine::TaskHandler for $step {
+            fn invoke(
+                &self,
+                request: crate::engine::TaskRequest,
+            ) -> futures::future::BoxFuture<
+                'static,
+                Result<serde_json::Value, crate::engine::Failure>,
+            > {
+                let step = self.clone();
+                Box::pin(async move { step.run(request).await })
+            }
+
+            fn real_time(&self) -> bool {
+                true
+            }
+        }
+    };
+}
+pub(crate) use real_time_step;
+
 pub mod aws_step;
 pub mod bluegreen;
 pub mod cfn;

@@ -18,13 +18,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types as ecs_t;
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::StoreHandle;
 use super::aws_step;
 use super::restore::{TOKEN_TAG, aws_err, token_key};
-use crate::engine::{Failure, TaskHandler, TaskRequest};
+use crate::engine::{Failure, TaskRequest};
 
 const STEP: &str = "Repoint";
 
@@ -44,16 +43,7 @@ impl Repoint {
     }
 }
 
-impl TaskHandler for Repoint {
-    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
-        let step = self.clone();
-        Box::pin(async move { step.run(request).await })
-    }
-
-    fn real_time(&self) -> bool {
-        true
-    }
-}
+super::real_time_step!(Repoint);
 
 /// How many of a family's latest revisions are searched for this token's.
 const SEARCH: i32 = 20;

@@ -28,12 +28,11 @@ use std::time::{Duration, Instant};
 use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_rds::types as rds_t;
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::StoreHandle;
 use super::aws_step;
-use crate::engine::{Failure, TaskHandler, TaskRequest};
+use crate::engine::{Failure, TaskRequest};
 
 /// The tag naming the idempotency token that created a resource.
 pub const TOKEN_TAG: &str = "piflow:token";
@@ -102,16 +101,7 @@ impl RdsRestore {
     }
 }
 
-impl TaskHandler for RdsRestore {
-    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
-        let step = self.clone();
-        Box::pin(async move { step.run(request).await })
-    }
-
-    fn real_time(&self) -> bool {
-        true
-    }
-}
+super::real_time_step!(RdsRestore);
 
 /// Where the data comes from.
 enum RdsSource {
@@ -413,16 +403,7 @@ impl EfsRestore {
     }
 }
 
-impl TaskHandler for EfsRestore {
-    fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
-        let step = self.clone();
-        Box::pin(async move { step.run(request).await })
-    }
-
-    fn real_time(&self) -> bool {
-        true
-    }
-}
+super::real_time_step!(EfsRestore);
 
 /// `arn:aws:elasticfilesystem:REGION:ACCOUNT:file-system/fs-…` → `fs-…`.
 pub fn file_system_id(arn: &str) -> &str {
