@@ -70,7 +70,6 @@ impl TaskRegistry {
         self.mocks.as_ref().is_some_and(|m| m.has(state))
     }
 
-    /// Run the task.
     /// Invoke through the engine's clock: a real-time step on a virtual
     /// clock runs while virtual time stands still.
     pub fn invoke_on(
@@ -78,20 +77,19 @@ impl TaskRegistry {
         request: TaskRequest,
         clock: &dyn super::Clock,
     ) -> BoxFuture<'static, Result<Value, Failure>> {
-        let real = self
-            .mocks
-            .as_ref()
-            .is_none_or(|m| !m.has(&request.state_name))
-            && self
-                .handlers
-                .iter()
-                .find(|(p, _)| request.resource.starts_with(p.as_str()))
-                .is_some_and(|(_, h)| h.real_time());
-        let fut = self.invoke(request);
-        if real { clock.hold(fut) } else { fut }
+        self.resolve(request, Some(clock))
     }
 
+    /// Run the task: its mocked response, else its handler.
     pub fn invoke(&self, request: TaskRequest) -> BoxFuture<'static, Result<Value, Failure>> {
+        self.resolve(request, None)
+    }
+
+    fn resolve(
+        &self,
+        request: TaskRequest,
+        clock: Option<&dyn super::Clock>,
+    ) -> BoxFuture<'static, Result<Value, Failure>> {
         if let Some(m) = &self.mocks
             && let Some(r) = m.next(&request.state_name)
         {
@@ -102,7 +100,10 @@ impl TaskRegistry {
             .iter()
             .find(|(p, _)| request.resource.starts_with(p.as_str()))
         {
-            Some((_, h)) => h.invoke(request),
+            Some((_, h)) => match clock {
+                Some(c) if h.real_time() => c.hold(h.invoke(request)),
+                _ => h.invoke(request),
+            },
             None => {
                 let resource = request.resource.clone();
                 let state = request.state_name.clone();
