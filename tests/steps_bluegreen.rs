@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::estate::{self, BLUE_IMAGE, Estate};
 use piflow::engine::{TaskHandler, TaskRequest};
 use piflow::store::Store;
-use piflow::store::embedded::EmbeddedStore;
 use piflow::tasks::StoreHandle;
 use piflow::tasks::bluegreen::EcsBlueGreen;
 use serde_json::{Value, json};
@@ -27,9 +26,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open store"));
+    let (dir, store) = common::steps::temp_store();
     let mut step = EcsBlueGreen::new(StoreHandle::ready(store.clone()));
     step.poll = Duration::from_millis(100);
     Fixture {
@@ -41,16 +38,13 @@ fn fixture() -> Fixture {
 }
 
 fn request(token: &str, input: Value) -> TaskRequest {
-    TaskRequest {
-        execution: "arn:aws:states:us-east-1:123456789012:execution:upgrade:test".into(),
-        state_name: "BlueGreen".into(),
-        resource: "piflow:ecs-blue-green".into(),
+    common::steps::step_request(
+        "arn:aws:states:us-east-1:123456789012:execution:upgrade:test",
+        "BlueGreen",
+        "piflow:ecs-blue-green",
+        token,
         input,
-        task_token: None,
-        idempotency_token: token.into(),
-        credentials: None,
-        attempt: 0,
-    }
+    )
 }
 
 fn input(e: &Estate, env: &str, strategy: Value) -> Value {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use piflow::engine::{TaskHandler, TaskRequest};
 use piflow::store::Store;
-use piflow::store::embedded::EmbeddedStore;
 use piflow::tasks::StoreHandle;
 use piflow::tasks::cfn::{CfnDeploy, change_set_name};
 use serde_json::{Value, json};
@@ -38,9 +37,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open store"));
+    let (dir, store) = common::steps::temp_store();
     let mut step = CfnDeploy::new(StoreHandle::ready(store.clone()));
     step.poll = Duration::from_millis(50);
     Fixture {
@@ -52,16 +49,13 @@ fn fixture() -> Fixture {
 }
 
 fn request(token: &str, input: Value) -> TaskRequest {
-    TaskRequest {
-        execution: "arn:aws:states:us-east-1:123456789012:execution:deploy:test".into(),
-        state_name: "Stack".into(),
-        resource: "piflow:cloudformation-deploy".into(),
+    common::steps::step_request(
+        "arn:aws:states:us-east-1:123456789012:execution:deploy:test",
+        "Stack",
+        "piflow:cloudformation-deploy",
+        token,
         input,
-        task_token: None,
-        idempotency_token: token.into(),
-        credentials: None,
-        attempt: 0,
-    }
+    )
 }
 
 /// A template file under target/ (the tests run in the crate's root, the

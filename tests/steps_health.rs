@@ -9,6 +9,8 @@
 //! variables (static test credentials, no IMDS) are set once, identically,
 //! before any test reads them.
 
+mod common;
+
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -213,16 +215,13 @@ fn gate(store: Arc<dyn Store>, s: &Servers) -> HealthGate {
 }
 
 fn request(input: Value) -> TaskRequest {
-    TaskRequest {
-        execution: "arn:aws:states:us-east-1:000000000000:execution:upgrade:e1".into(),
-        state_name: "HealthGate".into(),
-        resource: "piflow:health-gate".into(),
+    common::steps::step_request(
+        "arn:aws:states:us-east-1:000000000000:execution:upgrade:e1",
+        "HealthGate",
+        "piflow:health-gate",
+        &format!("tok-{}", uuid::Uuid::new_v4()),
         input,
-        task_token: None,
-        idempotency_token: format!("tok-{}", uuid::Uuid::new_v4()),
-        credentials: None,
-        attempt: 0,
-    }
+    )
 }
 
 async fn decisions(store: &Arc<dyn Store>, env: &str) -> Vec<(String, Value)> {

@@ -11,7 +11,6 @@ use std::sync::{Arc, OnceLock};
 
 use piflow::engine::{Failure, TaskHandler, TaskRequest};
 use piflow::store::Store;
-use piflow::store::embedded::EmbeddedStore;
 use piflow::tasks::StoreHandle;
 use piflow::tasks::lint::Lint;
 use piflow::tasks::process::ToolSearch;
@@ -76,9 +75,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open store"));
+    let (dir, store) = common::steps::temp_store();
     Fixture {
         dir: dir.path().to_path_buf(),
         _dir: dir,
@@ -117,16 +114,13 @@ impl Fixture {
 }
 
 fn request(token: &str, input: Value) -> TaskRequest {
-    TaskRequest {
-        execution: format!("arn:aws:states:us-east-1:123456789012:execution:test:{token}"),
-        state_name: "Check".into(),
-        resource: "piflow:lint".into(),
+    common::steps::step_request(
+        &format!("arn:aws:states:us-east-1:123456789012:execution:test:{token}"),
+        "Check",
+        "piflow:lint",
+        token,
         input,
-        task_token: None,
-        idempotency_token: token.into(),
-        credentials: None,
-        attempt: 0,
-    }
+    )
 }
 
 async fn call(h: &dyn TaskHandler, token: &str, input: Value) -> Result<Value, Failure> {

@@ -11,7 +11,6 @@ use aws_sdk_ecs::types as ecs_t;
 use common::estate;
 use piflow::engine::{TaskHandler, TaskRequest};
 use piflow::store::Store;
-use piflow::store::embedded::EmbeddedStore;
 use piflow::tasks::StoreHandle;
 use piflow::tasks::repoint::Repoint;
 use piflow::tasks::restore::{EfsRestore, RdsRestore};
@@ -27,9 +26,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open store"));
+    let (dir, store) = common::steps::temp_store();
     Fixture {
         _dir: dir,
         handle: StoreHandle::ready(store.clone()),
@@ -39,16 +36,13 @@ fn fixture() -> Fixture {
 }
 
 fn request(token: &str, resource: &str, input: Value) -> TaskRequest {
-    TaskRequest {
-        execution: "arn:aws:states:us-east-1:123456789012:execution:restore:test".into(),
-        state_name: "Restore".into(),
-        resource: resource.into(),
+    common::steps::step_request(
+        "arn:aws:states:us-east-1:123456789012:execution:restore:test",
+        "Restore",
+        resource,
+        token,
         input,
-        task_token: None,
-        idempotency_token: token.into(),
-        credentials: None,
-        attempt: 0,
-    }
+    )
 }
 
 /// (action, result) of the environment's audit records, oldest first.

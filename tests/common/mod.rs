@@ -3,6 +3,7 @@
 
 pub mod estate;
 pub mod moto;
+pub mod steps;
 
 use std::path::PathBuf;
 
