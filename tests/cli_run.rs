@@ -23,6 +23,32 @@ fn json_out(out: &[u8]) -> Value {
 }
 
 const INPUT: &str = "@integration/inputs/upgrade-dev.json";
+
+/// `piflow test WORKFLOW --input INPUT --mock MOCK --format json`: the
+/// result object.
+fn test_json(home: &std::path::Path, workflow: &str, input: &str, mock: &str) -> Value {
+    let out = piflow(home)
+        .args([
+            "test", workflow, "--input", input, "--mock", mock, "--format", "json",
+        ])
+        .output()
+        .expect("runs");
+    json_out(&out.stdout)
+}
+
+/// The results of an environment's audit records, oldest first.
+fn audit_results(home: &std::path::Path, env: &str) -> Vec<String> {
+    let out = piflow(home)
+        .args(["audit", "--env", env, "--format", "json"])
+        .output()
+        .expect("runs");
+    json_out(&out.stdout)
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["result"].as_str().map(str::to_string))
+        .collect()
+}
 const MOCKS: &str = "integration/mocks/upgrade.mock.json";
 
 #[test]
@@ -390,20 +416,12 @@ fn an_input_over_256_kib_is_refused() {
 fn upgrade_in_prod_waits_for_approval() {
     let home = tempfile::tempdir().expect("tempdir");
     let run = |case: &str| {
-        let out = piflow(home.path())
-            .args([
-                "test",
-                "upgrade",
-                "--input",
-                "@integration/inputs/upgrade-prod.json",
-                "--mock",
-                &format!("{MOCKS}#{case}"),
-                "--format",
-                "json",
-            ])
-            .output()
-            .expect("runs");
-        json_out(&out.stdout)
+        test_json(
+            home.path(),
+            "upgrade",
+            "@integration/inputs/upgrade-prod.json",
+            &format!("{MOCKS}#{case}"),
+        )
     };
     let approved = run("ProdApproved");
     assert_eq!(approved["status"], "SUCCEEDED", "{approved}");
@@ -412,18 +430,10 @@ fn upgrade_in_prod_waits_for_approval() {
     assert_eq!(rejected["status"], "FAILED");
     assert_eq!(rejected["error"], "Upgrade.Refused");
     assert_eq!(rejected["cause"], "not during the quarter close");
-    let audit = piflow(home.path())
-        .args(["audit", "--env", "prod", "--format", "json"])
-        .output()
-        .expect("runs");
-    let records = json_out(&audit.stdout);
-    let outcomes: Vec<&str> = records
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|r| r["result"].as_str())
-        .collect();
-    assert_eq!(outcomes, vec!["upgraded", "refused"]);
+    assert_eq!(
+        audit_results(home.path(), "prod"),
+        vec!["upgraded", "refused"]
+    );
 }
 
 /// Each workflow end to end with its steps mocked: the happy path, and
@@ -465,34 +475,19 @@ fn every_workflow_ends_as_its_mocks_say() {
     ];
     for (workflow, case, status, error, outcome) in cases {
         let home = tempfile::tempdir().expect("tempdir");
-        let out = piflow(home.path())
-            .args([
-                "test",
-                workflow,
-                "--input",
-                &format!("@integration/inputs/{workflow}-dev.json"),
-                "--mock",
-                &format!("integration/mocks/{workflow}.mock.json#{case}"),
-                "--format",
-                "json",
-            ])
-            .output()
-            .expect("runs");
-        let v = json_out(&out.stdout);
+        let v = test_json(
+            home.path(),
+            workflow,
+            &format!("@integration/inputs/{workflow}-dev.json"),
+            &format!("integration/mocks/{workflow}.mock.json#{case}"),
+        );
         assert_eq!(v["status"], status, "{workflow}#{case}: {v}");
         assert_eq!(v["error"].as_str(), error, "{workflow}#{case}: {v}");
-        let audit = piflow(home.path())
-            .args(["audit", "--env", "dev", "--format", "json"])
-            .output()
-            .expect("runs");
-        let records = json_out(&audit.stdout);
-        let results: Vec<&str> = records
-            .as_array()
-            .expect("array")
-            .iter()
-            .filter_map(|r| r["result"].as_str())
-            .collect();
-        assert_eq!(results, vec![outcome], "{workflow}#{case}");
+        assert_eq!(
+            audit_results(home.path(), "dev"),
+            vec![outcome],
+            "{workflow}#{case}"
+        );
     }
     // The deploy that failed after traffic moved rolled the service back.
     let home = tempfile::tempdir().expect("tempdir");
@@ -529,20 +524,13 @@ fn rollback_goes_back_to_the_last_upgrade_in_the_audit_trail() {
         .output()
         .expect("runs");
     assert!(up.status.success());
-    let out = piflow(home.path())
-        .args([
-            "test",
-            "rollback",
-            "--input",
-            "@integration/inputs/rollback-dev.json",
-            "--mock",
-            "integration/mocks/rollback.mock.json#FromAuditTrail",
-            "--format",
-            "json",
-        ])
-        .output()
-        .expect("runs");
-    let v = json_out(&out.stdout);
+    let mock = "integration/mocks/rollback.mock.json#FromAuditTrail";
+    let v = test_json(
+        home.path(),
+        "rollback",
+        "@integration/inputs/rollback-dev.json",
+        mock,
+    );
     assert_eq!(v["status"], "SUCCEEDED", "{v}");
     assert_eq!(v["output"]["previous"]["version"], "1.0");
     assert_eq!(
@@ -550,19 +538,11 @@ fn rollback_goes_back_to_the_last_upgrade_in_the_audit_trail() {
         "registry.example/product/dashboard:1.0"
     );
     // With no release before 1.0, there is nothing to roll back to.
-    let none = piflow(home.path())
-        .args([
-            "test",
-            "rollback",
-            "--input",
-            r#"{"target": {"environment": "dev", "region": "us-east-1", "cluster": "product", "service": "dashboard"}, "current_version": "1.0"}"#,
-            "--mock",
-            "integration/mocks/rollback.mock.json#FromAuditTrail",
-            "--format",
-            "json",
-        ])
-        .output()
-        .expect("runs");
-    let v = json_out(&none.stdout);
+    let v = test_json(
+        home.path(),
+        "rollback",
+        r#"{"target": {"environment": "dev", "region": "us-east-1", "cluster": "product", "service": "dashboard"}, "current_version": "1.0"}"#,
+        mock,
+    );
     assert_eq!(v["error"], "Rollback.NoPreviousRelease", "{v}");
 }
