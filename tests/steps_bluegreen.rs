@@ -70,6 +70,27 @@ async fn trail(f: &Fixture) -> Vec<(String, String, Value)> {
         .collect()
 }
 
+/// The environment's audit entries, oldest first.
+async fn entries(f: &Fixture) -> Vec<piflow::store::AuditEntry> {
+    f.store
+        .audit(Some(&f.env), None)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.entry)
+        .collect()
+}
+
+/// The weights `{blue, green}` of the `shifted` records, in order.
+async fn shifts(f: &Fixture) -> Vec<Value> {
+    trail(f)
+        .await
+        .into_iter()
+        .filter(|(a, r, _)| a == "bluegreen.shift" && r == "shifted")
+        .map(|(_, _, after)| after)
+        .collect()
+}
+
 /// A wiremock ELBv2 that reports every target of every group unhealthy
 /// (after `healthy_first` healthy answers).
 async fn health_server(healthy_first: u64) -> MockServer {
@@ -481,4 +502,275 @@ async fn crash_mid_canary_resumes_with_the_same_token_or_rolls_back() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn previous_release_is_reported_and_can_be_rolled_out_again() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let token = common::moto::unique("tok");
+    let first = input(&e, &f.env, json!({"strategy": "all-at-once"}));
+    let out = f
+        .step
+        .invoke(request(&token, first.clone()))
+        .await
+        .expect("rollout succeeds");
+    let previous = json!({
+        "task_definition": e.task_definition,
+        "image": estate::BLUE_IMAGE,
+        "task_set": e.blue_task_set,
+    });
+    assert_eq!(out["previous"], previous, "{out}");
+    assert_eq!(e.task_sets().await.len(), 1, "blue deleted");
+
+    // Re-invoked after success: blue is gone, `previous` comes from the
+    // audit record this token wrote.
+    let again = f
+        .step
+        .invoke(request(&token, first.clone()))
+        .await
+        .expect("re-invocation succeeds");
+    assert_eq!(again["previous"], previous, "{again}");
+    assert_eq!(again["task_set"], out["task_set"]);
+    // A store without that record: nothing to recover, nothing guessed.
+    let other = fixture();
+    let mut i = first.clone();
+    i["environment"] = json!(other.env);
+    let blind = other
+        .step
+        .invoke(request(&token, i))
+        .await
+        .expect("re-invocation with another store");
+    assert_eq!(blind["previous"], Value::Null, "{blind}");
+
+    // Roll back to the previous release with a second forward run.
+    let revisions = e.revisions().await;
+    let mut back = input(&e, &f.env, json!({"strategy": "all-at-once"}));
+    back.as_object_mut().expect("object").remove("image");
+    back["task_definition"] = out["previous"]["task_definition"].clone();
+    let restored = f
+        .step
+        .invoke(request(&common::moto::unique("tok"), back))
+        .await
+        .expect("rollback rollout succeeds");
+    assert_eq!(restored["task_definition"], json!(e.task_definition));
+    assert_eq!(
+        e.weights().await,
+        (100, 0),
+        "all traffic on the original target group again"
+    );
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(sets[0].1, "PRIMARY");
+    assert_eq!(sets[0].3, e.task_definition);
+    assert_eq!(json!(sets[0].0), restored["task_set"]);
+    assert_eq!(e.image_of(&sets[0].3).await, estate::BLUE_IMAGE);
+    assert_eq!(e.revisions().await, revisions, "no revision registered");
+    assert_eq!(
+        restored["previous"],
+        json!({
+            "task_definition": out["task_definition"],
+            "image": NEW_IMAGE,
+            "task_set": out["task_set"],
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarm_in_alarm_during_canary_bake_rolls_back() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let alarm = common::moto::unique("dashboard-5xx");
+    e.put_alarm(&alarm).await;
+    let reason = "Threshold Crossed: 1 datapoint [7.0] was >= the threshold (1.0)";
+    // Once green carries traffic, the alarm goes off.
+    let watcher = {
+        let e = e.clone();
+        let alarm = alarm.clone();
+        tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let w = e.weights().await;
+                if w.1 > 0 {
+                    e.set_alarm(&alarm, "ALARM", reason).await;
+                    return w;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "green never got traffic"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "canary", "percent": 20, "bake_seconds": 120, "alarms": [alarm]}),
+            ),
+        ))
+        .await
+        .expect_err("the alarm rolls the rollout back");
+    assert_eq!(watcher.await.expect("watcher"), (80, 20));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "rolled back during the bake, not after it"
+    );
+    assert_eq!(err.error_name(), "BlueGreen.RolledBack", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&alarm), "{cause}");
+    assert!(cause.contains(reason), "{cause}");
+    assert_eq!(e.weights().await, (100, 0), "traffic back on blue");
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "green deleted: {sets:?}");
+    assert_eq!(sets[0].0, e.blue_task_set);
+    assert_eq!(sets[0].1, "PRIMARY");
+    assert_eq!(
+        shifts(&f).await,
+        vec![
+            json!({"blue": 80, "green": 20}),
+            json!({"blue": 100, "green": 0})
+        ]
+    );
+    let log = entries(&f).await;
+    let firing = log
+        .iter()
+        .find(|r| r.action == "bluegreen.alarm" && r.result == "firing")
+        .expect("an alarm record");
+    assert_eq!(firing.after["alarms"][0]["name"], json!(alarm));
+    assert_eq!(firing.after["alarms"][0]["state"], json!("ALARM"));
+    let rollback = log
+        .iter()
+        .find(|r| r.action == "bluegreen.rollback" && r.result == "rolled-back")
+        .expect("a rollback record");
+    let why = rollback.before["cause"].as_str().unwrap_or_default();
+    assert!(why.contains(&alarm), "{why}");
+    assert!(why.contains("BlueGreen.AlarmFiring"), "{why}");
+    assert!(!log.iter().any(|r| r.action == "bluegreen.done"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_are_checked_before_any_change() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let revisions = e.revisions().await;
+    let ok = common::moto::unique("dashboard-latency");
+    e.put_alarm(&ok).await;
+
+    // A name CloudWatch does not know.
+    let missing = common::moto::unique("no-such-alarm");
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "canary", "percent": 10, "bake_seconds": 1, "alarms": [ok, missing]}),
+            ),
+        ))
+        .await
+        .expect_err("missing alarm");
+    assert_eq!(err.error_name(), "BlueGreen.InvalidInput", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&missing), "{cause}");
+    assert!(
+        !cause.contains(&ok),
+        "only the missing one is named: {cause}"
+    );
+
+    // An alarm already in ALARM.
+    let firing = common::moto::unique("dashboard-errors");
+    e.put_alarm(&firing).await;
+    e.set_alarm(
+        &firing,
+        "ALARM",
+        "Threshold Crossed: errors before the rollout",
+    )
+    .await;
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "all-at-once", "alarms": [ok, firing]}),
+            ),
+        ))
+        .await
+        .expect_err("alarm firing");
+    assert_eq!(err.error_name(), "BlueGreen.AlarmFiring", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&firing), "{cause}");
+    assert!(cause.contains("errors before the rollout"), "{cause}");
+
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "no green task set: {sets:?}");
+    assert_eq!(sets[0].0, e.blue_task_set);
+    assert_eq!(e.revisions().await, revisions, "no revision registered");
+    assert_eq!(e.weights().await, (100, 0));
+    assert!(trail(&f).await.is_empty(), "no side effect, no record");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_alarms_let_the_rollout_finish() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let ok = common::moto::unique("dashboard-5xx");
+    e.put_alarm(&ok).await;
+    // No data is not a reason to roll back.
+    let no_data = common::moto::unique("dashboard-latency");
+    e.put_alarm(&no_data).await;
+    e.set_alarm(
+        &no_data,
+        "INSUFFICIENT_DATA",
+        "Insufficient Data: 0 datapoints",
+    )
+    .await;
+    let out = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            input(
+                &e,
+                &f.env,
+                json!({"strategy": "linear", "percent": 50, "interval_seconds": 1, "alarms": [ok, no_data]}),
+            ),
+        ))
+        .await
+        .expect("rollout succeeds");
+    assert_eq!(out["traffic"], json!({"green": 100, "blue": 0}), "{out}");
+    assert_eq!(e.weights().await, (0, 100));
+    assert_eq!(e.task_sets().await.len(), 1);
+    assert_eq!(
+        shifts(&f).await,
+        vec![
+            json!({"blue": 50, "green": 50}),
+            json!({"blue": 0, "green": 100})
+        ]
+    );
+    let t = trail(&f).await;
+    assert!(!t.iter().any(|(a, _, _)| a == "bluegreen.alarm"), "{t:?}");
+    assert!(
+        !t.iter().any(|(a, _, _)| a == "bluegreen.rollback"),
+        "{t:?}"
+    );
 }

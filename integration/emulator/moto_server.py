@@ -39,6 +39,24 @@ moto's threaded server is not linearizable for DynamoDB:
 Requests to other services (Step Functions, EventBridge, ...) stay
 concurrent. If moto's internals differ from what the patches expect, they
 are skipped with a warning on stderr and plain moto runs.
+
+AWS Health. moto does not emulate AWS Health, which `piflow:health-gate`
+asks before every change. This server answers its `DescribeEvents`
+(Smithy RPC v2 CBOR, as aws-sdk-health sends it) on the same port, so a
+client configured with `AWS_ENDPOINT_URL` reaches it like any other
+service. It reports the events a caller put there, filtered as AWS filters
+them (regions, services, event type categories, status codes), and none
+by default (no open issue):
+
+    POST /piflow-emulator/health/events   {"events": [EVENT, ...]}  (replace)
+    GET  /piflow-emulator/health/events                             (read)
+
+An EVENT has AWS's fields: arn, service, eventTypeCode,
+eventTypeCategory (issue | accountNotification | scheduledChange),
+region, startTime and lastUpdatedTime (ISO 8601), statusCode (open |
+closed | upcoming), eventScopeCode. The main job's `--incident` uses it to
+show the gate closing. Tests of the gate itself use wiremock, which can
+also inject the API's faults.
 """
 
 import copy
@@ -151,6 +169,107 @@ def patch_dynamodb():
     ddb.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+HEALTH_PATH = "/service/AWSHealth_20160804/operation/"
+HEALTH_CONTROL = "/piflow-emulator/health/events"
+
+
+def serve_health():
+    """Answer AWS Health's DescribeEvents and the control endpoint."""
+    import datetime
+    import json
+
+    import cbor2
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    lock = threading.Lock()
+    events = []
+    dispatch = DomainDispatcherApplication.__call__
+
+    def body_of(environ):
+        try:
+            n = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            n = 0
+        return environ["wsgi.input"].read(n) if n > 0 else b""
+
+    def reply(start_response, status, body, content_type):
+        start_response(
+            status,
+            [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            + ([("smithy-protocol", "rpc-v2-cbor")] if content_type == "application/cbor" else []),
+        )
+        return [body]
+
+    def cbor_reply(start_response, status, value):
+        return reply(
+            start_response, status, cbor2.dumps(value, datetime_as_timestamp=True), "application/cbor"
+        )
+
+    def when(text):
+        try:
+            return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            return datetime.datetime.now(datetime.timezone.utc)
+
+    def matches(event, flt):
+        for field, key in (
+            ("regions", "region"),
+            ("services", "service"),
+            ("eventTypeCategories", "eventTypeCategory"),
+            ("eventStatusCodes", "statusCode"),
+            ("eventArns", "arn"),
+            ("eventTypeCodes", "eventTypeCode"),
+        ):
+            wanted = flt.get(field)
+            if wanted and event.get(key) not in wanted:
+                return False
+        return True
+
+    def health(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_CONTROL:
+            if environ.get("REQUEST_METHOD") == "POST":
+                try:
+                    given = json.loads(body_of(environ) or b"{}").get("events", [])
+                    if not isinstance(given, list) or not all(isinstance(e, dict) for e in given):
+                        raise ValueError("events must be a list of objects")
+                except ValueError as e:
+                    return reply(start_response, "400 Bad Request", str(e).encode(), "text/plain")
+                with lock:
+                    events[:] = given
+            with lock:
+                text = json.dumps({"events": events}).encode()
+            return reply(start_response, "200 OK", text, "application/json")
+        if not path.startswith(HEALTH_PATH):
+            return dispatch(self, environ, start_response)
+        operation = path[len(HEALTH_PATH):]
+        if operation != "DescribeEvents":
+            return cbor_reply(
+                start_response,
+                "400 Bad Request",
+                {"__type": "com.amazonaws.health#UnsupportedOperation",
+                 "message": "the piflow emulator answers only DescribeEvents of AWS Health"},
+            )
+        try:
+            request = cbor2.loads(body_of(environ) or cbor2.dumps({}))
+        except Exception as e:  # a body the SDK would never send
+            return cbor_reply(
+                start_response,
+                "400 Bad Request",
+                {"__type": "com.amazonaws.health#ValidationException", "message": str(e)},
+            )
+        flt = request.get("filter") or {}
+        with lock:
+            chosen = [dict(e) for e in events if matches(e, flt)]
+        for e in chosen:
+            for key in ("startTime", "endTime", "lastUpdatedTime"):
+                if key in e and e[key] is not None:
+                    e[key] = when(e[key])
+        return cbor_reply(start_response, "200 OK", {"events": chosen})
+
+    DomainDispatcherApplication.__call__ = health
+
+
 def main(argv):
     port = _port_from(argv)
     if port and not os.environ.get("MOTO_PORT"):
@@ -162,6 +281,10 @@ def main(argv):
             "moto_server.py: moto's DynamoDB was not patched (%r): plain moto runs" % (e,),
             file=sys.stderr,
         )
+    try:
+        serve_health()
+    except Exception as e:  # cbor2 missing: AWS Health is not served
+        print("moto_server.py: AWS Health is not served (%r)" % (e,), file=sys.stderr)
     from moto.server import main as moto_main
 
     moto_main(argv)

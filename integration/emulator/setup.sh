@@ -2,7 +2,8 @@
 # Make the Python environment of piflow's emulator and linters: .emu/venv at
 # the repository root, with moto's server (the project's AWS for tests,
 # started through moto_server.py beside this file), boto3, cfn-lint (the
-# `piflow:lint` step) and checkov (the `piflow:security-scan` step), at the
+# `piflow:lint` step), checkov (the `piflow:security-scan` step) and cbor2
+# (moto_server.py's AWS Health, which speaks CBOR), at the
 # versions pinned below (the ones docs/store.md, docs/workflows.md and the
 # tests were checked with). checkov 3.2.459 is the newest that accepts the
 # pinned boto3 (3.3.x pulls boto3 back to 1.35).
@@ -25,6 +26,7 @@ MOTO=5.2.5
 BOTO3=1.44.5
 CFN_LINT=1.58.0
 CHECKOV=3.2.459
+CBOR2=5.7.1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$root/.emu/venv"
@@ -34,17 +36,17 @@ py="$venv/bin/python"
 # flask and flask_cors, which its [server] extra brings).
 ready() {
   [ -x "$py" ] || return 1
-  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" "$CHECKOV" >/dev/null 2>&1 <<'PY'
+  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" "$CHECKOV" "$CBOR2" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
-import boto3, cfnlint, checkov, flask, flask_cors, moto  # noqa: F401
+import boto3, cbor2, cfnlint, checkov, flask, flask_cors, moto  # noqa: F401
 want = {"moto": sys.argv[1], "boto3": sys.argv[2], "cfn-lint": sys.argv[3],
-        "checkov": sys.argv[4]}
+        "checkov": sys.argv[4], "cbor2": sys.argv[5]}
 sys.exit(0 if all(version(name) == v for name, v in want.items()) else 1)
 PY
 }
 
-pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT checkov==$CHECKOV"
+pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT checkov==$CHECKOV cbor2==$CBOR2"
 
 if ready; then
   echo "emulator: .emu/venv is ready ($pinned)"
@@ -69,7 +71,8 @@ fi
 
 echo "emulator: installing $pinned into .emu/venv (about 60 s)"
 if ! "$py" -m pip install --quiet --disable-pip-version-check --retries 3 \
-  "moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT" "checkov==$CHECKOV"; then
+  "moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT" "checkov==$CHECKOV" \
+  "cbor2==$CBOR2"; then
   echo "setup.sh: pip could not install $pinned (is PyPI reachable?)" >&2
   exit 1
 fi

@@ -263,7 +263,7 @@ fn refuse(e: &RunnerError) -> u8 {
 pub fn run_durable(
     store: &StoreArg,
     tasks: TaskRegistry,
-    sink: Option<Arc<dyn HistorySink>>,
+    display: Option<Arc<super::run::Progress>>,
     format: OutputFormat,
     history: bool,
     start: StartRequest,
@@ -274,6 +274,14 @@ pub fn run_durable(
             Err(code) => return Ok(code),
         };
         let human = format == OutputFormat::Human;
+        let sink = display
+            .clone()
+            .map(|d| -> Arc<dyn HistorySink> { d });
+        // The audit records the steps write, shown live under their state.
+        let tail = match (&display, &start.env) {
+            (Some(d), Some(env)) => Some(d.tail_audit(store.clone(), env.clone()).await),
+            _ => None,
+        };
         let r = runner(store, tasks, sink, human);
         let orphans = if human {
             r.orphans().await.map_or(0, |o| o.len())
@@ -285,7 +293,12 @@ pub fn run_durable(
                 "piflow: note: {orphans} execution(s) stopped without finishing and no process runs them: `piflow executions --status RUNNING`, `piflow resume --orphans`"
             );
         }
-        match r.start(start).await {
+        let started = r.start(start).await;
+        if let (Some(d), Some(tail)) = (&display, tail) {
+            d.end_tail();
+            let _ = tail.await;
+        }
+        match started {
             Ok(f) => report(&f, format, history),
             Err(e) => Ok(refuse(&e)),
         }
@@ -320,7 +333,7 @@ where
         body(runner(
             store,
             tasks,
-            human.then(|| progress(use_color())),
+            human.then(|| -> Arc<dyn HistorySink> { progress(use_color()) }),
             human,
         ))
         .await

@@ -125,18 +125,143 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
-/// Prints each state as it runs.
-struct Progress {
+/// Prints each state as it runs, with how long it took, and (once
+/// [`Progress::tail_audit`] is called) the audit records the steps write
+/// while they run, under the state that wrote them.
+pub struct Progress {
     color: bool,
     out: Mutex<std::io::Stdout>,
     /// States whose task failed: their exit is a catch, not a success.
     failed: Mutex<std::collections::HashSet<String>>,
+    /// When each running state was entered.
+    entered: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Lines go through the audit tail when it runs (so that a step's
+    /// records print before the line saying the step ended).
+    tail: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
+}
+
+impl Progress {
+    fn print(&self, line: String) {
+        if let Ok(tail) = self.tail.lock()
+            && let Some(tx) = tail.as_ref()
+        {
+            match tx.send(line) {
+                Ok(()) => return,
+                Err(e) => return self.write(&e.0),
+            }
+        }
+        self.write(&line);
+    }
+
+    fn write(&self, line: &str) {
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+
+    fn took(&self, name: &str) -> String {
+        let Some(t) = self.entered.lock().ok().and_then(|mut m| m.remove(name)) else {
+            return String::new();
+        };
+        let d = t.elapsed();
+        if d.as_millis() < 100 {
+            String::new()
+        } else if d.as_secs() < 60 {
+            format!(" ({:.1} s)", d.as_secs_f64())
+        } else {
+            format!(" ({}m{:02}s)", d.as_secs() / 60, d.as_secs() % 60)
+        }
+    }
+
+    /// Show the audit records of `env` written from now on, as they are
+    /// written. Returns the task that prints; call [`Progress::end_tail`]
+    /// and await it before printing anything else.
+    pub async fn tail_audit(
+        self: &Arc<Self>,
+        store: Arc<dyn crate::store::Store>,
+        env: String,
+    ) -> tokio::task::JoinHandle<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut last = match store.audit_head(&env).await {
+            Ok(head) => head.map_or(0, |r| r.seq),
+            Err(e) => {
+                tracing::debug!(error = %e, "audit tail not started");
+                return tokio::spawn(async {});
+            }
+        };
+        let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+        if let Ok(mut t) = self.tail.lock() {
+            *t = Some(tx);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let line = tokio::select! {
+                    l = rx.recv() => match l {
+                        Some(l) => Some(l),
+                        None => {
+                            me.print_audit(&store, &env, since, &mut last).await;
+                            return;
+                        }
+                    },
+                    _ = tick.tick() => None,
+                };
+                me.print_audit(&store, &env, since, &mut last).await;
+                if let Some(l) = line {
+                    me.write(&l);
+                }
+            }
+        })
+    }
+
+    /// Stop routing lines through the audit tail (it prints what is left
+    /// and ends).
+    pub fn end_tail(&self) {
+        if let Ok(mut t) = self.tail.lock() {
+            *t = None;
+        }
+    }
+
+    async fn print_audit(
+        &self,
+        store: &Arc<dyn crate::store::Store>,
+        env: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        last: &mut u64,
+    ) {
+        let Ok(records) = store.audit(Some(env), Some(since)).await else {
+            return;
+        };
+        let from = *last;
+        for r in records.into_iter().filter(|r| r.seq > from) {
+            *last = r.seq;
+            let mut detail = match &r.entry.after {
+                Value::Null => String::new(),
+                v => v.to_string(),
+            };
+            if detail.chars().count() > 110 {
+                detail = detail.chars().take(109).collect::<String>() + "…";
+            }
+            let head = format!("{} {}", r.entry.action, r.entry.result);
+            let head = if self.color {
+                format!("{}", head.dimmed())
+            } else {
+                head
+            };
+            self.write(&format!("      · {head} {detail}"));
+        }
+    }
 }
 
 impl HistorySink for Progress {
     fn record(&self, e: &HistoryEvent) {
         let name = e.state.as_deref().unwrap_or("");
         let line = if e.event_type.ends_with("StateEntered") {
+            if let Ok(mut m) = self.entered.lock() {
+                m.insert(name.to_string(), std::time::Instant::now());
+            }
             let kind = e.event_type.trim_end_matches("StateEntered");
             format!("  → {name} ({kind})")
         } else if e.event_type.ends_with("StateExited") {
@@ -151,7 +276,7 @@ impl HistorySink for Progress {
                 (false, true) => (format!("{}", "✓".green()), ""),
                 (false, false) => ("✓".to_string(), ""),
             };
-            format!("  {mark} {name}{note}")
+            format!("  {mark} {name}{note}{}", self.took(name))
         } else if e.event_type == "TaskSubmitted" {
             // A callback task handed its token out.
             let Some(out) = e.details.get("output") else {
@@ -181,10 +306,19 @@ impl HistorySink for Progress {
         } else {
             return;
         };
-        if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{line}");
-        }
+        self.print(line);
     }
+}
+
+/// The environment an input names: `"environment"`, else
+/// `"target": {"environment"}` (the workflows' inputs).
+pub fn input_environment(input: &Value) -> Option<String> {
+    input
+        .get("environment")
+        .or_else(|| input.get("target").and_then(|t| t.get("environment")))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Find, read and validate a workflow for running. On failure the errors
@@ -298,7 +432,10 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             if virtual_time { "Testing" } else { "Running" }
         );
     }
-    let sink: Option<Arc<dyn HistorySink>> = human.then(|| progress(color));
+    let display = human.then(|| progress(color));
+    let sink: Option<Arc<dyn HistorySink>> = display
+        .clone()
+        .map(|d| -> Arc<dyn HistorySink> { d });
     if !virtual_time {
         let definition = match read_text(&path) {
             Ok(t) => t,
@@ -307,12 +444,7 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
                 return Ok(EXIT_USAGE);
             }
         };
-        let env = args.env.clone().or_else(|| {
-            input
-                .get("environment")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+        let env = args.env.clone().or_else(|| input_environment(&input));
         let start = crate::runner::StartRequest {
             workflow: name.clone(),
             definition,
@@ -327,7 +459,7 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         return super::executions::run_durable(
             &args.store,
             tasks,
-            sink,
+            display,
             args.format,
             args.history,
             start,
@@ -388,11 +520,13 @@ pub fn task_registry(mock: Option<&str>) -> Result<TaskRegistry, String> {
 }
 
 /// The live display of states as they run.
-pub fn progress(color: bool) -> Arc<dyn HistorySink> {
+pub fn progress(color: bool) -> Arc<Progress> {
     Arc::new(Progress {
         color,
         out: Mutex::new(std::io::stdout()),
         failed: Mutex::new(Default::default()),
+        entered: Mutex::new(Default::default()),
+        tail: Mutex::new(None),
     })
 }
 

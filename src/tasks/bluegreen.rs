@@ -5,18 +5,33 @@
 //! Input: `region`, `role_arn?`, `cluster`, `service`, `image` (new
 //! container image) or `task_definition` (ARN), `container?` (default: the
 //! first container), `strategy?` (`{strategy: all-at-once | linear | canary,
-//! percent, interval_seconds, bake_seconds}`), `listener_arn?` (else found
-//! from the primary task set's target group), `health_timeout_seconds?`
-//! (default 600), `rollback?`, `environment` (required).
+//! percent, interval_seconds, bake_seconds, alarms}`), `listener_arn?`
+//! (else found from the primary task set's target group),
+//! `health_timeout_seconds?` (default 600), `rollback?`, `environment`
+//! (required).
+//!
+//! `strategy.alarms` names CloudWatch metric or composite alarms (in the
+//! step's region). Before any change they are read: a missing one is
+//! `BlueGreen.InvalidInput`, one already in ALARM is `BlueGreen.AlarmFiring`
+//! (nothing created). They are read again with green's target health right
+//! after every weight shift and throughout every bake/interval; an alarm in
+//! ALARM rolls back like an unhealthy green. INSUFFICIENT_DATA does not.
 //!
 //! Forward: register a task definition revision with the new image (the
 //! latest revision of the family is reused when its container already runs
 //! that image), create the green task set (`externalId` derived from the
 //! idempotency token) on the idle target group, wait for healthy targets,
-//! shift the listener's weights by strategy while watching green's health,
-//! then make green primary and delete blue. Any failure after green exists
-//! shifts traffic back to blue, deletes green and fails
+//! shift the listener's weights by strategy while watching green's health
+//! (and the alarms), then make green primary and delete blue. Any failure
+//! after green exists shifts traffic back to blue, deletes green and fails
 //! `BlueGreen.RolledBack`.
+//!
+//! The output's `previous` is blue's release (`task_definition`, `image` of
+//! the rolled container, `task_set`): a second forward run with
+//! `task_definition: previous.task_definition` brings it back. A
+//! re-invocation after success, when blue may already be deleted, reads it
+//! from the audit records this token wrote (`bluegreen.done` or
+//! `bluegreen.primary`).
 //!
 //! Re-invoked with the same token it reads the live state (task sets,
 //! listener weights) and continues from there. `rollback: true` returns the
@@ -103,7 +118,12 @@ struct Strategy {
     percent: i32,
     interval: u64,
     bake: u64,
+    /// CloudWatch alarm names watched with green's health (deduplicated).
+    alarms: Vec<String>,
 }
+
+/// DescribeAlarms takes at most 100 names.
+const MAX_ALARMS: usize = 100;
 
 impl Strategy {
     /// The green weights to reach, in order.
@@ -150,13 +170,36 @@ fn parse_strategy(request: &TaskRequest) -> Result<Strategy, Failure> {
                 .ok_or_else(|| bad(format!("strategy.{k} must be a whole number ≥ 0, not {v}"))),
         }
     };
-    if s.get("alarms")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
-        return Err(bad(
-            "strategy.alarms is not supported yet: piflow does not read CloudWatch alarms; remove it and gate on health checks".into(),
-        ));
+    let mut alarms: Vec<String> = Vec::new();
+    match s.get("alarms") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for a in list {
+                match a.as_str().map(str::trim) {
+                    Some(name) if !name.is_empty() => {
+                        if !alarms.iter().any(|x| x == name) {
+                            alarms.push(name.to_string());
+                        }
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "strategy.alarms must list CloudWatch alarm names (non-empty strings), not {a}"
+                        )));
+                    }
+                }
+            }
+            if alarms.len() > MAX_ALARMS {
+                return Err(bad(format!(
+                    "strategy.alarms names {} alarms; at most {MAX_ALARMS} (use a composite alarm to combine more)",
+                    alarms.len()
+                )));
+            }
+        }
+        Some(v) => {
+            return Err(bad(format!(
+                "strategy.alarms must be a list of CloudWatch alarm names, not {v}"
+            )));
+        }
     }
     let kind = match s.get("strategy").and_then(Value::as_str) {
         None if s.is_null() || s.get("strategy").is_none() => Kind::AllAtOnce,
@@ -181,6 +224,7 @@ fn parse_strategy(request: &TaskRequest) -> Result<Strategy, Failure> {
         percent: percent as i32,
         interval: num("interval_seconds", 60)?,
         bake: num("bake_seconds", if kind == Kind::Canary { 300 } else { 0 })?,
+        alarms,
     })
 }
 
@@ -210,7 +254,36 @@ struct Run {
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     health: aws_sdk_elasticloadbalancingv2::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     health_timeout: Duration,
+}
+
+/// One CloudWatch alarm as DescribeAlarms reports it.
+#[derive(Debug, Clone)]
+struct Alarm {
+    name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    state: String,
+    reason: String,
+}
+
+impl Alarm {
+    fn firing(&self) -> bool {
+        self.state == "ALARM"
+    }
+
+    fn json(&self) -> Value {
+        json!({"name": self.name, "state": self.state, "reason": self.reason})
+    }
+}
+
+/// "alarm NAME is in ALARM (REASON)", joined.
+fn describe_firing(firing: &[&Alarm]) -> String {
+    firing
+        .iter()
+        .map(|a| format!("CloudWatch alarm {} is in ALARM ({})", a.name, a.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl EcsBlueGreen {
@@ -258,6 +331,7 @@ impl EcsBlueGreen {
             ),
             None => elb.clone(),
         };
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
         let run = Run {
             step: self,
             request,
@@ -267,6 +341,7 @@ impl EcsBlueGreen {
             ecs,
             elb,
             health,
+            cloudwatch,
             health_timeout,
         };
         if rollback {
@@ -639,11 +714,25 @@ impl Run {
         }
     }
 
-    /// Watch green for `secs` seconds; fail at the first unhealthy target.
-    async fn watch(&self, tg: &str, secs: u64) -> Result<(), Failure> {
+    /// Watch green for `secs` seconds (at least one look, so `0` is a
+    /// single look right after a shift): target health and the alarms,
+    /// read together at every poll; fail at the first unhealthy target or
+    /// alarm in ALARM.
+    async fn watch(
+        &self,
+        tg: &str,
+        secs: u64,
+        alarms: &[String],
+        weight: i32,
+    ) -> Result<(), Failure> {
         let end = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            if let Some(p) = self.health_problem(tg).await? {
+            let (health, alarm) =
+                tokio::join!(self.health_problem(tg), self.alarm_problem(alarms, weight));
+            if let Some(f) = alarm? {
+                return Err(f);
+            }
+            if let Some(p) = health? {
                 return Err(fail("Unhealthy", format!("green became unhealthy: {p}")));
             }
             let now = tokio::time::Instant::now();
@@ -652,6 +741,222 @@ impl Run {
             }
             tokio::time::sleep(self.step.poll.min(end - now)).await;
         }
+    }
+
+    fn region(&self) -> &str {
+        self.request
+            .input
+            .get("region")
+            .and_then(Value::as_str)
+            .unwrap_or("(default)")
+    }
+
+    /// The named alarms as CloudWatch reports them (metric and composite);
+    /// a name CloudWatch does not know is absent from the result.
+    async fn read_alarms(&self, names: &[String]) -> Result<Vec<Alarm>, Failure> {
+        use aws_sdk_cloudwatch::types::AlarmType;
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(names.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_err(
+                        e,
+                        &format!(
+                            "CloudWatch alarms {} in region {}",
+                            names.join(", "),
+                            self.region()
+                        ),
+                    )
+                })?;
+            let state = |s: Option<&aws_sdk_cloudwatch::types::StateValue>| {
+                s.map(|v| v.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into())
+            };
+            for a in out.metric_alarms() {
+                found.push(Alarm {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    state: state(a.state_value()),
+                    reason: a.state_reason().unwrap_or_default().to_string(),
+                });
+            }
+            for a in out.composite_alarms() {
+                found.push(Alarm {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    state: state(a.state_value()),
+                    reason: a.state_reason().unwrap_or_default().to_string(),
+                });
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        found.retain(|a| names.contains(&a.name));
+        Ok(found)
+    }
+
+    /// Names in `names` that CloudWatch does not know.
+    fn missing<'a>(names: &'a [String], found: &[Alarm]) -> Vec<&'a str> {
+        names
+            .iter()
+            .filter(|n| !found.iter().any(|a| &a.name == *n))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Before any change: every alarm exists (else `InvalidInput`); the ones
+    /// in ALARM are returned.
+    async fn alarms_before(&self, names: &[String]) -> Result<Vec<Alarm>, Failure> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.read_alarms(names).await?;
+        let missing = Self::missing(names, &found);
+        if !missing.is_empty() {
+            return Err(fail(
+                "InvalidInput",
+                format!(
+                    "state {}: strategy.alarms names CloudWatch alarm(s) {} that do not exist in region {}: check the names (case-sensitive, metric or composite alarms in the step's region) or remove them; nothing was changed",
+                    self.request.state_name,
+                    missing.join(", "),
+                    self.region()
+                ),
+            ));
+        }
+        Ok(found.into_iter().filter(Alarm::firing).collect())
+    }
+
+    /// During a watch: `Some(failure)` when an alarm is in ALARM (with a
+    /// `bluegreen.alarm` audit record) or has been deleted.
+    async fn alarm_problem(
+        &self,
+        names: &[String],
+        weight: i32,
+    ) -> Result<Option<Failure>, Failure> {
+        if !names.is_empty() {
+            return Ok(None);
+        }
+        let found = self.read_alarms(names).await?;
+        let missing = Self::missing(names, &found);
+        if !missing.is_empty() {
+            return Ok(Some(fail(
+                "NotFound",
+                format!(
+                    "CloudWatch alarm(s) {} in region {} disappeared during the rollout: green can no longer be watched",
+                    missing.join(", "),
+                    self.region()
+                ),
+            )));
+        }
+        let firing: Vec<&Alarm> = found.iter().filter(|a| a.firing()).collect();
+        if firing.is_empty() {
+            return Ok(None);
+        }
+        let text = describe_firing(&firing);
+        tracing::warn!(service = %self.service, green = weight, alarms = %text, "alarm in ALARM during the rollout");
+        let names: Vec<&str> = firing.iter().map(|a| a.name.as_str()).collect();
+        self.audit(
+            "bluegreen.alarm",
+            &format!("{}:{weight}", names.join(",")),
+            json!({"green": weight}),
+            json!({"alarms": firing.iter().map(|a| a.json()).collect::<Vec<_>>()}),
+            "firing",
+        )
+        .await;
+        Ok(Some(fail(
+            "AlarmFiring",
+            format!("{text} with {weight}% of the traffic on green"),
+        )))
+    }
+
+    /// Blue's release: its task definition, the image of the rolled
+    /// container (`container`, else the first) and its task set.
+    async fn release_of(&self, blue: &ecs_t::TaskSet) -> Result<Value, Failure> {
+        let td = blue.task_definition().unwrap_or_default().to_string();
+        let image = self.image_in(&td).await?;
+        Ok(json!({"task_definition": td, "image": image, "task_set": blue.task_set_arn()}))
+    }
+
+    /// The image of the rolled container in a task definition.
+    async fn image_in(&self, td: &str) -> Result<Option<String>, Failure> {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(td)
+            .send()
+            .await
+            .map_err(|e| aws_err(e, &format!("task definition {td}")))?;
+        let defs = out
+            .task_definition()
+            .map(|t| t.container_definitions())
+            .unwrap_or_default();
+        let container = self.request.input.get("container").and_then(Value::as_str);
+        let def = container
+            .and_then(|c| defs.iter().find(|d| d.name() == Some(c)))
+            .or_else(|| defs.first());
+        Ok(def.and_then(|d| d.image()).map(str::to_string))
+    }
+
+    /// Blue's release as this token recorded it before making green
+    /// primary (`bluegreen.done`'s `before`, else `bluegreen.primary`'s
+    /// `before.previous`); `Null` when there is no such record.
+    async fn recorded_previous(&self) -> Result<Value, Failure> {
+        let store = self
+            .step
+            .store
+            .get()
+            .await
+            .map_err(|e| fail("StoreFailed", e))?;
+        let records = store
+            .audit(Some(&self.env), None)
+            .await
+            .map_err(|e| fail("StoreFailed", format!("[{}] {e}", e.code())))?;
+        let token = |action: &str, key: &str| format!("{}#{action}#{key}", self.token());
+        let done = token("bluegreen.done", "done");
+        let primary = [
+            token("bluegreen.primary", "after"),
+            token("bluegreen.primary", "before"),
+        ];
+        let find = |t: &str| {
+            records
+                .iter()
+                .rev()
+                .find(|r| r.entry.token.as_deref() == Some(t))
+                .map(|r| r.entry.before.clone())
+        };
+        let mut previous = find(&done)
+            .filter(|b| b.get("task_definition").is_some_and(Value::is_string))
+            .or_else(|| {
+                primary.iter().find_map(|t| {
+                    find(t)
+                        .and_then(|b| b.get("previous").cloned())
+                        .filter(|p| p.get("task_definition").is_some_and(Value::is_string))
+                })
+            })
+            .unwrap_or(Value::Null);
+        // Records written before `image` was recorded: a task definition
+        // never changes, so its image can be read again.
+        if let Some(td) = previous
+            .get("task_definition")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            && previous.get("image").is_none_or(Value::is_null)
+        {
+            previous["image"] = json!(self.image_in(&td).await?);
+        }
+        if previous.is_null() {
+            tracing::warn!(service = %self.service, "no audit record of the previous release for this token");
+        }
+        Ok(previous)
     }
 
     /// The task definition to roll out: the input's ARN, or a revision of
@@ -853,11 +1158,13 @@ impl Run {
             {
                 self.delete_task_set(other, "blue").await?;
             }
+            let previous = self.recorded_previous().await?;
             return Ok(json!({
                 "service": self.service,
                 "task_definition": g.task_definition(),
                 "traffic": {"green": 100, "blue": 0},
                 "task_set": g.task_set_arn(),
+                "previous": previous,
             }));
         }
 
@@ -890,6 +1197,30 @@ impl Run {
                     traffic.listener, traffic.green, traffic.green_tg
                 ),
             ));
+        }
+
+        // Reads only, before any change.
+        let previous = self.release_of(&primary).await?;
+        let firing = self.alarms_before(&strategy.alarms).await?;
+        if !firing.is_empty() {
+            let refs: Vec<&Alarm> = firing.iter().collect();
+            let text = describe_firing(&refs);
+            match &green_ts {
+                None => {
+                    return Err(fail(
+                        "AlarmFiring",
+                        format!(
+                            "{text} before the rollout of {}: nothing was changed; resolve the alarm (or drop it from strategy.alarms) and run again",
+                            self.target()
+                        ),
+                    ));
+                }
+                // A resumed rollout: green exists and may carry traffic.
+                Some(g) => {
+                    let cause = fail("AlarmFiring", format!("{text} when the rollout resumed"));
+                    return Err(self.roll_back(g, &mut traffic, cause).await);
+                }
+            }
         }
 
         let green = match green_ts {
@@ -965,7 +1296,7 @@ impl Run {
         };
 
         match self.roll(&strategy, &mut traffic, &green).await {
-            Ok(()) => self.finish(&primary, &green, &traffic).await,
+            Ok(()) => self.finish(&primary, &green, &traffic, previous).await,
             Err(cause) => Err(self.roll_back(&green, &mut traffic, cause).await),
         }
     }
@@ -1002,10 +1333,8 @@ impl Run {
                 continue;
             }
             self.shift(traffic, w, strategy_name(strategy.kind)).await?;
-            let secs = strategy.wait_after(w);
-            if secs > 0 {
-                self.watch(&green_tg, secs).await?;
-            }
+            self.watch(&green_tg, strategy.wait_after(w), &strategy.alarms, w)
+                .await?;
         }
         Ok(())
     }
@@ -1015,9 +1344,10 @@ impl Run {
         blue: &ecs_t::TaskSet,
         green: &ecs_t::TaskSet,
         traffic: &Traffic,
+        previous: Value,
     ) -> Result<Value, Failure> {
         let green_arn = green.task_set_arn().unwrap_or_default().to_string();
-        let before = json!({"primary": blue.task_set_arn()});
+        let before = json!({"primary": blue.task_set_arn(), "previous": previous});
         self.audited(
             "bluegreen.primary",
             "before",
@@ -1048,15 +1378,10 @@ impl Run {
             "task_definition": green.task_definition(),
             "traffic": {"green": traffic.green, "blue": traffic.blue},
             "task_set": green_arn,
+            "previous": previous,
         });
-        self.audited(
-            "bluegreen.done",
-            "done",
-            json!({"task_set": blue.task_set_arn(), "task_definition": blue.task_definition()}),
-            out.clone(),
-            "succeeded",
-        )
-        .await?;
+        self.audited("bluegreen.done", "done", previous, out.clone(), "succeeded")
+            .await?;
         Ok(out)
     }
 
@@ -1186,6 +1511,7 @@ mod tests {
             percent,
             interval: 1,
             bake: 2,
+            alarms: Vec::new(),
         }
     }
 
@@ -1211,12 +1537,23 @@ mod tests {
         ))
         .expect("canary");
         assert_eq!((c.kind, c.percent, c.bake), (Kind::Canary, 5, 300));
+        assert!(c.alarms.is_empty());
+        let a = parse_strategy(&req(
+            json!({"strategy": {"strategy": "canary", "alarms": ["cpu-high", "5xx", "cpu-high"]}}),
+        ))
+        .expect("alarms are accepted");
+        assert_eq!(a.alarms, vec!["cpu-high".to_string(), "5xx".to_string()]);
+        let many: Vec<String> = (0..=MAX_ALARMS).map(|i| format!("a{i}")).collect();
+        let e = parse_strategy(&req(json!({"strategy": {"alarms": many}}))).expect_err("too many");
+        assert_eq!(e.error_name(), "BlueGreen.InvalidInput");
         for bad in [
             json!({"strategy": {"strategy": "blue"}}),
             json!({"strategy": {"strategy": "linear", "percent": 0}}),
             json!({"strategy": {"strategy": "linear", "percent": 101}}),
             json!({"strategy": {"strategy": "canary", "bake_seconds": -1}}),
-            json!({"strategy": {"alarms": ["cpu-high"]}}),
+            json!({"strategy": {"alarms": "cpu-high"}}),
+            json!({"strategy": {"alarms": ["cpu-high", ""]}}),
+            json!({"strategy": {"alarms": [3]}}),
         ] {
             let e = parse_strategy(&req(bad.clone())).expect_err("refused");
             assert_eq!(e.error_name(), "BlueGreen.InvalidInput", "{bad}");

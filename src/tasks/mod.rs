@@ -35,6 +35,7 @@ pub mod aws_step;
 pub mod bluegreen;
 pub mod cfn;
 pub mod health;
+pub mod http_check;
 pub mod lint;
 pub mod process;
 pub mod release;
@@ -133,6 +134,10 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
     registry.register(
         "piflow:repoint",
         Arc::new(repoint::Repoint::new(store.clone())),
+    );
+    registry.register(
+        "piflow:http-check",
+        Arc::new(http_check::HttpCheck::new(store.clone())),
     );
     registry.register("piflow:approval", Arc::new(Approval { store }));
 }

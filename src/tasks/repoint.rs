@@ -13,7 +13,9 @@
 //! `fileSystemId` becomes `file_system_id`. The new revision is tagged
 //! `piflow:token` with the step's idempotency token (per service): a
 //! re-invocation finds and reuses it instead of registering another.
-//! Output: `{services: [{service, task_definition}]}`.
+//! Output: `{services: [{service, task_definition, previous_task_definition}]}`
+//! (the new revision, and the one the service ran before: a workflow rolls
+//! back to it).
 
 use std::collections::BTreeMap;
 
@@ -117,10 +119,10 @@ impl Repoint {
         let ecs = aws_sdk_ecs::Client::new(&sdk);
         let mut out = Vec::new();
         for service in &services {
-            let arn = self
+            let (arn, previous) = self
                 .repoint(&request, &env, &ecs, &cluster, service, &vars, &fs_id)
                 .await?;
-            out.push(json!({"service": service, "task_definition": arn}));
+            out.push(json!({"service": service, "task_definition": arn, "previous_task_definition": previous}));
         }
         Ok(json!({ "services": out }))
     }
@@ -135,7 +137,7 @@ impl Repoint {
         service: &str,
         vars: &BTreeMap<String, String>,
         fs_id: &str,
-    ) -> Result<String, Failure> {
+    ) -> Result<(String, String), Failure> {
         let key = token_key(&format!("{}#{service}", request.idempotency_token));
         // Audit records are deduplicated per (token, action): one token per
         // service.
@@ -195,7 +197,7 @@ impl Repoint {
                 .any(|t| t.key() == Some(TOKEN_TAG) && t.value() == Some(key.as_str()))
             {
                 tracing::info!(%service, task_definition = %arn, "repoint: reusing this token's revision");
-                return Ok(arn.clone());
+                return Ok((arn.clone(), current));
             }
         }
 
@@ -296,7 +298,7 @@ impl Repoint {
             "registered",
         )
         .await?;
-        Ok(arn)
+        Ok((arn, current))
     }
 }
 

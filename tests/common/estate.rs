@@ -370,4 +370,43 @@ impl Estate {
             .task_definition_arns()
             .len()
     }
+
+    /// A CloudWatch metric alarm `name` on a metric of this service, put in
+    /// `OK` (moto never evaluates it: its state changes only through
+    /// [`Estate::set_alarm`]).
+    pub async fn put_alarm(&self, name: &str) {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+        let cw = aws_sdk_cloudwatch::Client::new(&piflow::aws::sdk_config().await);
+        cw.put_metric_alarm()
+            .alarm_name(name)
+            .namespace("piflow/test")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .dimensions(
+                Dimension::builder()
+                    .name("Service")
+                    .value(&self.service)
+                    .build(),
+            )
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .send()
+            .await
+            .expect("put metric alarm");
+        self.set_alarm(name, "OK", "test: no errors").await;
+    }
+
+    /// SetAlarmState: `state` is `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub async fn set_alarm(&self, name: &str, state: &str, reason: &str) {
+        let cw = aws_sdk_cloudwatch::Client::new(&piflow::aws::sdk_config().await);
+        cw.set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+            .state_reason(reason)
+            .send()
+            .await
+            .expect("set alarm state");
+    }
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# piflow's main job, on a fresh machine: start the local AWS emulator, seed
+# the reference estate in it, run the real `upgrade` workflow against it with
+# a live progress display, then show the estate and the audit trail.
+#
+#     integration/main-job.sh
+#
+# 1. integration/emulator/setup.sh makes .emu/venv (moto server, cfn-lint,
+#    checkov; about a minute the first time).
+# 2. A moto server starts on a free loopback port (or the one in MOTO_PORT
+#    is used) and serves ECS, ELBv2, RDS, EFS, ... and AWS Health (answered
+#    by integration/emulator/moto_server.py: no open issue).
+# 3. integration/estate/estate.py seed makes the reference estate: cluster
+#    `product`, services dashboard/renderer/scheduler on blue task sets
+#    behind one ALB (listener weights blue 100 / green 0), RDS MariaDB, EFS.
+# 4. `piflow run upgrade --input @integration/inputs/upgrade-dev.json`:
+#    cfn-lint and checkov on integration/estate/infra/, the AWS Health gate,
+#    a canary blue/green roll of `dashboard` to registry.example/product/
+#    dashboard:1.0 (25% for 6 s, then 100%), post-checks, audit.
+# 5. The estate afterwards, `piflow audit --env dev` and `piflow audit verify`.
+#
+# The piflow store of this job is .emu/main-job (made anew on every run).
+# Every AWS call goes through the standard configuration: AWS_ENDPOINT_URL
+# points at the emulator and the credentials are the emulator's dummies,
+# so nothing reaches a real account. Exit status: piflow's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "emulator (moto server, cfn-lint, checkov in .emu/venv)"
+integration/emulator/setup.sh
+
+say "building piflow (release)"
+cargo build --release --quiet
+piflow="$PWD/target/release/piflow"
+
+moto_pid=""
+cleanup() {
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+py=.emu/venv/bin/python
+if [ -n "${MOTO_PORT:-}" ]; then
+  port="$MOTO_PORT"
+  echo "using the moto server on 127.0.0.1:$port (MOTO_PORT)"
+  # A fresh estate on a shared server: unique names.
+  suffix="mj$$"
+else
+  port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  MOTO_PORT="$port" "$py" integration/emulator/moto_server.py -H 127.0.0.1 -p "$port" >.emu/main-job-moto.log 2>&1 &
+  moto_pid=$!
+  suffix=""
+fi
+for _ in $(seq 1 300); do
+  if "$py" -c 'import sys, urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/moto-api/" % sys.argv[1], timeout=2)' "$port" >/dev/null 2>&1; then
+    break
+  fi
+  if [ -n "$moto_pid" ] && ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "the moto server did not start; its log (.emu/main-job-moto.log):"
+    tail -n 20 .emu/main-job-moto.log
+    exit 1
+  fi
+  sleep 0.1
+done
+echo "moto server on 127.0.0.1:$port"
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE
+# cfn-lint and checkov of .emu/venv, for piflow:lint and piflow:security-scan.
+export PATH="$PWD/.emu/venv/bin:$PATH"
+export PIFLOW_HOME="$PWD/.emu/main-job"
+rm -rf "$PIFLOW_HOME"
+
+say "seeding the reference estate"
+sfx_args=()
+input=integration/inputs/upgrade-dev.json
+if [ -n "$suffix" ]; then
+  sfx_args=(--suffix "$suffix")
+  input=".emu/main-job-input.json"
+  "$py" - "$suffix" >"$input" <<'PY'
+import json, sys
+d = json.load(open("integration/inputs/upgrade-dev.json"))
+d["target"]["cluster"] += "-" + sys.argv[1]
+d["target"]["service"] += "-" + sys.argv[1]
+print(json.dumps(d, indent=2))
+PY
+fi
+"$py" integration/estate/estate.py seed "${sfx_args[@]}" >.emu/main-job-estate.json
+echo "estate: .emu/main-job-estate.json"
+"$py" integration/estate/estate.py show "${sfx_args[@]}"
+
+say "piflow run upgrade --input @$input --env dev"
+status=0
+"$piflow" run upgrade --input "@$input" --env dev || status=$?
+
+say "the estate afterwards"
+"$py" integration/estate/estate.py show "${sfx_args[@]}"
+
+say "piflow audit --env dev"
+"$piflow" audit --env dev
+"$piflow" audit verify
+
+exit "$status"

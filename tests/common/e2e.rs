@@ -1,0 +1,194 @@
+//! Whole workflows run by the real binary (`piflow run WORKFLOW --format
+//! json`) against the moto server, with AWS Health (and AWS Backup, where a
+//! test needs it) served by wiremock, and real cfn-lint and checkov from
+//! `.emu/venv/bin` on the PATH.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer};
+
+use super::health::{OP_PATH, ecs_issue, events};
+use super::moto::Moto;
+
+/// AWS Health served by wiremock: quiet, or opening an ECS issue in
+/// us-east-1 after a number of quiet answers.
+pub struct Health {
+    pub server: MockServer,
+}
+
+impl Health {
+    /// No open issue, ever.
+    pub async fn quiet() -> Health {
+        Health::opens_after(u64::MAX).await
+    }
+
+    /// The first `quiet` DescribeEvents calls find nothing; every later one
+    /// finds an open ECS issue in us-east-1 (an incident that starts in the
+    /// middle of a deployment).
+    pub async fn opens_after(quiet: u64) -> Health {
+        let server = MockServer::start().await;
+        if quiet > 0 {
+            Mock::given(method("POST"))
+                .and(path(OP_PATH))
+                .respond_with(events(vec![], None))
+                .up_to_n_times(quiet)
+                .with_priority(1)
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("POST"))
+            .and(path(OP_PATH))
+            .respond_with(events(vec![ecs_issue("us-east-1", 1)], None))
+            .with_priority(5)
+            .mount(&server)
+            .await;
+        Health { server }
+    }
+
+    /// How many DescribeEvents calls it answered.
+    pub async fn calls(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .map_or(0, |r| r.len())
+    }
+}
+
+/// One piflow home (its own embedded store) and the environment that
+/// points the binary at moto and the Health mock.
+pub struct Run {
+    pub home: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Run {
+    pub fn new(moto: &Moto, health: &Health) -> Run {
+        let mut env = moto.env_vars();
+        let venv_bin = root().join(".emu/venv/bin");
+        let path = std::env::var("PATH").unwrap_or_default();
+        env.push(("PATH".into(), format!("{}:{path}", venv_bin.display())));
+        env.push((
+            "PIFLOW_HEALTH_ENDPOINTS".into(),
+            format!("us-east-1={}", health.server.uri()),
+        ));
+        env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+        env.push(("NO_COLOR".into(), "1".into()));
+        Run {
+            home: tempfile::tempdir().expect("tempdir"),
+            env,
+        }
+    }
+
+    /// Another variable for the binary (e.g. `AWS_ENDPOINT_URL_BACKUP`).
+    pub fn with(mut self, key: &str, value: &str) -> Run {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_piflow"));
+        c.current_dir(root())
+            .env("PIFLOW_HOME", self.home.path())
+            .env_remove("PIFLOW_STORE")
+            .env_remove("AWS_PROFILE")
+            .env_remove("PIFLOW_HEALTH_ENDPOINTS");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// `piflow run WORKFLOW --input INPUT --format json`: the result object
+    /// (its exit status checked against its status).
+    pub async fn workflow(&self, workflow: &str, input: &Value) -> Value {
+        let mut c = self.command();
+        c.args([
+            "run",
+            workflow,
+            "--input",
+            &input.to_string(),
+            "--format",
+            "json",
+        ]);
+        let out = tokio::task::spawn_blocking(move || c.output())
+            .await
+            .expect("join")
+            .expect("piflow runs");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "piflow run {workflow}: not one JSON object ({e})\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let ok = v["status"] == "SUCCEEDED";
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "exit status {:?} for {}: {}",
+            out.status.code(),
+            v["status"],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        v
+    }
+
+    /// The environment's audit records, oldest first (`piflow audit
+    /// --format json`), after `piflow audit verify` found the chain intact.
+    pub fn audit(&self, env: &str) -> Vec<Value> {
+        let verify = self
+            .command()
+            .args(["audit", "verify", "--env", env])
+            .output()
+            .expect("piflow audit verify runs");
+        assert!(
+            verify.status.success(),
+            "audit verify: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        let out = self
+            .command()
+            .args(["audit", "--env", env, "--format", "json"])
+            .output()
+            .expect("piflow audit runs");
+        serde_json::from_slice::<Value>(&out.stdout)
+            .expect("audit JSON")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+}
+
+/// The actions of audit records, in order.
+pub fn actions(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| r["action"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The lint and scan part of an input: the reference estate's template,
+/// with the one suppression its policy carries.
+pub fn checks() -> Value {
+    json!({
+        "infrastructure": {"path": "integration/estate/infra/"},
+        "policy": {
+            "lint": {"fail_on": "error"},
+            "scan": {"fail_on": "high", "suppressions": [
+                {"check": "CKV_AWS_118", "reason": "enhanced monitoring is off in test estates", "expires": "2099-01-01"}
+            ]}
+        }
+    })
+}

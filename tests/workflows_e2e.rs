@@ -1,0 +1,282 @@
+//! The `upgrade` and `rollback` workflows end to end: the real binary runs
+//! the real definitions against the moto server (ECS task sets, ELBv2
+//! weighted listeners), with real cfn-lint and checkov on the reference
+//! estate's template and AWS Health on wiremock (no emulator serves it in
+//! the tests; an incident that opens mid-deployment is injected there).
+//! Each test seeds its own estate and asserts the live ECS/ELB state and
+//! the audit trail afterwards.
+
+mod common;
+
+use common::e2e::{Health, Run, actions, checks};
+use common::estate::{BLUE_IMAGE, Estate};
+use serde_json::{Value, json};
+
+/// An environment name of its own (the lease and the audit chain).
+fn env_name() -> String {
+    format!("dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// An upgrade input for the estate: the reference estate's checks, a
+/// canary of 50% baked for a second.
+fn upgrade_input(estate: &Estate, env: &str, version: &str) -> Value {
+    let mut input = checks();
+    input["target"] = json!({
+        "environment": env,
+        "region": "us-east-1",
+        "team": "research",
+        "cluster": estate.cluster,
+        "service": estate.service,
+    });
+    input["release"] = json!({
+        "version": version,
+        "image": format!("registry.example/dashboard:{version}"),
+    });
+    input["rollout"] = json!({"strategy": "canary", "percent": 50, "bake_seconds": 1});
+    input
+}
+
+/// The one task set of the service: it is PRIMARY and runs `image`, and
+/// the listener sends all traffic to its target group.
+async fn serves_only(estate: &Estate, image: &str) -> String {
+    let sets = estate.task_sets().await;
+    assert_eq!(sets.len(), 1, "one task set left, not {sets:?}");
+    let (_, status, _, td) = &sets[0];
+    assert_eq!(status, "PRIMARY");
+    assert_eq!(estate.image_of(td).await, image);
+    let (blue, green) = estate.weights().await;
+    assert!(
+        (blue, green) == (100, 0) || (blue, green) == (0, 100),
+        "traffic is split: blue {blue} / green {green}"
+    );
+    td.clone()
+}
+
+/// Does `wanted` appear in `all`, in this order (not necessarily adjacent)?
+fn in_order(all: &[String], wanted: &[&str]) -> bool {
+    let mut it = all.iter();
+    wanted.iter().all(|w| it.any(|a| a == w))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let health = Health::quiet().await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+
+    let result = run
+        .workflow("upgrade", &upgrade_input(&estate, &env, "2.0"))
+        .await;
+
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+    let out = &result["output"];
+    assert_eq!(out["checks"]["lint"]["passed"], true, "{out:#}");
+    assert_eq!(
+        out["checks"]["scan"]["suppressed"][0]["check"],
+        "CKV_AWS_118",
+        "{out:#}"
+    );
+    assert_eq!(
+        out["rollout_result"]["previous"]["task_definition"],
+        estate.task_definition.as_str(),
+        "the step reports what it replaced"
+    );
+    let td = serves_only(&estate, "registry.example/dashboard:2.0").await;
+    assert_ne!(td, estate.task_definition);
+    assert_eq!(estate.weights().await, (0, 100), "green took all traffic");
+    assert!(health.calls().await >= 2, "the gate and the post-checks asked");
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &[
+                "lint.run",
+                "security-scan.run",
+                "decision.health-gate",
+                "bluegreen.create-task-set",
+                "bluegreen.shift",
+                "bluegreen.primary",
+                "bluegreen.done",
+                "release.upgraded",
+            ]
+        ),
+        "{acts:?}"
+    );
+    let release = records
+        .iter()
+        .find(|r| r["action"] == "release.upgraded")
+        .expect("release record");
+    assert_eq!(release["after"]["version"], "2.0");
+    assert_eq!(release["after"]["image"], "registry.example/dashboard:2.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_rolls_back_when_aws_health_opens_an_issue_mid_deployment() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    // The gate before the roll finds nothing; the post-checks after it
+    // find an open ECS issue in the region.
+    let health = Health::opens_after(1).await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+
+    let result = run
+        .workflow("upgrade", &upgrade_input(&estate, &env, "3.0"))
+        .await;
+
+    assert_eq!(result["status"], "FAILED", "{result:#}");
+    assert_eq!(result["error"], "Upgrade.RolledBack", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("AWS_ECS_OPERATIONAL_ISSUE"),
+        "the cause names the event: {cause}"
+    );
+    // Back on the task definition it ran before, all traffic on it.
+    let td = serves_only(&estate, BLUE_IMAGE).await;
+    assert_eq!(td, estate.task_definition);
+    assert_eq!(estate.weights().await, (100, 0));
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &[
+                "bluegreen.done",
+                "decision.health-gate",
+                "bluegreen.create-task-set",
+                "bluegreen.done",
+            ]
+        ),
+        "rolled out, gate closed, rolled back: {acts:?}"
+    );
+    assert!(!acts.iter().any(|a| a == "release.upgraded"), "{acts:?}");
+    let last = records.last().expect("records");
+    assert_eq!(last["result"], "rolled-back", "{last:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_of_a_template_that_does_not_lint_changes_nothing() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let health = Health::quiet().await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    let mut input = upgrade_input(&estate, &env, "4.0");
+    input["infrastructure"]["path"] = json!("integration/templates/lint-errors.yaml");
+
+    let result = run.workflow("upgrade", &input).await;
+
+    assert_eq!(result["error"], "Upgrade.Refused", "{result:#}");
+    assert!(
+        result["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("lint-errors.yaml")),
+        "{result:#}"
+    );
+    assert_eq!(serves_only(&estate, BLUE_IMAGE).await, estate.task_definition);
+    assert_eq!(estate.weights().await, (100, 0));
+    assert_eq!(estate.revisions().await, 1, "no task definition registered");
+    assert_eq!(health.calls().await, 0, "refused before the health gate");
+    let acts = actions(&run.audit(&env));
+    assert_eq!(acts.first().map(String::as_str), Some("lint.run"), "{acts:?}");
+    assert!(!acts.iter().any(|a| a.starts_with("bluegreen.")), "{acts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_of_a_missing_service_is_refused_naming_it() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let health = Health::quiet().await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    let mut input = upgrade_input(&estate, &env, "5.0");
+    input["target"]["service"] = json!("no-such-service");
+
+    let result = run.workflow("upgrade", &input).await;
+
+    assert_eq!(result["error"], "Upgrade.Refused", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("no-such-service") && cause.contains(&estate.cluster),
+        "names the service and the cluster: {cause}"
+    );
+    assert_eq!(serves_only(&estate, BLUE_IMAGE).await, estate.task_definition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_returns_the_service_to_the_last_release() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let health = Health::quiet().await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    for version in ["6.0", "6.1"] {
+        let r = run
+            .workflow("upgrade", &upgrade_input(&estate, &env, version))
+            .await;
+        assert_eq!(r["status"], "SUCCEEDED", "upgrade to {version}: {r:#}");
+    }
+    serves_only(&estate, "registry.example/dashboard:6.1").await;
+
+    let input = json!({
+        "target": {"environment": env, "region": "us-east-1", "team": "research",
+                   "cluster": estate.cluster, "service": estate.service},
+        "current_version": "6.1",
+        "reason": "dashboard 5xx after 6.1",
+    });
+    let result = run.workflow("rollback", &input).await;
+
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+    assert_eq!(result["output"]["previous"]["version"], "6.0");
+    serves_only(&estate, "registry.example/dashboard:6.0").await;
+    let records = run.audit(&env);
+    let rb = records
+        .iter()
+        .rfind(|r| r["action"] == "release.rollback")
+        .expect("rollback record");
+    assert_eq!(rb["result"], "rolled-back-to");
+    assert_eq!(rb["after"]["version"], "6.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_without_a_previous_release_changes_nothing() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let health = Health::quiet().await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    let input = json!({
+        "target": {"environment": env, "region": "us-east-1", "team": "research",
+                   "cluster": estate.cluster, "service": estate.service},
+        "current_version": "1.0",
+        "reason": "test",
+    });
+
+    let result = run.workflow("rollback", &input).await;
+
+    assert_eq!(result["error"], "Rollback.NoPreviousRelease", "{result:#}");
+    assert_eq!(serves_only(&estate, BLUE_IMAGE).await, estate.task_definition);
+    assert_eq!(estate.revisions().await, 1);
+    let records = run.audit(&env);
+    assert_eq!(
+        records.last().map(|r| r["result"].clone()),
+        Some(json!("refused"))
+    );
+}
