@@ -842,7 +842,7 @@ impl Run {
         names: &[String],
         weight: i32,
     ) -> Result<Option<Failure>, Failure> {
-        if !names.is_empty() {
+        if names.is_empty() {
             return Ok(None);
         }
         let found = self.read_alarms(names).await?;
