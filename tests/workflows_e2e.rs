@@ -76,8 +76,7 @@ async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
     let out = &result["output"];
     assert_eq!(out["checks"]["lint"]["passed"], true, "{out:#}");
     assert_eq!(
-        out["checks"]["scan"]["suppressed"][0]["check"],
-        "CKV_AWS_118",
+        out["checks"]["scan"]["suppressed"][0]["check"], "CKV_AWS_118",
         "{out:#}"
     );
     assert_eq!(
@@ -88,7 +87,10 @@ async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
     let td = serves_only(&estate, "registry.example/dashboard:2.0").await;
     assert_ne!(td, estate.task_definition);
     assert_eq!(estate.weights().await, (0, 100), "green took all traffic");
-    assert!(health.calls().await >= 2, "the gate and the post-checks asked");
+    assert!(
+        health.calls().await >= 2,
+        "the gate and the post-checks asked"
+    );
 
     let records = run.audit(&env);
     let acts = actions(&records);
@@ -184,13 +186,23 @@ async fn upgrade_of_a_template_that_does_not_lint_changes_nothing() {
             .is_some_and(|c| c.contains("lint-errors.yaml")),
         "{result:#}"
     );
-    assert_eq!(serves_only(&estate, BLUE_IMAGE).await, estate.task_definition);
+    assert_eq!(
+        serves_only(&estate, BLUE_IMAGE).await,
+        estate.task_definition
+    );
     assert_eq!(estate.weights().await, (100, 0));
     assert_eq!(estate.revisions().await, 1, "no task definition registered");
     assert_eq!(health.calls().await, 0, "refused before the health gate");
     let acts = actions(&run.audit(&env));
-    assert_eq!(acts.first().map(String::as_str), Some("lint.run"), "{acts:?}");
-    assert!(!acts.iter().any(|a| a.starts_with("bluegreen.")), "{acts:?}");
+    assert_eq!(
+        acts.first().map(String::as_str),
+        Some("lint.run"),
+        "{acts:?}"
+    );
+    assert!(
+        !acts.iter().any(|a| a.starts_with("bluegreen.")),
+        "{acts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +225,10 @@ async fn upgrade_of_a_missing_service_is_refused_naming_it() {
         cause.contains("no-such-service") && cause.contains(&estate.cluster),
         "names the service and the cluster: {cause}"
     );
-    assert_eq!(serves_only(&estate, BLUE_IMAGE).await, estate.task_definition);
+    assert_eq!(
+        serves_only(&estate, BLUE_IMAGE).await,
+        estate.task_definition
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,11 +287,78 @@ async fn rollback_without_a_previous_release_changes_nothing() {
     let result = run.workflow("rollback", &input).await;
 
     assert_eq!(result["error"], "Rollback.NoPreviousRelease", "{result:#}");
-    assert_eq!(serves_only(&estate, BLUE_IMAGE).await, estate.task_definition);
+    assert_eq!(
+        serves_only(&estate, BLUE_IMAGE).await,
+        estate.task_definition
+    );
     assert_eq!(estate.revisions().await, 1);
     let records = run.audit(&env);
     assert_eq!(
         records.last().map(|r| r["result"].clone()),
         Some(json!("refused"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_rolls_back_when_a_cloudwatch_alarm_fires_during_the_canary() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let health = Health::quiet().await;
+    let estate = common::estate::seed(moto).await;
+    let alarm = common::moto::unique("dashboard-5xx");
+    estate.put_alarm(&alarm).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    let mut input = upgrade_input(&estate, &env, "7.0");
+    input["rollout"] =
+        json!({"strategy": "canary", "percent": 20, "bake_seconds": 30, "alarms": [alarm]});
+
+    // The alarm fires once the canary has traffic.
+    let watcher = {
+        let estate = estate.clone();
+        let alarm = alarm.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                if estate.weights().await.1 > 0 {
+                    estate
+                        .set_alarm(&alarm, "ALARM", "5xx above 5% on the canary")
+                        .await;
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            false
+        })
+    };
+    let result = run.workflow("upgrade", &input).await;
+
+    assert!(
+        watcher.await.expect("watcher"),
+        "the canary never got traffic"
+    );
+    assert_eq!(result["error"], "Upgrade.RolledBack", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains(&alarm) && cause.contains("5xx above 5%"),
+        "names the alarm and its reason: {cause}"
+    );
+    assert_eq!(
+        serves_only(&estate, BLUE_IMAGE).await,
+        estate.task_definition
+    );
+    assert_eq!(estate.weights().await, (100, 0));
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &["bluegreen.shift", "bluegreen.alarm", "bluegreen.shift"]
+        ),
+        "shifted, alarm recorded, shifted back: {acts:?}"
+    );
+    assert_eq!(
+        records.last().map(|r| r["result"].clone()),
+        Some(json!("rolled-back"))
     );
 }

@@ -433,9 +433,7 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         );
     }
     let display = human.then(|| progress(color));
-    let sink: Option<Arc<dyn HistorySink>> = display
-        .clone()
-        .map(|d| -> Arc<dyn HistorySink> { d });
+    let sink: Option<Arc<dyn HistorySink>> = display.clone().map(|d| -> Arc<dyn HistorySink> { d });
     if !virtual_time {
         let definition = match read_text(&path) {
             Ok(t) => t,

@@ -50,10 +50,7 @@ impl Health {
 
     /// How many DescribeEvents calls it answered.
     pub async fn calls(&self) -> usize {
-        self.server
-            .received_requests()
-            .await
-            .map_or(0, |r| r.len())
+        self.server.received_requests().await.map_or(0, |r| r.len())
     }
 }
 

@@ -96,4 +96,3 @@ pub fn ecs_issue(region: &str, n: u32) -> Value {
         "eventScopeCode": "PUBLIC"
     })
 }
-

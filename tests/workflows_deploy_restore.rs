@@ -1,0 +1,566 @@
+//! The `deploy` and `restore` workflows end to end: the real binary runs
+//! the real definitions against the moto server (CloudFormation, ECS task
+//! sets, ELBv2 weighted listeners, RDS), with real cfn-lint and checkov on
+//! the reference estate's template. Only what no emulator serves is on
+//! wiremock: AWS Health (an incident that opens mid-restore is injected
+//! there), AWS Backup's restore jobs (moto does not emulate them) and the
+//! service's smoke URL (200, or 500 to force a rollback). Each test seeds
+//! its own estate and asserts the live AWS state and the audit trail
+//! afterwards.
+
+mod common;
+
+use std::time::Instant;
+
+use common::e2e::{Health, Run, actions, checks};
+use common::estate::{BLUE_IMAGE, Estate};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NEW_IMAGE: &str = "registry.example/dashboard:2.0";
+
+/// An environment name of its own (the lease and the audit chain).
+fn env_name() -> String {
+    format!("dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Does `wanted` appear in `all`, in this order (not necessarily adjacent)?
+fn in_order(all: &[String], wanted: &[&str]) -> bool {
+    let mut it = all.iter();
+    wanted.iter().all(|w| it.any(|a| a == w))
+}
+
+/// The records of one action, oldest first.
+fn records_of<'a>(records: &'a [Value], action: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["action"] == action).collect()
+}
+
+/// The service's one task set: it is PRIMARY; its task definition.
+async fn only_primary(estate: &Estate) -> String {
+    let sets = estate.task_sets().await;
+    assert_eq!(sets.len(), 1, "one task set left, not {sets:?}");
+    let (_, status, _, td) = &sets[0];
+    assert_eq!(status, "PRIMARY", "{sets:?}");
+    td.clone()
+}
+
+/// The target group of the service's PRIMARY task set.
+async fn primary_target_group(estate: &Estate) -> String {
+    let c = common::estate::clients().await;
+    let out = c
+        .ecs
+        .describe_services()
+        .cluster(&estate.cluster)
+        .services(&estate.service)
+        .send()
+        .await
+        .expect("describe service");
+    out.services()[0]
+        .task_sets()
+        .iter()
+        .find(|t| t.status() == Some("PRIMARY"))
+        .and_then(|t| t.load_balancers().first())
+        .and_then(|l| l.target_group_arn())
+        .expect("the primary task set has a target group")
+        .to_string()
+}
+
+/// The listener's weight on the primary task set's target group.
+async fn primary_weight(estate: &Estate) -> i32 {
+    let tg = primary_target_group(estate).await;
+    let (blue, green) = estate.weights().await;
+    if tg == estate.blue_tg {
+        assert_eq!((blue, green), (100, 0), "traffic split");
+        blue
+    } else {
+        assert_eq!(tg, estate.green_tg);
+        assert_eq!((blue, green), (0, 100), "traffic split");
+        green
+    }
+}
+
+// ------------------------------------------------------------------ deploy
+
+/// A wiremock playing the service's smoke URL: every GET answers `status`.
+async fn smoke_server(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(status).set_body_string(if status == 200 {
+                "ok"
+            } else {
+                "database unreachable"
+            }),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A deploy input for the estate: the reference estate's lint/scan checks,
+/// a stack of its own, a canary of 50% baked for a second, and the smoke
+/// URL.
+///
+/// The stack's template is `integration/templates/clean.yaml`, not the
+/// reference estate's `product.yaml`: moto's CloudFormation cannot create
+/// the estate's resources (ECS on Fargate behind an ALB, RDS, EFS) from a
+/// template, and the ECS/ALB side is seeded directly instead
+/// (`common::estate::seed`). Lint and scan still run on the estate's
+/// template (`infrastructure.path`).
+fn deploy_input(estate: &Estate, env: &str, stack: &str, smoke_url: &str) -> Value {
+    let mut input = checks();
+    input["infrastructure"]["stack"] = json!(stack);
+    input["infrastructure"]["template"] = json!("integration/templates/clean.yaml");
+    input["infrastructure"]["parameters"] = json!({});
+    input["target"] = json!({
+        "environment": env,
+        "region": "us-east-1",
+        "team": "research",
+        "cluster": estate.cluster,
+        "service": estate.service,
+    });
+    input["release"] = json!({"version": "2.0", "image": NEW_IMAGE});
+    input["rollout"] = json!({"strategy": "canary", "percent": 50, "bake_seconds": 1});
+    input["smoke"] = json!({"urls": [smoke_url]});
+    input
+}
+
+async fn stack_status(stack: &str) -> String {
+    let cfn = aws_sdk_cloudformation::Client::new(&piflow::aws::sdk_config().await);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("the stack exists");
+    out.stacks()
+        .first()
+        .and_then(|s| s.stack_status())
+        .map(|s| s.as_str().to_string())
+        .expect("a stack status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_creates_the_stack_rolls_the_service_and_records_it() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let started = Instant::now();
+    let health = Health::quiet().await;
+    let smoke = smoke_server(200).await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    let stack = common::moto::unique("product");
+
+    let result = run
+        .workflow(
+            "deploy",
+            &deploy_input(&estate, &env, &stack, &format!("{}/health", smoke.uri())),
+        )
+        .await;
+
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+    let status = stack_status(&stack).await;
+    assert!(
+        status.ends_with("_COMPLETE") && !status.contains("ROLLBACK"),
+        "stack {stack} is {status}"
+    );
+    let td = only_primary(&estate).await;
+    assert_ne!(td, estate.task_definition, "a new revision runs");
+    assert_eq!(estate.image_of(&td).await, NEW_IMAGE);
+    assert_eq!(estate.weights().await, (0, 100), "green took all traffic");
+    assert_eq!(primary_target_group(&estate).await, estate.green_tg);
+    let smoke_calls = smoke.received_requests().await.map_or(0, |r| r.len());
+    assert_eq!(smoke_calls, 1, "the smoke URL was asked once (200)");
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &[
+                "lint.run",
+                "security-scan.run",
+                "cloudformation.deploy",
+                "cloudformation.deploy",
+                "bluegreen.done",
+                "check.http",
+                "release.deployed",
+            ]
+        ),
+        "{acts:?}"
+    );
+    let cfn: Vec<&str> = records_of(&records, "cloudformation.deploy")
+        .iter()
+        .map(|r| r["result"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(cfn, vec!["deploying", "succeeded"]);
+    for a in ["lint.run", "security-scan.run"] {
+        assert_eq!(records_of(&records, a)[0]["result"], "passed", "{a}");
+    }
+    let done = records_of(&records, "bluegreen.done");
+    assert_eq!(done.len(), 1, "one roll");
+    assert_eq!(done[0]["after"]["task_definition"], td.as_str());
+    let release = records_of(&records, "release.deployed");
+    assert_eq!(release.len(), 1);
+    assert_eq!(release[0]["result"], "deployed");
+    assert_eq!(release[0]["after"]["image"], NEW_IMAGE);
+    assert!(records_of(&records, "release.rolled-back").is_empty());
+    eprintln!("deploy happy path: {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_rolls_back_to_the_previous_release_when_the_smoke_url_fails() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let started = Instant::now();
+    let health = Health::quiet().await;
+    let smoke = smoke_server(500).await;
+    let estate = common::estate::seed(moto).await;
+    let run = Run::new(moto, &health);
+    let env = env_name();
+    let stack = common::moto::unique("product");
+
+    let result = run
+        .workflow(
+            "deploy",
+            &deploy_input(&estate, &env, &stack, &format!("{}/health", smoke.uri())),
+        )
+        .await;
+
+    assert_eq!(result["status"], "FAILED", "{result:#}");
+    assert_eq!(result["error"], "Deploy.RolledBack", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("status 500") && cause.contains("/health"),
+        "the cause names the URL and its answer: {cause}"
+    );
+    // The smoke check made all its attempts before giving up.
+    let smoke_calls = smoke.received_requests().await.map_or(0, |r| r.len());
+    assert_eq!(smoke_calls, 5, "deploy's SmokeUrls makes 5 attempts");
+
+    // Back on the task definition and image it ran before, all traffic on
+    // it (on the original target group, after two rolls).
+    let td = only_primary(&estate).await;
+    assert_eq!(td, estate.task_definition);
+    assert_eq!(estate.image_of(&td).await, BLUE_IMAGE);
+    assert_eq!(estate.weights().await, (100, 0));
+    assert_eq!(primary_target_group(&estate).await, estate.blue_tg);
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &[
+                "cloudformation.deploy",
+                "bluegreen.done",
+                "check.http",
+                "bluegreen.done",
+                "release.rolled-back",
+            ]
+        ),
+        "{acts:?}"
+    );
+    let done = records_of(&records, "bluegreen.done");
+    assert_eq!(done.len(), 2, "the roll and the rollback");
+    let rolled = done[0]["after"]["task_definition"]
+        .as_str()
+        .expect("the roll's task definition");
+    assert_ne!(rolled, estate.task_definition);
+    assert_eq!(estate.image_of(rolled).await, NEW_IMAGE);
+    assert_eq!(
+        done[0]["after"]["previous"]["task_definition"],
+        estate.task_definition.as_str()
+    );
+    assert_eq!(
+        done[1]["after"]["task_definition"],
+        estate.task_definition.as_str(),
+        "the rollback rolled to the previous task definition"
+    );
+    assert_eq!(records_of(&records, "check.http")[0]["result"], "failed");
+    let rb = records_of(&records, "release.rolled-back");
+    assert_eq!(rb.len(), 1);
+    assert_eq!(rb[0]["result"], "rolled-back");
+    assert_eq!(rb[0]["after"]["reason"]["Error"], "HttpCheck.Failed");
+    assert!(records_of(&records, "release.deployed").is_empty());
+    eprintln!("deploy rollback: {:.1?}", started.elapsed());
+}
+
+// ----------------------------------------------------------------- restore
+
+const RECOVERY_POINT: &str = "arn:aws:backup:us-east-1:123456789012:recovery-point:e2e";
+const BACKUP_ROLE: &str = "arn:aws:iam::123456789012:role/piflow-backup";
+
+/// A MariaDB instance and a snapshot of it, in moto: (instance, snapshot).
+async fn source_db() -> (String, String) {
+    let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
+    let id = common::moto::unique("db");
+    rds.create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t3.micro")
+        .engine("mariadb")
+        // moto has no default MariaDB version.
+        .engine_version("10.11.8")
+        .master_username("admin")
+        .master_user_password("correct-horse-battery")
+        .allocated_storage(20)
+        .send()
+        .await
+        .expect("create db instance");
+    let snap = format!("{id}-snap");
+    rds.create_db_snapshot()
+        .db_instance_identifier(&id)
+        .db_snapshot_identifier(&snap)
+        .send()
+        .await
+        .expect("create snapshot");
+    (id, snap)
+}
+
+/// The endpoint address of a DB instance, or `None` when it does not exist.
+async fn db_endpoint(id: &str) -> Option<String> {
+    let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
+    let out = rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .ok()?;
+    out.db_instances()
+        .first()
+        .and_then(|d| d.endpoint())
+        .and_then(|e| e.address())
+        .map(str::to_string)
+}
+
+/// AWS Backup on wiremock (aws-sdk-backup is restJson): StartRestoreJob is
+/// `PUT /restore-jobs`, DescribeRestoreJob `GET /restore-jobs/{id}`; the
+/// job is COMPLETED at the first look, with a new file system.
+async fn backup_server(job: &str, new_fs: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/restore-jobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RestoreJobId": job})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/restore-jobs/{job}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "RestoreJobId": job,
+            "Status": "COMPLETED",
+            "CreatedResourceArn": format!("arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/{new_fs}"),
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn restore_input(estate: &Estate, env: &str, instance: &str, snapshot: &str) -> Value {
+    json!({
+        "target": {
+            "environment": env,
+            "region": "us-east-1",
+            "cluster": estate.cluster,
+            "services": [estate.service],
+        },
+        "database": {"instance": instance, "snapshot": snapshot},
+        "files": {
+            "recovery_point": RECOVERY_POINT,
+            "file_system": "fs-0123456789abcdef0",
+            "backup_role_arn": BACKUP_ROLE,
+        },
+    })
+}
+
+/// The value of `name` in the first container of a task definition.
+async fn env_var(estate: &Estate, td: &str, name: &str) -> Option<String> {
+    estate
+        .container(td)
+        .await
+        .environment()
+        .iter()
+        .find(|kv| kv.name() == Some(name))
+        .and_then(|kv| kv.value())
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_repoints_the_service_at_the_restored_database() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let started = Instant::now();
+    let health = Health::quiet().await;
+    let backup = backup_server("job-e2e-ok", "fs-0e2e0001").await;
+    let estate = common::estate::seed(moto).await;
+    let (_, snapshot) = source_db().await;
+    let instance = common::moto::unique("restored");
+    let run = Run::new(moto, &health).with("AWS_ENDPOINT_URL_BACKUP", &backup.uri());
+    let env = env_name();
+
+    let result = run
+        .workflow(
+            "restore",
+            &restore_input(&estate, &env, &instance, &snapshot),
+        )
+        .await;
+
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+    let endpoint = db_endpoint(&instance)
+        .await
+        .expect("the restored instance exists");
+    assert_eq!(
+        result["output"]["restored"]["database"]["endpoint"],
+        endpoint.as_str()
+    );
+    assert_eq!(
+        result["output"]["restored"]["files"]["file_system_id"],
+        "fs-0e2e0001"
+    );
+    let puts = backup
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .count();
+    assert_eq!(puts, 1, "one StartRestoreJob reached the Backup mock");
+
+    // The service runs a new revision that reads the restored database,
+    // with all traffic.
+    let td = only_primary(&estate).await;
+    assert_ne!(td, estate.task_definition);
+    assert_eq!(
+        env_var(&estate, &td, "DB_HOST").await.as_deref(),
+        Some(endpoint.as_str())
+    );
+    assert_eq!(
+        estate.image_of(&td).await,
+        BLUE_IMAGE,
+        "only DB_HOST changed"
+    );
+    assert_eq!(primary_weight(&estate).await, 100);
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &[
+                "decision.health-gate",
+                "ecs.repointed",
+                "bluegreen.done",
+                "decision.health-gate",
+                "data.restored",
+            ]
+        ),
+        "{acts:?}"
+    );
+    for a in ["rds.restored", "efs.restored"] {
+        assert_eq!(records_of(&records, a).len(), 1, "{a}: {acts:?}");
+    }
+    let restored = records_of(&records, "data.restored");
+    assert_eq!(restored.len(), 1);
+    assert_eq!(restored[0]["result"], "restored");
+    assert_eq!(
+        restored[0]["after"]["database"]["instance"],
+        instance.as_str()
+    );
+    assert!(
+        records_of(&records, "data.restore").is_empty(),
+        "no failure record: {acts:?}"
+    );
+    eprintln!("restore happy path: {:.1?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_rolls_the_services_back_when_verify_fails() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let started = Instant::now();
+    // The gate before the restore finds nothing; Verify, after the roll,
+    // finds an open ECS issue in the region.
+    let health = Health::opens_after(1).await;
+    let backup = backup_server("job-e2e-verify", "fs-0e2e0002").await;
+    let estate = common::estate::seed(moto).await;
+    let (_, snapshot) = source_db().await;
+    let instance = common::moto::unique("restored");
+    let run = Run::new(moto, &health).with("AWS_ENDPOINT_URL_BACKUP", &backup.uri());
+    let env = env_name();
+
+    let result = run
+        .workflow(
+            "restore",
+            &restore_input(&estate, &env, &instance, &snapshot),
+        )
+        .await;
+
+    assert_eq!(result["status"], "FAILED", "{result:#}");
+    assert_eq!(result["error"], "Restore.RolledBack", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("AWS_ECS_OPERATIONAL_ISSUE"),
+        "the cause names the event: {cause}"
+    );
+    assert_eq!(health.calls().await, 2, "the gate and Verify asked");
+
+    // Back on the task definition it ran before (no DB_HOST), all traffic
+    // on it.
+    let td = only_primary(&estate).await;
+    assert_eq!(td, estate.task_definition);
+    assert_eq!(env_var(&estate, &td, "DB_HOST").await, None);
+    assert_eq!(primary_weight(&estate).await, 100);
+    // The restored instance is a new resource and stays.
+    assert!(
+        db_endpoint(&instance).await.is_some(),
+        "the restored instance {instance} is left in place"
+    );
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    assert!(
+        in_order(
+            &acts,
+            &[
+                "ecs.repointed",
+                "bluegreen.done",
+                "decision.health-gate",
+                "bluegreen.rollback",
+                "bluegreen.done",
+                "data.restore",
+            ]
+        ),
+        "{acts:?}"
+    );
+    let repointed = records_of(&records, "ecs.repointed");
+    assert_eq!(repointed.len(), 1);
+    let new_td = repointed[0]["after"]["task_definition"]
+        .as_str()
+        .expect("the repointed revision");
+    let done = records_of(&records, "bluegreen.done");
+    assert_eq!(done.len(), 2, "the roll and the rollback: {acts:?}");
+    assert_eq!(done[0]["after"]["task_definition"], new_td);
+    assert_eq!(
+        done[1]["after"]["task_definition"],
+        estate.task_definition.as_str()
+    );
+    let failure = records_of(&records, "data.restore");
+    assert_eq!(failure.len(), 1, "{acts:?}");
+    assert_eq!(failure[0]["result"], "rolled-back");
+    assert_eq!(failure[0]["after"]["reason"]["Error"], "HealthGate.Closed");
+    assert_eq!(
+        failure[0]["after"]["services"][0]["previous_task_definition"],
+        estate.task_definition.as_str()
+    );
+    assert_eq!(
+        failure[0]["after"]["left_in_place"]["database"]["instance"],
+        instance.as_str()
+    );
+    assert!(records_of(&records, "data.restored").is_empty());
+    eprintln!("restore rollback: {:.1?}", started.elapsed());
+}
