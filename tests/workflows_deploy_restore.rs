@@ -564,3 +564,146 @@ async fn restore_rolls_the_services_back_when_verify_fails() {
     assert!(records_of(&records, "data.restored").is_empty());
     eprintln!("restore rollback: {:.1?}", started.elapsed());
 }
+
+/// A second service in `first`'s cluster, on an ALB and target groups of its
+/// own (those of another seeded estate), with a PRIMARY task set on its blue
+/// target group: an [`Estate`] whose cluster is `first`'s.
+async fn second_service(moto: &common::moto::Moto, first: &Estate) -> Estate {
+    use aws_sdk_ecs::types as ecs_t;
+    let other = common::estate::seed(moto).await;
+    let c = common::estate::clients().await;
+    let service = format!("{}-2", other.service);
+    c.ecs
+        .create_service()
+        .cluster(&first.cluster)
+        .service_name(&service)
+        .desired_count(0)
+        .deployment_controller(
+            ecs_t::DeploymentController::builder()
+                .r#type(ecs_t::DeploymentControllerType::External)
+                .build()
+                .expect("deployment controller"),
+        )
+        .send()
+        .await
+        .expect("create the second service");
+    let ts = c
+        .ecs
+        .create_task_set()
+        .cluster(&first.cluster)
+        .service(&service)
+        .task_definition(&other.task_definition)
+        .external_id("seed-blue")
+        .load_balancers(
+            ecs_t::LoadBalancer::builder()
+                .target_group_arn(&other.blue_tg)
+                .container_name("web")
+                .container_port(80)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create its blue task set");
+    let blue_task_set = ts
+        .task_set()
+        .and_then(|t| t.task_set_arn())
+        .expect("task set arn")
+        .to_string();
+    c.ecs
+        .update_service_primary_task_set()
+        .cluster(&first.cluster)
+        .service(&service)
+        .primary_task_set(&blue_task_set)
+        .send()
+        .await
+        .expect("make it primary");
+    Estate {
+        cluster: first.cluster.clone(),
+        service,
+        blue_task_set,
+        ..other
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_rolls_every_service_back_when_the_roll_fails_part_way() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let started = Instant::now();
+    let health = Health::quiet().await;
+    let backup = backup_server("job-e2e-partway", "fs-0e2e0003").await;
+    let first = common::estate::seed(moto).await;
+    let second = second_service(moto, &first).await;
+    // The second service's listener already sends 10% to its idle target
+    // group (a half-finished change by hand): its roll is refused
+    // (BlueGreen.Conflict) after the first service's roll succeeded.
+    common::estate::clients()
+        .await
+        .elb
+        .modify_listener()
+        .listener_arn(&second.listener)
+        .default_actions(common::estate::forward(
+            &second.blue_tg,
+            90,
+            &second.green_tg,
+            10,
+        ))
+        .send()
+        .await
+        .expect("split the second listener");
+    let (_, snapshot) = source_db().await;
+    let instance = common::moto::unique("restored");
+    let run = Run::new(moto, &health).with("AWS_ENDPOINT_URL_BACKUP", &backup.uri());
+    let env = env_name();
+    let mut input = restore_input(&first, &env, &instance, &snapshot);
+    input["target"]["services"] = json!([first.service, second.service]);
+
+    let result = run.workflow("restore", &input).await;
+
+    assert_eq!(result["status"], "FAILED", "{result:#}");
+    assert_eq!(result["error"], "Restore.RolledBack", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains(&second.service) || cause.contains(&second.listener),
+        "the cause names the refused roll: {cause}"
+    );
+    // Both services on the task definition they ran before, each with all
+    // of its listener's traffic (the second one's split settled).
+    for (e, label) in [(&first, "first"), (&second, "second")] {
+        let td = only_primary(e).await;
+        assert_eq!(td, e.task_definition, "{label} service");
+        assert_eq!(env_var(e, &td, "DB_HOST").await, None, "{label} service");
+        assert_eq!(primary_weight(e).await, 100, "{label} service");
+    }
+
+    let records = run.audit(&env);
+    let acts = actions(&records);
+    let done = records_of(&records, "bluegreen.done");
+    let services: Vec<&str> = done
+        .iter()
+        .map(|r| r["after"]["service"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        services,
+        vec![
+            first.service.as_str(),
+            first.service.as_str(),
+            second.service.as_str()
+        ],
+        "the first service rolled and rolled back, the second re-rolled to its previous revision: {acts:?}"
+    );
+    assert_eq!(
+        done[1]["after"]["task_definition"],
+        first.task_definition.as_str()
+    );
+    assert_eq!(
+        done[2]["after"]["task_definition"],
+        second.task_definition.as_str()
+    );
+    let failure = records_of(&records, "data.restore");
+    assert_eq!(failure.len(), 1, "{acts:?}");
+    assert_eq!(failure[0]["result"], "rolled-back");
+    assert_eq!(failure[0]["after"]["reason"]["Error"], "BlueGreen.Conflict");
+    eprintln!("restore part-way rollback: {:.1?}", started.elapsed());
+}

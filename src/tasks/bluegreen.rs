@@ -37,10 +37,20 @@
 //! listener weights) and continues from there. `rollback: true` returns the
 //! service to its primary task set with all traffic.
 //!
-//! Test hook: [`EcsBlueGreen::health_endpoint`] sends only
+//! An `image` in Amazon ECR
+//! (`ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPO[:TAG|@sha256:DIGEST]`,
+//! no tag = `latest`) is checked before any change with ECR
+//! `DescribeImages` in the image's region (the step's credentials): a
+//! missing repository or image is `BlueGreen.ImageNotFound` (nothing
+//! changed); `AccessDenied` only warns. Images in other registries are not
+//! checked. Not checked with `task_definition`, on `rollback: true`, nor
+//! when a re-invocation finds green already created.
+//!
+//! Test hooks: [`EcsBlueGreen::health_endpoint`] sends only
 //! `DescribeTargetHealth` to another ELBv2 endpoint (moto always reports
 //! healthy targets; a test points this at a wiremock that answers
-//! "unhealthy").
+//! "unhealthy"); [`EcsBlueGreen::ecr_endpoint`] sends the image check to
+//! another ECR endpoint (a wiremock that answers `AccessDeniedException`).
 
 use std::time::Duration;
 
@@ -63,6 +73,9 @@ pub struct EcsBlueGreen {
     /// An ELBv2 endpoint for `DescribeTargetHealth` only (tests); `None`:
     /// the standard configuration.
     pub health_endpoint: Option<String>,
+    /// An ECR endpoint for the image check only (tests); `None`: the
+    /// standard configuration.
+    pub ecr_endpoint: Option<String>,
     /// How often target health is read while waiting or baking.
     pub poll: Duration,
 }
@@ -72,6 +85,7 @@ impl EcsBlueGreen {
         EcsBlueGreen {
             store,
             health_endpoint: None,
+            ecr_endpoint: None,
             poll: Duration::from_secs(5),
         }
     }
@@ -244,6 +258,89 @@ impl Traffic {
     }
 }
 
+/// An image in Amazon ECR, as the step's `image` names it.
+#[derive(Debug, Clone, PartialEq)]
+struct EcrImage {
+    /// The registry: the 12-digit account id.
+    account: String,
+    region: String,
+    repository: String,
+    /// The tag (`latest` when the image names neither tag nor digest);
+    /// `None` when it names a digest.
+    tag: Option<String>,
+    /// `sha256:…`, when the image names one (it wins over a tag).
+    digest: Option<String>,
+}
+
+impl EcrImage {
+    /// `tag 2.0` or `digest sha256:…`.
+    fn id(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => format!("digest {d}"),
+            (None, Some(t)) => format!("tag {t}"),
+            (None, None) => "no tag".to_string(),
+        }
+    }
+}
+
+/// `Ok(None)` for an image outside Amazon ECR (or one whose host does not
+/// have ECR's form); `Err` for an ECR image with an empty repository, tag
+/// or digest.
+fn parse_ecr_image(image: &str) -> Result<Option<EcrImage>, String> {
+    let Some((host, rest)) = image.split_once('/') else {
+        return Ok(None);
+    };
+    let host = host.to_ascii_lowercase();
+    let Some(head) = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))
+    else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = head.split('.').collect();
+    let [account, "dkr", "ecr" | "ecr-fips", region] = parts.as_slice() else {
+        return Ok(None);
+    };
+    if account.len() != 12
+        || !account.chars().all(|c| c.is_ascii_digit())
+        || !aws_step::valid_region(region)
+    {
+        return Ok(None);
+    }
+    let (name, digest) = match rest.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (rest, None),
+    };
+    let (repository, tag) = match name.split_once(':') {
+        Some((r, t)) => (r, Some(t)),
+        None => (name, None),
+    };
+    if repository.is_empty() || repository.ends_with('/') {
+        return Err("it names no repository after the registry host".into());
+    }
+    if tag.is_some_and(str::is_empty) {
+        return Err("its tag (after ':') is empty".into());
+    }
+    if let Some(d) = digest
+        && d.split_once(':')
+            .is_none_or(|(a, h)| a.is_empty() || h.is_empty())
+    {
+        return Err(format!(
+            "its digest (after '@') must be ALGORITHM:HEX such as sha256:…, not {d:?}"
+        ));
+    }
+    Ok(Some(EcrImage {
+        account: account.to_string(),
+        region: region.to_string(),
+        repository: repository.to_string(),
+        tag: match digest {
+            Some(_) => None,
+            None => Some(tag.unwrap_or("latest").to_string()),
+        },
+        digest: digest.map(str::to_string),
+    }))
+}
+
 /// One invocation's context.
 struct Run {
     step: EcsBlueGreen,
@@ -255,6 +352,9 @@ struct Run {
     elb: aws_sdk_elasticloadbalancingv2::Client,
     health: aws_sdk_elasticloadbalancingv2::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The step's SDK configuration (region, credentials, role), for
+    /// clients in another region (the image's ECR registry).
+    sdk: aws_config::SdkConfig,
     health_timeout: Duration,
 }
 
@@ -342,6 +442,7 @@ impl EcsBlueGreen {
             elb,
             health,
             cloudwatch,
+            sdk,
             health_timeout,
         };
         if rollback {
@@ -1093,6 +1194,116 @@ impl Run {
         Ok(arn)
     }
 
+    /// Before any change, for an `image` (not a `task_definition`) in
+    /// Amazon ECR: the image exists (`DescribeImages` in the image's region
+    /// with the step's credentials), else `ImageNotFound`. AccessDenied
+    /// only warns: the rollout goes on unchecked.
+    async fn check_image(&self) -> Result<(), Failure> {
+        let input = &self.request.input;
+        if input
+            .get("task_definition")
+            .and_then(Value::as_str)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let Some(image) = input.get("image").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let ecr = match parse_ecr_image(image) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                tracing::debug!(
+                    image,
+                    "not an Amazon ECR image: not checked before the rollout"
+                );
+                return Ok(());
+            }
+            Err(why) => {
+                return Err(fail(
+                    "InvalidInput",
+                    format!(
+                        "state {}: image {image} is not a valid Amazon ECR image reference: {why} (ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY[:TAG|@sha256:DIGEST]); nothing was changed",
+                        self.request.state_name
+                    ),
+                ));
+            }
+        };
+        let mut conf = aws_sdk_ecr::config::Builder::from(&self.sdk)
+            .region(aws_config::Region::new(ecr.region.clone()));
+        if let Some(url) = &self.step.ecr_endpoint {
+            conf = conf.endpoint_url(url);
+        }
+        let client = aws_sdk_ecr::Client::from_conf(conf.build());
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .set_image_tag(ecr.tag.clone())
+            .set_image_digest(ecr.digest.clone())
+            .build();
+        let not_found = |detail: &str| {
+            fail(
+                "ImageNotFound",
+                format!(
+                    "image {image} does not exist: {detail} (Amazon ECR registry {}, region {}); nothing was changed. Push the image to repository {} (docker push {image}), or fix the image's repository or tag",
+                    ecr.account, ecr.region, ecr.repository
+                ),
+            )
+        };
+        match client
+            .describe_images()
+            .registry_id(&ecr.account)
+            .repository_name(&ecr.repository)
+            .image_ids(id)
+            .send()
+            .await
+        {
+            Ok(out) if !out.image_details().is_empty() => {
+                tracing::info!(image, region = %ecr.region, "image found in Amazon ECR");
+                Ok(())
+            }
+            Ok(_) => Err(not_found(&format!(
+                "repository {} has no image with {}",
+                ecr.repository,
+                ecr.id()
+            ))),
+            Err(e) => {
+                let code = e.code().unwrap_or("").to_string();
+                let text = match e.code() {
+                    Some(c) => format!("{c}: {}", e.message().unwrap_or("")),
+                    None => format!("{}", DisplayErrorContext(&e)),
+                };
+                if code.contains("RepositoryNotFound") {
+                    Err(not_found(&format!(
+                        "repository {} does not exist ({text})",
+                        ecr.repository
+                    )))
+                } else if code.contains("ImageNotFound") {
+                    Err(not_found(&format!(
+                        "repository {} has no image with {} ({text})",
+                        ecr.repository,
+                        ecr.id()
+                    )))
+                } else if code.contains("AccessDenied") {
+                    tracing::warn!(
+                        image,
+                        repository = %ecr.repository,
+                        region = %ecr.region,
+                        error = %text,
+                        "cannot check that the image exists (the step's role needs ecr:DescribeImages): rolling out unchecked"
+                    );
+                    Ok(())
+                } else {
+                    Err(fail(
+                        "AwsFailed",
+                        format!(
+                            "checking image {image} in Amazon ECR (repository {}, region {}): {text}; nothing was changed",
+                            ecr.repository, ecr.region
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
     async fn delete_task_set(&self, ts: &ecs_t::TaskSet, why: &str) -> Result<(), Failure> {
         let arn = ts.task_set_arn().unwrap_or_default().to_string();
         let before = json!({"task_set": arn, "status": ts.status(), "task_definition": ts.task_definition()});
@@ -1202,6 +1413,9 @@ impl Run {
         // Reads only, before any change.
         let previous = self.release_of(&primary).await?;
         let firing = self.alarms_before(&strategy.alarms).await?;
+        if green_ts.is_none() {
+            self.check_image().await?;
+        }
         if !firing.is_empty() {
             let refs: Vec<&Alarm> = firing.iter().collect();
             let text = describe_firing(&refs);
@@ -1557,6 +1771,83 @@ mod tests {
         ] {
             let e = parse_strategy(&req(bad.clone())).expect_err("refused");
             assert_eq!(e.error_name(), "BlueGreen.InvalidInput", "{bad}");
+        }
+    }
+
+    #[test]
+    fn ecr_images_are_parsed() {
+        let e =
+            |account: &str, region: &str, repo: &str, tag: Option<&str>, digest: Option<&str>| {
+                Some(EcrImage {
+                    account: account.into(),
+                    region: region.into(),
+                    repository: repo.into(),
+                    tag: tag.map(str::to_string),
+                    digest: digest.map(str::to_string),
+                })
+            };
+        let p = |i: &str| parse_ecr_image(i).expect(i);
+        assert_eq!(
+            p("123456789012.dkr.ecr.us-east-1.amazonaws.com/product/dashboard:2.0"),
+            e(
+                "123456789012",
+                "us-east-1",
+                "product/dashboard",
+                Some("2.0"),
+                None
+            )
+        );
+        assert_eq!(
+            p("123456789012.dkr.ecr.eu-west-3.amazonaws.com/dashboard"),
+            e(
+                "123456789012",
+                "eu-west-3",
+                "dashboard",
+                Some("latest"),
+                None
+            )
+        );
+        assert_eq!(
+            p("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/dashboard@sha256:abc"),
+            e(
+                "123456789012",
+                "cn-north-1",
+                "dashboard",
+                None,
+                Some("sha256:abc")
+            )
+        );
+        assert_eq!(
+            p("123456789012.dkr.ecr.us-east-1.amazonaws.com/dashboard:2.0@sha256:abc"),
+            e(
+                "123456789012",
+                "us-east-1",
+                "dashboard",
+                None,
+                Some("sha256:abc")
+            )
+        );
+        for other in [
+            "registry.example/dashboard:2.0",
+            "nginx:1.27",
+            "nginx",
+            "ghcr.io/org/app:1",
+            "docker.io/library/nginx:latest",
+            "public.ecr.aws/nginx/nginx:1",
+            "12345.dkr.ecr.us-east-1.amazonaws.com/dashboard:1",
+            "123456789012.dkr.ecr.useast1.amazonaws.com/dashboard:1",
+            "123456789012.s3.us-east-1.amazonaws.com/dashboard:1",
+        ] {
+            assert_eq!(p(other), None, "{other}");
+        }
+        for bad in [
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/dashboard:",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/:1.0",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/dashboard@",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/dashboard@abc",
+        ] {
+            assert!(parse_ecr_image(bad).is_err(), "{bad}");
         }
     }
 
