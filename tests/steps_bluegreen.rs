@@ -774,3 +774,283 @@ async fn quiet_alarms_let_the_rollout_finish() {
         "{t:?}"
     );
 }
+
+/// An ECR input: `input` with `image` replaced.
+fn with_image(e: &Estate, env: &str, strategy: Value, image: &str) -> Value {
+    let mut i = input(e, env, strategy);
+    i["image"] = json!(image);
+    i
+}
+
+/// Nothing changed: blue alone and primary, no new revision, weights
+/// 100/0, no audit record.
+async fn assert_untouched(e: &Estate, f: &Fixture, revisions: usize) {
+    let sets = e.task_sets().await;
+    assert_eq!(sets.len(), 1, "no green task set: {sets:?}");
+    assert_eq!(sets[0].0, e.blue_task_set);
+    assert_eq!(sets[0].1, "PRIMARY");
+    assert_eq!(e.revisions().await, revisions, "no revision registered");
+    assert_eq!(e.weights().await, (100, 0), "listener weights unchanged");
+    let t = trail(f).await;
+    assert!(t.is_empty(), "no side effect, no record: {t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pushed_ecr_image_rolls_out() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let repo = common::moto::unique("product/dashboard");
+    e.ecr_repository(&repo).await;
+    let (image, digest) = e.push_image(&repo, "2.0").await;
+    let out = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(&e, &f.env, json!({"strategy": "all-at-once"}), &image),
+        ))
+        .await
+        .expect("a pushed image rolls out");
+    let td = out["task_definition"].as_str().expect("td").to_string();
+    assert_eq!(e.image_of(&td).await, image);
+    assert_eq!(e.weights().await, (0, 100));
+
+    // By digest too (a second rollout, from the new blue).
+    let by_digest = Estate::ecr_uri(&repo, &format!("@{digest}"));
+    let out = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(&e, &f.env, json!({"strategy": "all-at-once"}), &by_digest),
+        ))
+        .await
+        .expect("an image named by its digest rolls out");
+    let td = out["task_definition"].as_str().expect("td").to_string();
+    assert_eq!(e.image_of(&td).await, by_digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_ecr_tag_or_digest_is_refused_before_any_change() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let revisions = e.revisions().await;
+    let repo = common::moto::unique("product/dashboard");
+    e.ecr_repository(&repo).await;
+    e.push_image(&repo, "1.0").await;
+
+    let image = Estate::ecr_uri(&repo, ":9.9");
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(&e, &f.env, json!({"strategy": "all-at-once"}), &image),
+        ))
+        .await
+        .expect_err("a tag that was never pushed");
+    assert_eq!(err.error_name(), "BlueGreen.ImageNotFound", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&image), "names the image: {cause}");
+    assert!(cause.contains(&repo), "names the repository: {cause}");
+    assert!(cause.contains("us-east-1"), "names the region: {cause}");
+    assert!(cause.contains("tag 9.9"), "names the tag: {cause}");
+    assert!(
+        cause.contains("Push the image") && cause.contains("fix the"),
+        "says what to do: {cause}"
+    );
+    assert_untouched(&e, &f, revisions).await;
+
+    // No tag means `latest`, which was not pushed either.
+    let latest = Estate::ecr_uri(&repo, "");
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(&e, &f.env, json!({"strategy": "all-at-once"}), &latest),
+        ))
+        .await
+        .expect_err("no latest tag");
+    assert_eq!(err.error_name(), "BlueGreen.ImageNotFound", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains("tag latest"), "{cause}");
+
+    // A digest nothing has.
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let by_digest = Estate::ecr_uri(&repo, &format!("@{digest}"));
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(&e, &f.env, json!({"strategy": "all-at-once"}), &by_digest),
+        ))
+        .await
+        .expect_err("a digest that was never pushed");
+    assert_eq!(err.error_name(), "BlueGreen.ImageNotFound", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&digest), "{cause}");
+    assert_untouched(&e, &f, revisions).await;
+
+    // With `task_definition` the image is not checked (nor used).
+    let mut i = with_image(&e, &f.env, json!({"strategy": "all-at-once"}), &image);
+    i["task_definition"] = json!(e.task_definition);
+    let out = f
+        .step
+        .invoke(request(&common::moto::unique("tok"), i))
+        .await
+        .expect("task_definition wins over image");
+    assert_eq!(out["task_definition"], json!(e.task_definition));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_ecr_repository_is_refused_before_any_change() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let revisions = e.revisions().await;
+    let repo = common::moto::unique("product/no-such-repo");
+    let image = Estate::ecr_uri(&repo, ":2.0");
+    let err = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(
+                &e,
+                &f.env,
+                json!({"strategy": "canary", "percent": 10, "bake_seconds": 1}),
+                &image,
+            ),
+        ))
+        .await
+        .expect_err("a repository that does not exist");
+    assert_eq!(err.error_name(), "BlueGreen.ImageNotFound", "{err:?}");
+    let cause = err.cause.clone().unwrap_or_default();
+    assert!(cause.contains(&image), "names the image: {cause}");
+    assert!(
+        cause.contains(&format!("repository {repo} does not exist")),
+        "names the repository: {cause}"
+    );
+    assert!(cause.contains("us-east-1"), "names the region: {cause}");
+    assert!(
+        cause.contains(Estate::ECR_ACCOUNT),
+        "names the registry: {cause}"
+    );
+    assert_untouched(&e, &f, revisions).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecr_image_is_not_checked_again_once_green_exists() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let f = fixture();
+    let repo = common::moto::unique("product/dashboard");
+    e.ecr_repository(&repo).await;
+    let (image, _) = e.push_image(&repo, "2.0").await;
+    let token = common::moto::unique("tok");
+    let long = with_image(
+        &e,
+        &f.env,
+        json!({"strategy": "canary", "percent": 10, "bake_seconds": 600}),
+        &image,
+    );
+    let step = f.step.clone();
+    let req = request(&token, long);
+    let run = tokio::spawn(async move { step.invoke(req).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while e.weights().await != (90, 10) {
+        assert!(std::time::Instant::now() < deadline, "canary never shifted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    assert_eq!(e.task_sets().await.len(), 2);
+
+    // The tag is gone now; green already runs the image: the resumed
+    // rollout finishes instead of refusing with traffic on green.
+    e.delete_image(&repo, "2.0").await;
+    let short = with_image(
+        &e,
+        &f.env,
+        json!({"strategy": "canary", "percent": 10, "bake_seconds": 0}),
+        &image,
+    );
+    let out = f
+        .step
+        .invoke(request(&token, short.clone()))
+        .await
+        .expect("resumed rollout");
+    assert_eq!(out["traffic"], json!({"green": 100, "blue": 0}));
+    assert_eq!(e.weights().await, (0, 100));
+
+    // A new rollout of the deleted tag is refused.
+    let err = f
+        .step
+        .invoke(request(&common::moto::unique("tok"), short))
+        .await
+        .expect_err("deleted tag");
+    assert_eq!(err.error_name(), "BlueGreen.ImageNotFound", "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecr_access_denied_only_warns_and_the_rollout_goes_on() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let e = estate::seed(moto).await;
+    let mut f = fixture();
+    let ecr = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("registryId"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .insert_header("content-type", "application/x-amz-json-1.1")
+                .set_body_string(
+                    r#"{"__type":"AccessDeniedException","message":"User: arn:aws:sts::123456789012:assumed-role/deploy/piflow is not authorized to perform: ecr:DescribeImages"}"#,
+                ),
+        )
+        .mount(&ecr)
+        .await;
+    f.step.ecr_endpoint = Some(ecr.uri());
+    // In another region than the step's: the check goes to the image's.
+    let image = "210987654321.dkr.ecr.eu-west-3.amazonaws.com/product/dashboard:2.0";
+    let out = f
+        .step
+        .invoke(request(
+            &common::moto::unique("tok"),
+            with_image(&e, &f.env, json!({"strategy": "all-at-once"}), image),
+        ))
+        .await
+        .expect("AccessDenied does not block the rollout");
+    let td = out["task_definition"].as_str().expect("td").to_string();
+    assert_eq!(e.image_of(&td).await, image);
+
+    let asked = ecr.received_requests().await.expect("recorded requests");
+    assert_eq!(asked.len(), 1, "one DescribeImages: {asked:?}");
+    let r = &asked[0];
+    let target = r
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(target.ends_with(".DescribeImages"), "{target}");
+    let auth = r
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        auth.contains("/eu-west-3/ecr/"),
+        "signed for the image's region: {auth}"
+    );
+    let body: Value = serde_json::from_slice(&r.body).expect("json body");
+    assert_eq!(body["registryId"], json!("210987654321"));
+    assert_eq!(body["repositoryName"], json!("product/dashboard"));
+    assert_eq!(body["imageIds"], json!([{"imageTag": "2.0"}]));
+}

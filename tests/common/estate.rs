@@ -409,4 +409,80 @@ impl Estate {
             .await
             .expect("set alarm state");
     }
+
+    /// An Amazon ECR repository `name` in moto's account
+    /// ([`Estate::ECR_ACCOUNT`]) in us-east-1.
+    pub async fn ecr_repository(&self, name: &str) {
+        Self::ecr_client()
+            .await
+            .create_repository()
+            .repository_name(name)
+            .send()
+            .await
+            .expect("create ECR repository");
+    }
+
+    /// PutImage `repository:tag` (a small manifest unique to this call):
+    /// the image's URI with the tag, and its digest.
+    pub async fn push_image(&self, repository: &str, tag: &str) -> (String, String) {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1234,
+                "digest": format!("sha256:{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+            },
+            "layers": [],
+        });
+        let out = Self::ecr_client()
+            .await
+            .put_image()
+            .repository_name(repository)
+            .image_tag(tag)
+            .image_manifest(manifest.to_string())
+            .send()
+            .await
+            .expect("put image");
+        let digest = out
+            .image()
+            .and_then(|i| i.image_id())
+            .and_then(|i| i.image_digest())
+            .expect("image digest")
+            .to_string();
+        (Self::ecr_uri(repository, &format!(":{tag}")), digest)
+    }
+
+    /// BatchDeleteImage `repository:tag`.
+    pub async fn delete_image(&self, repository: &str, tag: &str) {
+        let out = Self::ecr_client()
+            .await
+            .batch_delete_image()
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(tag)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("batch delete image");
+        assert!(out.failures().is_empty(), "{:?}", out.failures());
+    }
+
+    /// moto's default account id: the registry of its ECR repositories.
+    pub const ECR_ACCOUNT: &str = "123456789012";
+
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com/REPOSITORY` + `suffix`
+    /// (`:TAG`, `@sha256:…` or nothing).
+    pub fn ecr_uri(repository: &str, suffix: &str) -> String {
+        format!(
+            "{}.dkr.ecr.us-east-1.amazonaws.com/{repository}{suffix}",
+            Self::ECR_ACCOUNT
+        )
+    }
+
+    async fn ecr_client() -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&piflow::aws::sdk_config().await)
+    }
 }
