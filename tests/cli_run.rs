@@ -456,6 +456,13 @@ fn every_workflow_ends_as_its_mocks_say() {
             Some("Deploy.RolledBack"),
             "rolled-back",
         ),
+        (
+            "upgrade",
+            "PostChecksFail",
+            "FAILED",
+            Some("Upgrade.RolledBack"),
+            "rolled-back",
+        ),
         ("rollback", "HappyPath", "SUCCEEDED", None, "rolled-back-to"),
         (
             "rollback",
@@ -489,7 +496,8 @@ fn every_workflow_ends_as_its_mocks_say() {
             "{workflow}#{case}"
         );
     }
-    // The deploy that failed after traffic moved rolled the service back.
+    // The deploy that failed after traffic moved rolled the service back to
+    // the task definition it ran before.
     let home = tempfile::tempdir().expect("tempdir");
     let out = piflow(home.path())
         .args([
@@ -504,7 +512,7 @@ fn every_workflow_ends_as_its_mocks_say() {
         .output()
         .expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("→ Rollback (Task)"), "{text}");
+    assert!(text.contains("→ RollBackRelease (Task)"), "{text}");
 }
 
 /// rollback finds the release to go back to in the audit trail that

@@ -591,3 +591,295 @@ async fn repoint_missing_service_is_not_found() {
     assert_eq!(err.error.as_deref(), Some("Repoint.NotFound"));
     assert!(err.cause.unwrap_or_default().contains(&missing));
 }
+
+// ------------------------------------------------- repoint by secret (moto)
+
+const RESTORED: &str = "restored.xyz.us-east-1.rds.amazonaws.com";
+/// A secret value no audit record may carry.
+const PASSWORD: &str = "pw-Zq8-never-audited";
+
+async fn secrets() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&piflow::aws::sdk_config().await)
+}
+
+/// A new secret holding `value`: its ARN.
+async fn secret(name: &str, value: &str) -> String {
+    secrets()
+        .await
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret")
+        .arn()
+        .expect("arn")
+        .to_string()
+}
+
+/// The AWSCURRENT (version id, value) of a secret. (Named: moto 5.2.5
+/// answers a GetSecretValue without a stage with the version PutSecretValue
+/// made last, even after UpdateSecretVersionStage moved AWSCURRENT.)
+async fn current(id: &str) -> (String, String) {
+    let out = secrets()
+        .await
+        .get_secret_value()
+        .secret_id(id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("get secret value");
+    (
+        out.version_id().expect("version").to_string(),
+        out.secret_string().expect("string").to_string(),
+    )
+}
+
+async fn version_count(id: &str) -> usize {
+    secrets()
+        .await
+        .list_secret_version_ids()
+        .secret_id(id)
+        .send()
+        .await
+        .expect("list versions")
+        .versions()
+        .len()
+}
+
+/// Every audit record of the environment, as JSON text.
+async fn audit_text(f: &Fixture) -> Vec<String> {
+    f.store
+        .audit(Some(&f.env), None)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| serde_json::to_string(&r.entry).expect("json"))
+        .collect()
+}
+
+fn secret_input(f: &Fixture, e: &estate::Estate, secret: Value) -> Value {
+    json!({
+        "region": "us-east-1", "environment": f.env, "cluster": e.cluster,
+        "services": [e.service],
+        "database_endpoint": RESTORED,
+        "file_system_id": "fs-0new",
+        "secret": secret,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repoint_by_json_secret_keeps_other_keys_is_idempotent_and_reverts() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let f = fixture();
+    let e = estate::seed(moto).await;
+    let name = common::moto::unique("product/db");
+    let old =
+        json!({"username": "app", "password": PASSWORD, "host": "old.db.internal", "port": 3306});
+    let arn = secret(&name, &old.to_string()).await;
+    let (old_version, _) = current(&arn).await;
+    let revisions = e.revisions().await;
+    let step = Repoint::new(f.handle.clone());
+    let input = secret_input(&f, &e, json!({"id": name, "file_system_key": "efs"}));
+
+    let out = step
+        .invoke(request("tok-sec", "piflow:repoint", input.clone()))
+        .await
+        .expect("repoint by secret");
+    // The task definitions are not changed: the roll restarts the tasks.
+    assert_eq!(
+        out["services"],
+        json!([{"service": e.service, "task_definition": e.task_definition,
+                "previous_task_definition": e.task_definition}])
+    );
+    assert_eq!(e.revisions().await, revisions, "no revision registered");
+    let (new_version, value) = current(&arn).await;
+    assert_ne!(new_version, old_version);
+    assert_eq!(
+        out["secret"],
+        json!({"arn": arn, "version_id": new_version, "previous_version_id": old_version})
+    );
+    let v: Value = serde_json::from_str(&value).expect("still JSON");
+    assert_eq!(
+        v,
+        json!({"username": "app", "password": PASSWORD, "host": RESTORED, "port": 3306, "efs": "fs-0new"})
+    );
+    let len = new_version.len();
+    assert!(
+        (32..=64).contains(&len),
+        "ClientRequestToken of {len} chars"
+    );
+
+    // The same token again: the same answer, no second version.
+    let again = step
+        .invoke(request("tok-sec", "piflow:repoint", input))
+        .await
+        .expect("again");
+    assert_eq!(again, out);
+    assert_eq!(current(&arn).await.0, new_version);
+    assert_eq!(version_count(&arn).await, 2);
+
+    // Revert: the old value is AWSCURRENT again; twice is harmless.
+    let revert = json!({"region": "us-east-1", "environment": f.env,
+                        "revert_secret": {"arn": arn, "to_version": old_version}});
+    let back = step
+        .invoke(request("tok-sec-revert", "piflow:repoint", revert.clone()))
+        .await
+        .expect("revert");
+    assert_eq!(
+        back["secret"],
+        json!({"arn": arn, "version_id": old_version, "previous_version_id": new_version})
+    );
+    let (version, value) = current(&arn).await;
+    assert_eq!(version, old_version);
+    assert_eq!(serde_json::from_str::<Value>(&value).expect("json"), old);
+    step.invoke(request("tok-sec-revert", "piflow:repoint", revert.clone()))
+        .await
+        .expect("revert again");
+    step.invoke(request("tok-sec-revert-2", "piflow:repoint", revert))
+        .await
+        .expect("revert with another token, already current");
+    assert_eq!(current(&arn).await.0, old_version);
+    assert_eq!(version_count(&arn).await, 2);
+
+    let t = trail(&f).await;
+    assert_eq!(
+        t,
+        vec![
+            (
+                "secretsmanager.repoint".to_string(),
+                "requested".to_string()
+            ),
+            (
+                "secretsmanager.repointed".to_string(),
+                "written".to_string()
+            ),
+            ("secretsmanager.revert".to_string(), "requested".to_string()),
+            (
+                "secretsmanager.reverted".to_string(),
+                "reverted".to_string()
+            ),
+            (
+                "secretsmanager.reverted".to_string(),
+                "unchanged".to_string()
+            ),
+        ]
+    );
+    let records = f.store.audit(Some(&f.env), None).await.expect("audit");
+    assert!(records.iter().all(|r| r.entry.target == arn));
+    assert_eq!(records[1].entry.before["version_id"], old_version.as_str());
+    assert_eq!(records[1].entry.after["version_id"], new_version.as_str());
+    assert_eq!(records[3].entry.before["version_id"], new_version.as_str());
+    assert_eq!(records[3].entry.after["version_id"], old_version.as_str());
+    for text in audit_text(&f).await {
+        for value in [PASSWORD, "old.db.internal", RESTORED] {
+            assert!(!text.contains(value), "{value} in an audit record: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repoint_by_plain_secret_replaces_it_and_both_modes_together() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let f = fixture();
+    let e = estate::seed(moto).await;
+    let name = common::moto::unique("product/db-host");
+    let arn = secret(&name, "old.db.internal").await;
+    let step = Repoint::new(f.handle.clone());
+    let out = step
+        .invoke(request(
+            "tok-plain",
+            "piflow:repoint",
+            secret_input(&f, &e, json!({"id": arn})),
+        ))
+        .await
+        .expect("repoint by plain secret");
+    assert_eq!(current(&arn).await.1, RESTORED);
+    assert_eq!(out["secret"]["arn"], arn.as_str());
+    // A file system key needs a JSON object: refused, nothing written.
+    let err = step
+        .invoke(request(
+            "tok-plain-fs",
+            "piflow:repoint",
+            secret_input(&f, &e, json!({"id": arn, "file_system_key": "efs"})),
+        ))
+        .await
+        .expect_err("file_system_key in a plain secret");
+    assert_eq!(err.error.as_deref(), Some("Repoint.InvalidInput"));
+    assert!(!err.cause.unwrap_or_default().contains(RESTORED));
+    assert_eq!(version_count(&arn).await, 2);
+
+    // A service whose task definition mounts another file system: a
+    // secret alone is refused before anything is written…
+    let (api, api_td) = efs_service(&e).await;
+    let json_name = common::moto::unique("product/db");
+    let json_arn = secret(&json_name, r#"{"host": "old.db.internal"}"#).await;
+    let (old_version, _) = current(&json_arn).await;
+    let mut input = secret_input(&f, &e, json!({"id": json_name}));
+    input["services"] = json!([api]);
+    let err = step
+        .invoke(request("tok-both", "piflow:repoint", input.clone()))
+        .await
+        .expect_err("EFS volume on another file system");
+    assert_eq!(err.error.as_deref(), Some("Repoint.InvalidInput"));
+    let cause = err.cause.unwrap_or_default();
+    assert!(cause.contains(&api) && cause.contains("fs-0old"), "{cause}");
+    assert_eq!(current(&json_arn).await.0, old_version, "nothing written");
+    // …and with env_names too, both: a new revision and the secret.
+    input["env_names"] = json!({"database": "DB_HOST"});
+    let out = step
+        .invoke(request("tok-both", "piflow:repoint", input))
+        .await
+        .expect("both modes");
+    let new_td = out["services"][0]["task_definition"].as_str().expect("td");
+    assert_ne!(new_td, api_td);
+    assert_eq!(
+        out["services"][0]["previous_task_definition"],
+        api_td.as_str()
+    );
+    let (version, value) = current(&json_arn).await;
+    assert_ne!(version, old_version);
+    assert_eq!(out["secret"]["version_id"], version.as_str());
+    assert_eq!(
+        serde_json::from_str::<Value>(&value).expect("json"),
+        json!({"host": RESTORED})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repoint_missing_secret_is_not_found() {
+    let Some(moto) = common::moto::moto() else {
+        return;
+    };
+    let f = fixture();
+    let e = estate::seed(moto).await;
+    let missing = common::moto::unique("no-such-secret");
+    let step = Repoint::new(f.handle.clone());
+    let err = step
+        .invoke(request(
+            "tok-sec-missing",
+            "piflow:repoint",
+            secret_input(&f, &e, json!({"id": missing})),
+        ))
+        .await
+        .expect_err("missing secret");
+    assert_eq!(err.error.as_deref(), Some("Repoint.NotFound"));
+    assert!(err.cause.unwrap_or_default().contains(&missing));
+    assert!(trail(&f).await.is_empty());
+
+    let err = step
+        .invoke(request(
+            "tok-sec-missing-revert",
+            "piflow:repoint",
+            json!({"region": "us-east-1", "environment": f.env,
+                   "revert_secret": {"arn": missing, "to_version": "v1"}}),
+        ))
+        .await
+        .expect_err("missing secret to revert");
+    assert_eq!(err.error.as_deref(), Some("Repoint.NotFound"));
+    assert!(err.cause.unwrap_or_default().contains(&missing));
+}
