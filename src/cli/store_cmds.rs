@@ -361,7 +361,7 @@ pub fn audit(args: AuditArgs, store: StoreArg) -> anyhow::Result<u8> {
                             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         r.entry.env,
                         r.seq,
-                        r.entry.actor,
+                        short_actor(&r.entry.actor),
                         r.entry.action,
                         r.entry.target,
                         r.entry.result
@@ -423,4 +423,39 @@ pub fn store(cmd: StoreCmd) -> anyhow::Result<u8> {
             }
         }
     })
+}
+
+/// An execution ARN as the execution id piflow's commands take
+/// (`WORKFLOW:NAME`, the name cut to 8 characters and `…`); other actors
+/// (a user, a trigger) as they are.
+fn short_actor(actor: &str) -> String {
+    let Some((_, rest)) = actor.split_once(":execution:") else {
+        return actor.to_string();
+    };
+    match rest.split_once(':') {
+        Some((workflow, name)) if name.chars().count() > 9 => {
+            format!("{workflow}:{}…", name.chars().take(8).collect::<String>())
+        }
+        _ => rest.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_actor;
+
+    #[test]
+    fn execution_arns_are_shown_as_short_ids() {
+        assert_eq!(
+            short_actor(
+                "arn:aws:states:us-east-1:000000000000:execution:upgrade:d16c41ff-86cc-4b95"
+            ),
+            "upgrade:d16c41ff…"
+        );
+        assert_eq!(
+            short_actor("arn:aws:states:us-east-1:0:execution:upgrade:release-1"),
+            "upgrade:release-1"
+        );
+        assert_eq!(short_actor("alice"), "alice");
+    }
 }

@@ -9,7 +9,7 @@
 //! `policy.framework`, else from the files found: cloudformation,
 //! terraform, helm; none found: checkov's own detection). The SARIF report
 //! is kept as `<state>.sarif` in `policy.sarif_dir` or
-//! `.piflow/artifacts/<execution>/`.
+//! `$PIFLOW_HOME/artifacts/<execution>/` (else `.piflow/artifacts/<execution>/`).
 //!
 //! Policy: `fail_on` (`low` default, `medium`, `high`, `critical`, `never`:
 //! a failed check fails the step when its severity reaches it; checkov
@@ -241,8 +241,12 @@ async fn run_scan(
     };
     let artifacts = match policy.get("sarif_dir").and_then(Value::as_str) {
         Some(d) => workdir.join(d),
-        None => workdir
-            .join(".piflow/artifacts")
+        // Beside the embedded store: $PIFLOW_HOME/artifacts, else
+        // .piflow/artifacts in the working directory.
+        None => std::env::var_os("PIFLOW_HOME")
+            .filter(|h| !h.is_empty())
+            .map_or_else(|| workdir.join(".piflow"), std::path::PathBuf::from)
+            .join("artifacts")
             .join(safe_name(&request.execution)),
     };
     let run_dir = artifacts.join(format!(
