@@ -14,3 +14,4 @@ pub mod engine;
 pub mod runner;
 pub mod store;
 pub mod tasks;
+pub mod triggers;

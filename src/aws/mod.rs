@@ -32,3 +32,6 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     }
     loader.load().await
 }
+
+pub mod policy;
+pub mod stepfunctions;

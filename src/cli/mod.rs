@@ -9,11 +9,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod conformance;
+mod deploy;
+mod events;
 mod executions;
 mod files;
 mod graph;
 pub mod run;
+mod serve;
 pub(crate) mod store_cmds;
+mod trigger;
 mod validate;
 
 /// Exit code: the thing checked or run failed.
@@ -73,11 +77,33 @@ enum Command {
     SendTaskSuccess(executions::SendSuccessArgs),
     /// Answer a waiting `.waitForTaskToken` task with a failure.
     SendTaskFailure(executions::SendFailureArgs),
+    /// Test events against EventBridge event patterns (`piflow events test`).
+    Events {
+        #[command(subcommand)]
+        cmd: events::EventsCmd,
+    },
+    /// Start the workflow a git tag maps to (`piflow trigger tag TAG`).
+    Trigger {
+        #[command(subcommand)]
+        cmd: trigger::TriggerCmd,
+    },
+    /// Watch a git repository and trigger each new tag once.
+    Watch(trigger::WatchArgs),
+    /// Install git hooks that trigger new tags (`piflow hooks install`).
+    Hooks {
+        #[command(subcommand)]
+        cmd: trigger::HooksCmd,
+    },
+    /// Serve EventBridge events, git webhooks and the executions over HTTP.
+    Serve(serve::Args),
     /// Set up the store (`piflow store init`).
     Store {
         #[command(subcommand)]
         cmd: store_cmds::StoreCmd,
     },
+    /// Translate a workflow for AWS Step Functions and deploy it
+    /// (`piflow deploy WORKFLOW --to stepfunctions --role-arn ARN`).
+    Deploy(deploy::Args),
     /// Show the audit trail, or verify its hash chain (`piflow audit verify`).
     Audit {
         #[command(flatten)]
@@ -118,6 +144,12 @@ pub fn main() -> ExitCode {
         Command::Workflows { cmd, store } => store_cmds::workflows(cmd, store),
         Command::Audit { args, store } => store_cmds::audit(args, store),
         Command::Store { cmd } => store_cmds::store(cmd),
+        Command::Serve(a) => serve::run(a),
+        Command::Deploy(a) => deploy::run(a),
+        Command::Events { cmd } => events::run(cmd),
+        Command::Trigger { cmd } => trigger::trigger(cmd),
+        Command::Watch(a) => trigger::watch(a),
+        Command::Hooks { cmd } => trigger::hooks(cmd),
         Command::Resume(a) => executions::resume(a),
         Command::Redrive(a) => executions::redrive(a),
         Command::Stop(a) => executions::stop(a),

@@ -85,16 +85,42 @@ pub fn workflow_name(path: &Path) -> String {
 }
 
 /// The input schema of a workflow, if it declares one: `schemas/NAME.input.json`
-/// beside the `workflows/` directory that holds it, or under the current directory.
-fn input_schema(path: &Path, name: &str) -> Option<PathBuf> {
+/// beside the `workflows/` directory that holds it, else under `base`
+/// (e.g. beside piflow.yaml), else under the current directory.
+pub fn input_schema(path: &Path, base: Option<&Path>, name: &str) -> Option<PathBuf> {
     let file = format!("{name}.input.json");
     let mut candidates = Vec::new();
     if let Some(dir) = path.parent() {
         candidates.push(dir.join("../schemas").join(&file));
         candidates.push(dir.join("schemas").join(&file));
     }
+    if let Some(base) = base {
+        candidates.push(base.join("schemas").join(&file));
+    }
     candidates.push(PathBuf::from("schemas").join(&file));
     candidates.into_iter().find(|c| c.is_file())
+}
+
+/// The input against the workflow's schema: the problems, one a line
+/// (`at POINTER: what`); an unreadable or invalid schema is an error.
+pub fn schema_problems(schema_path: &Path, input: &Value) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(schema_path)
+        .map_err(|e| format!("reading input schema {}: {e}", schema_path.display()))?;
+    let schema: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("input schema {} is not JSON: {e}", schema_path.display()))?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        format!(
+            "input schema {} is not a valid JSON Schema: {e}",
+            schema_path.display()
+        )
+    })?;
+    Ok(validator
+        .iter_errors(input)
+        .map(|e| {
+            let ptr = e.instance_path().to_string();
+            format!("at {}: {e}", if ptr.is_empty() { "/" } else { &ptr })
+        })
+        .collect())
 }
 
 /// Parse `--input`: JSON text or @FILE. Errors name the position.
@@ -383,32 +409,13 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         return Ok(EXIT_USAGE);
     }
     let name = workflow_name(&path);
-    if let Some(schema_path) = input_schema(&path, &name) {
-        let schema_text = std::fs::read_to_string(&schema_path)
-            .with_context(|| format!("reading input schema {}", schema_path.display()))?;
-        let schema: Value = serde_json::from_str(&schema_text)
-            .with_context(|| format!("input schema {} is not JSON", schema_path.display()))?;
-        let validator = jsonschema::validator_for(&schema).map_err(|e| {
-            anyhow::anyhow!(
-                "input schema {} is not a valid JSON Schema: {e}",
-                schema_path.display()
-            )
-        })?;
-        let errors: Vec<String> = validator
-            .iter_errors(&input)
-            .map(|e| {
-                let ptr = e.instance_path().to_string();
-                format!(
-                    "  at {}: {e}",
-                    if ptr.is_empty() { "/".to_string() } else { ptr }
-                )
-            })
-            .collect();
+    if let Some(schema_path) = input_schema(&path, None, &name) {
+        let errors = schema_problems(&schema_path, &input).map_err(|e| anyhow::anyhow!(e))?;
         if !errors.is_empty() {
             eprintln!(
-                "piflow: error: the input does not match {}:\n{}",
+                "piflow: error: the input does not match {}:\n  {}",
                 schema_path.display(),
-                errors.join("\n")
+                errors.join("\n  ")
             );
             return Ok(EXIT_USAGE);
         }
@@ -537,7 +544,7 @@ pub fn user() -> String {
 
 /// The git commit of the directory that holds the definition, when it is
 /// in a repository with a clean copy of the file.
-fn source_commit(path: &Path) -> Option<String> {
+pub fn source_commit(path: &Path) -> Option<String> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
     let out = std::process::Command::new("git")
         .arg("-C")

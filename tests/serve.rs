@@ -1,0 +1,1022 @@
+//! `piflow serve` (docs/triggers.md, "piflow serve" and "EventBridge
+//! rules"): the shipped remediation rules against AWS's documented sample
+//! events, `events:` in piflow.yaml read strictly, and real HTTP requests to
+//! a running `piflow serve` binary: signed, unsigned, wrongly signed,
+//! replayed, duplicated, oversized and malformed events, GitHub and GitLab
+//! tag pushes, the executions API, metrics, and SIGTERM leaving a running
+//! execution RUNNING for the next server to resume.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use piflow::triggers::config::TriggerConfig;
+use piflow::triggers::events::{EventRouter, execution_name, sign};
+use serde_json::{Value, json};
+
+const SECRET: &str = "s3cret-hmac";
+const API_KEY: &str = "key-0123456789";
+const GITHUB: &str = "gh-secret";
+const GITLAB: &str = "gl-token";
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("piflow")
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------------------
+// The shipped rules
+
+/// AWS Health's documented "AWS Health Event" sample (an operational issue),
+/// for ECS in the estate's region.
+fn health_issue() -> Value {
+    json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "AWS Health Event",
+        "source": "aws.health",
+        "account": "123456789012",
+        "time": "2023-01-27T09:01:22Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventArn": "arn:aws:health:us-east-1::event/ECS/AWS_ECS_OPERATIONAL_ISSUE/AWS_ECS_OPERATIONAL_ISSUE_7f35c8ae-af1f-54e6-a526-d0179ed6d68f",
+            "service": "ECS",
+            "eventTypeCode": "AWS_ECS_OPERATIONAL_ISSUE",
+            "eventTypeCategory": "issue",
+            "eventScopeCode": "PUBLIC",
+            "communicationId": "01b0993207d81a09dcd552ebd1e633e36cf1f09a-1",
+            "startTime": "Fri, 27 Jan 2023 06:02:51 GMT",
+            "lastUpdatedTime": "Fri, 27 Jan 2023 09:01:22 GMT",
+            "statusCode": "open",
+            "eventRegion": "us-east-1",
+            "eventDescription": [{"language": "en_US", "latestDescription": "Increased API error rates"}],
+            "page": "1",
+            "totalPages": "1",
+            "affectedAccount": "123456789012"
+        }
+    })
+}
+
+/// CloudWatch's documented "Single Metric Alarm" state change sample.
+fn alarm_sample() -> Value {
+    json!({
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": "2019-10-02T17:04:40Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh"],
+        "detail": {
+            "alarmName": "ServerCpuTooHigh",
+            "configuration": {
+                "description": "Goes into alarm when server CPU utilization is too high!",
+                "metrics": [{
+                    "id": "30b6c6b2-a864-43a2-4877-c09a1afc3b87",
+                    "metricStat": {
+                        "metric": {
+                            "dimensions": {"InstanceId": "i-12345678901234567"},
+                            "name": "CPUUtilization",
+                            "namespace": "AWS/EC2"
+                        },
+                        "period": 300,
+                        "stat": "Average"
+                    },
+                    "returnData": true
+                }]
+            },
+            "previousState": {
+                "reason": "Threshold Crossed: 1 out of the last 1 datapoints [0.0666851903306472 (01/10/19 13:46:00)] was not greater than the threshold (50.0) (minimum 1 datapoint for ALARM -> OK transition).",
+                "timestamp": "2019-10-01T13:56:40.985+0000",
+                "value": "OK"
+            },
+            "state": {
+                "reason": "Threshold Crossed: 1 out of the last 1 datapoints [99.50160229693434 (02/10/19 16:59:00)] was greater than the threshold (50.0) (minimum 1 datapoint for OK -> ALARM transition).",
+                "timestamp": "2019-10-02T17:04:40.989+0000",
+                "value": "ALARM"
+            }
+        }
+    })
+}
+
+/// The same sample for one of the estate's alarms: `dev-dashboard-cpu` on
+/// the ECS service's CPU.
+fn estate_alarm() -> Value {
+    let mut e = alarm_sample();
+    e["id"] = json!("d2a5a4c1-0000-4e5b-9c4c-estatealarm1");
+    e["detail"]["alarmName"] = json!("dev-dashboard-cpu");
+    e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"] = json!({
+        "dimensions": {"ClusterName": "product", "ServiceName": "dashboard"},
+        "name": "CPUUtilization",
+        "namespace": "AWS/ECS"
+    });
+    e
+}
+
+fn rollback_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo_root().join("schemas/rollback.input.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn route(config: &TriggerConfig, event: &Value) -> Vec<piflow::triggers::events::Fired> {
+    let id = event["id"].as_str().unwrap();
+    EventRouter::new(&config.events)
+        .route(event, id)
+        .into_iter()
+        .map(|r| r.expect("the rule builds an input"))
+        .collect()
+}
+
+#[test]
+fn shipped_rules_turn_documented_events_into_rollback_inputs() {
+    let config = TriggerConfig::load(&repo_root().join("piflow.yaml")).expect("piflow.yaml reads");
+    let schema = rollback_schema();
+
+    let fired = route(&config, &health_issue());
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let f = &fired[0];
+    assert_eq!(f.rule, "health-issue-rollback-dev");
+    assert_eq!(f.workflow, "rollback");
+    assert_eq!(f.env.as_deref(), Some("dev"));
+    assert!(schema.is_valid(&f.input), "{}", f.input);
+    assert_eq!(f.input["target"]["region"], "us-east-1");
+    assert_eq!(f.input["target"]["service"], "dashboard");
+    assert_eq!(
+        f.input["reason"]["summary"],
+        "AWS Health issue AWS_ECS_OPERATIONAL_ISSUE for ECS in us-east-1"
+    );
+    assert_eq!(
+        f.input["reason"]["event"],
+        "7bf73129-1428-4cd3-a780-95db273d1602"
+    );
+    assert_eq!(
+        f.name,
+        execution_name(
+            "health-issue-rollback-dev",
+            "7bf73129-1428-4cd3-a780-95db273d1602"
+        )
+    );
+
+    let fired = route(&config, &estate_alarm());
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let f = &fired[0];
+    assert_eq!(f.rule, "alarm-rollback-dev");
+    assert!(schema.is_valid(&f.input), "{}", f.input);
+    assert_eq!(f.input["target"]["cluster"], "product");
+    assert_eq!(f.input["target"]["service"], "dashboard");
+    assert_eq!(f.input["reason"]["alarm"], "dev-dashboard-cpu");
+    assert!(
+        f.input["reason"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("CloudWatch alarm dev-dashboard-cpu in ALARM: Threshold Crossed"),
+        "{}",
+        f.input
+    );
+
+    // Not the estate's: the documented EC2 alarm as it is, an alarm back to
+    // OK, a Health issue that is closed or about another service or region.
+    assert!(route(&config, &alarm_sample()).is_empty());
+    let mut ok = estate_alarm();
+    ok["detail"]["state"]["value"] = json!("OK");
+    assert!(route(&config, &ok).is_empty());
+    let mut closed = health_issue();
+    closed["detail"]["statusCode"] = json!("closed");
+    assert!(route(&config, &closed).is_empty());
+    let mut other = health_issue();
+    other["detail"]["service"] = json!("SAGEMAKER");
+    assert!(route(&config, &other).is_empty());
+    let mut elsewhere = health_issue();
+    elsewhere["detail"]["eventRegion"] = json!("eu-west-1");
+    assert!(route(&config, &elsewhere).is_empty());
+}
+
+#[test]
+fn events_section_is_read_strictly() {
+    let parse = |text: &str| TriggerConfig::parse(text, Path::new("piflow.yaml"));
+    let ok = parse(
+        "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: w\n    input_path: $.detail\n  - name: b\n    pattern: {source: [x]}\n    workflow: w\n    environment: $.detail.env\n",
+    )
+    .expect("valid");
+    assert_eq!(ok.events.len(), 2);
+    // Several rules match one event: each fires.
+    let event = json!({"id": "e1", "source": "x", "detail": {"env": "qa", "n": 1}});
+    let fired = EventRouter::new(&ok.events).route(&event, "e1");
+    assert_eq!(fired.len(), 2);
+    let a = fired[0].as_ref().unwrap();
+    assert_eq!(a.input, json!({"env": "qa", "n": 1}));
+    let b = fired[1].as_ref().unwrap();
+    assert_eq!(b.env.as_deref(), Some("qa"));
+    assert_eq!(b.input, event);
+    // An environment path selecting no environment name: a misfire, named.
+    let bad_env = json!({"id": "e2", "source": "x", "detail": {"env": "Not An Env"}});
+    let fired = EventRouter::new(&ok.events).route(&bad_env, "e2");
+    let m = fired[1].as_ref().unwrap_err();
+    assert_eq!(m.code, "environment-invalid");
+
+    for (text, key, what) in [
+        (
+            "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: w\n    input_path: $.detail\n    input_transformer: {input_template: '{}'}\n",
+            "events[0].input_transformer",
+            "exclude each other",
+        ),
+        (
+            "events:\n  - name: a\n    pattern: {source: x}\n    workflow: w\n",
+            "events[0].pattern",
+            "pattern.not-array",
+        ),
+        (
+            "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: w\n  - name: a\n    pattern: {source: [y]}\n    workflow: w\n",
+            "events[1].name",
+            "unique",
+        ),
+        (
+            "events:\n  - name: a b\n    pattern: {source: [x]}\n    workflow: w\n",
+            "events[0].name",
+            "not a rule name",
+        ),
+        (
+            "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: w\n    inputpath: $.x\n",
+            "events[0].inputpath",
+            "did you mean \"input_path\"",
+        ),
+        (
+            "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: w\n    input_transformer: {input_template: '<x> is <y>', input_paths_map: {x: detail}}\n",
+            "events[0].input_transformer",
+            "must start with $",
+        ),
+        (
+            "events:\n  - name: a\n    pattern: {source: [x]}\n",
+            "events[0].workflow",
+            "required",
+        ),
+        (
+            "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: w\n    environment: PROD!\n",
+            "events[0].environment",
+            "neither an environment name",
+        ),
+    ] {
+        let e = parse(text).expect_err(text);
+        assert_eq!(e.key, key, "{text}: {e}");
+        assert!(e.message.contains(what), "{text}: {e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A running server
+
+const TINY: &str = "StartAt: Done\nStates:\n  Done:\n    Type: Pass\n    End: true\n";
+const SLOW: &str = "StartAt: First\nStates:\n  First:\n    Type: Pass\n    Next: Sleep\n  Sleep:\n    Type: Wait\n    Seconds: 4\n    Next: Done\n  Done:\n    Type: Pass\n    End: true\n";
+
+const CONFIG: &str = r#"tags:
+  - pattern: "<env>_<region>/<team>/<version>"
+    workflow: tiny
+    input: {environment: "{env}", version: "{version}", commit: "{commit}"}
+events:
+  - name: tiny-deploy
+    pattern: {source: [piflow.test], detail-type: [tiny]}
+    workflow: tiny
+    input_path: $.detail
+    environment: dev
+  - name: slow-job
+    pattern: {source: [piflow.test], detail-type: [slow]}
+    workflow: slow
+    input_transformer:
+      input_paths_map: {n: $.detail.n}
+      input_template: '{"n": <n>, "environment": "qa"}'
+"#;
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(dir.path().join("workflows/tiny.asl.yaml"), TINY).unwrap();
+    std::fs::write(dir.path().join("workflows/slow.asl.yaml"), SLOW).unwrap();
+    std::fs::write(dir.path().join("piflow.yaml"), CONFIG).unwrap();
+    dir
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _stdout: BufReader<ChildStdout>,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str], secrets: &[(&str, &str)]) -> Server {
+        let log = dir.join(format!("serve-{}.log", uuid_like()));
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+            .arg(dir.join("store.redb"))
+            .args(extra)
+            .env_remove("PIFLOW_API_KEY")
+            .env_remove("PIFLOW_HMAC_SECRET")
+            .env_remove("PIFLOW_GITHUB_SECRET")
+            .env_remove("PIFLOW_GITLAB_TOKEN")
+            .env_remove("PIFLOW_CONFIG")
+            .env_remove("PIFLOW_STORE")
+            .env("PIFLOW_LEASE_TTL", "2")
+            .env("PIFLOW_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in secrets {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("piflow serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("piflow serve: listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_string();
+        Server {
+            child,
+            url,
+            _stdout: stdout,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for the exit code.
+    fn terminate(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code().unwrap_or(-1), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+fn http() -> Http {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+struct Answer {
+    status: u16,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+}
+
+async fn send(
+    c: &Http,
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut b = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, v);
+    }
+    let res = c
+        .request(b.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .expect("the request is answered");
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        text: String::from_utf8_lossy(&bytes).to_string(),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn signed(body: &[u8], ts: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-piflow-timestamp", ts.to_string()),
+        ("x-piflow-signature", sign(SECRET.as_bytes(), ts, body)),
+        ("content-type", "application/json".into()),
+    ]
+}
+
+async fn post_event(c: &Http, s: &Server, event: &Value) -> Answer {
+    let body = serde_json::to_vec(event).unwrap();
+    send(
+        c,
+        "POST",
+        &format!("{}/events", s.url),
+        &signed(&body, now()),
+        body,
+    )
+    .await
+}
+
+async fn get(c: &Http, s: &Server, path: &str) -> Answer {
+    send(c, "GET", &format!("{}{path}", s.url), &[], Vec::new()).await
+}
+
+async fn wait_status(c: &Http, s: &Server, id: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = get(c, s, &format!("/executions/{id}")).await;
+        if a.status == 200 && a.json()["status"] == want {
+            return a.json();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} is not {want}: {} {}\nlog: {}",
+            a.status,
+            a.text,
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn executions(c: &Http, s: &Server) -> Vec<Value> {
+    let a = get(c, s, "/executions").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json().as_array().unwrap().clone()
+}
+
+fn tiny_event(id: &str) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": "tiny", "source": "piflow.test",
+        "account": "123456789012", "time": "2026-11-22T05:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {"release": id}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_authenticated_deduplicated_and_checked() {
+    let dir = site();
+    let s = Server::start(
+        dir.path(),
+        &[],
+        &[("PIFLOW_HMAC_SECRET", SECRET), ("PIFLOW_API_KEY", API_KEY)],
+    );
+    let c = http();
+    let health = get(&c, &s, "/healthz").await;
+    assert_eq!(health.status, 200, "{}", health.text);
+
+    // Signed: 202 and one execution, which runs to its end.
+    let a = post_event(&c, &s, &tiny_event("ev-1")).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = format!("tiny:{}", execution_name("tiny-deploy", "ev-1"));
+    assert_eq!(a.json()["executions"], json!([id]));
+    let r = wait_status(&c, &s, &id, "SUCCEEDED").await;
+    assert_eq!(r["input"], json!({"release": "ev-1"}));
+    assert_eq!(r["env"], "dev");
+    assert_eq!(r["trigger"], "event:ev-1");
+
+    // The same event delivered 10 times (at once): one execution.
+    let dup = tiny_event("ev-dup");
+    let answers = futures::future::join_all((0..10).map(|_| post_event(&c, &s, &dup))).await;
+    let firsts = answers.iter().filter(|a| a.status == 202).count();
+    let dups = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(
+        (firsts, dups),
+        (1, 9),
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.status == 200)
+            .all(|a| a.json()["status"] == "duplicate")
+    );
+    let dup_id = format!("tiny:{}", execution_name("tiny-deploy", "ev-dup"));
+    wait_status(&c, &s, &dup_id, "SUCCEEDED").await;
+    let again = post_event(&c, &s, &dup).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json()["executions"], json!([dup_id]));
+    let all = executions(&c, &s).await;
+    assert_eq!(all.iter().filter(|e| e["id"] == dup_id).count(), 1);
+
+    // The API key (an EventBridge API destination's connection).
+    let body = serde_json::to_vec(&tiny_event("ev-key")).unwrap();
+    let a = send(
+        &c,
+        "POST",
+        &format!("{}/events", s.url),
+        &[("x-piflow-api-key", API_KEY.into())],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+
+    // Unauthenticated, wrongly signed, replayed, wrong key: 401, nothing started.
+    let url = format!("{}/events", s.url);
+    let bad = |id: &str| serde_json::to_vec(&tiny_event(id)).unwrap();
+    let unsigned = send(&c, "POST", &url, &[], bad("ev-unsigned")).await;
+    assert_eq!(unsigned.status, 401, "{}", unsigned.text);
+    assert!(
+        unsigned.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not authenticated")
+    );
+    let body = bad("ev-wrong");
+    let mut h = signed(&body, now());
+    h[1].1 = sign(b"another secret", now(), &body);
+    let wrong = send(&c, "POST", &url, &h, body).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert!(
+        wrong.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match")
+    );
+    let body = bad("ev-tampered");
+    let h = signed(&body, now());
+    let tampered = send(&c, "POST", &url, &h, bad("ev-tampered2")).await;
+    assert_eq!(tampered.status, 401, "{}", tampered.text);
+    let body = bad("ev-stale");
+    let stale = send(&c, "POST", &url, &signed(&body, now() - 600), body).await;
+    assert_eq!(stale.status, 401, "{}", stale.text);
+    assert!(
+        stale.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("replayed")
+    );
+    let badkey = send(
+        &c,
+        "POST",
+        &url,
+        &[("x-piflow-api-key", "nope".into())],
+        bad("ev-badkey"),
+    )
+    .await;
+    assert_eq!(badkey.status, 401, "{}", badkey.text);
+    let all = executions(&c, &s).await;
+    for id in [
+        "ev-unsigned",
+        "ev-wrong",
+        "ev-tampered",
+        "ev-tampered2",
+        "ev-stale",
+        "ev-badkey",
+    ] {
+        let name = execution_name("tiny-deploy", id);
+        assert!(
+            !all.iter().any(|e| e["name"] == name),
+            "{id} started an execution"
+        );
+    }
+
+    // Oversized: 413 with a reason.
+    let mut big = tiny_event("ev-big");
+    big["detail"]["blob"] = json!("x".repeat(300 * 1024));
+    let body = serde_json::to_vec(&big).unwrap();
+    let a = send(&c, "POST", &url, &signed(&body, now()), body).await;
+    assert_eq!(a.status, 413, "{}", a.text);
+    assert_eq!(a.json()["error"], "body-too-large");
+
+    // Malformed JSON (signed): 400 naming where.
+    let body = b"{\"id\": \"ev-m\", \"source\": }".to_vec();
+    let a = send(&c, "POST", &url, &signed(&body, now()), body).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.json()["error"], "malformed-json");
+    assert!(
+        a.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at line 1 column 26"),
+        "{}",
+        a.text
+    );
+    // No id: 400.
+    let body = br#"{"source": "piflow.test"}"#.to_vec();
+    let a = send(&c, "POST", &url, &signed(&body, now()), body).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.json()["error"], "event-no-id");
+    // An event no rule matches: recorded, nothing started.
+    let a = post_event(
+        &c,
+        &s,
+        &json!({"id": "ev-unmatched", "source": "elsewhere"}),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(a.json()["status"], "unmatched");
+
+    // Unknown route, wrong method: 4xx with a reason.
+    let a = get(&c, &s, "/nope").await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    assert!(
+        a.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the routes are")
+    );
+    let a = get(&c, &s, "/events").await;
+    assert_eq!(a.status, 405, "{}", a.text);
+    assert_eq!(a.json()["error"], "method-not-allowed");
+    let a = get(&c, &s, "/executions/tiny:nope").await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    // Webhooks whose secret is not configured refuse.
+    let a = send(
+        &c,
+        "POST",
+        &format!("{}/webhooks/github", s.url),
+        &[],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert!(
+        a.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PIFLOW_GITHUB_SECRET")
+    );
+
+    // /executions filters; /metrics counts.
+    let a = get(&c, &s, "/executions?status=succeeded&workflow=tiny").await;
+    assert_eq!(a.status, 200);
+    assert!(a.json().as_array().unwrap().len() >= 2);
+    let m = get(&c, &s, "/metrics").await;
+    assert_eq!(m.status, 200);
+    for want in [
+        "piflow_serve_events_total{outcome=\"accepted\"} 3",
+        "piflow_serve_events_total{outcome=\"duplicate\"} 10",
+        "piflow_serve_events_total{outcome=\"unauthorized\"} 5",
+        "piflow_serve_requests_total{route=\"/events\",status=\"202\"}",
+        "piflow_serve_executions_started_total 3",
+    ] {
+        assert!(m.text.contains(want), "no {want:?} in\n{}", m.text);
+    }
+    let (code, log) = s.terminate();
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Without any event secret, POST /events refuses instead of accepting
+/// unauthenticated input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_without_a_secret_are_refused() {
+    let dir = site();
+    let s = Server::start(dir.path(), &[], &[]);
+    let c = http();
+    let a = post_event(&c, &s, &tiny_event("ev-1")).await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert!(
+        a.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PIFLOW_API_KEY")
+    );
+    assert!(executions(&c, &s).await.is_empty());
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_and_gitlab_tag_pushes_start_the_tag_workflow() {
+    let dir = site();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("README"), "x").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    git(
+        &repo,
+        &[
+            "tag",
+            "-a",
+            "dev_us-east-1/research/1.0",
+            "-m",
+            "release 1.0",
+        ],
+    );
+    git(&repo, &["tag", "qa_us-east-1/research/2.0"]);
+    let commit = git(&repo, &["rev-parse", "HEAD"]);
+    let s = Server::start(
+        dir.path(),
+        &["--repo", repo.to_str().unwrap()],
+        &[
+            ("PIFLOW_GITHUB_SECRET", GITHUB),
+            ("PIFLOW_GITLAB_TOKEN", GITLAB),
+        ],
+    );
+    let c = http();
+    let gh_url = format!("{}/webhooks/github", s.url);
+    let push = |tag: &str| {
+        serde_json::to_vec(&json!({
+            "ref": format!("refs/tags/{tag}"), "before": "0000000000000000000000000000000000000000",
+            "after": commit, "created": true, "deleted": false, "pusher": {"name": "ada"}
+        }))
+        .unwrap()
+    };
+    let gh_sig = |body: &[u8]| {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(GITHUB.as_bytes()).unwrap();
+        mac.update(body);
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256={hex}")
+    };
+    // Wrongly signed and unsigned: 401, nothing started.
+    let body = push("dev_us-east-1/research/1.0");
+    let a = send(
+        &c,
+        "POST",
+        &gh_url,
+        &[
+            ("x-github-event", "push".into()),
+            ("x-hub-signature-256", gh_sig(b"other")),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    let a = send(
+        &c,
+        "POST",
+        &gh_url,
+        &[("x-github-event", "push".into())],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert!(executions(&c, &s).await.is_empty());
+    // Signed: the tag's workflow, as `piflow trigger tag` names it.
+    let a = send(
+        &c,
+        "POST",
+        &gh_url,
+        &[
+            ("x-github-event", "push".into()),
+            ("x-hub-signature-256", gh_sig(&body)),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = format!(
+        "tiny:{}",
+        piflow::triggers::tags::execution_name("dev_us-east-1/research/1.0")
+    );
+    assert_eq!(a.json()["execution"], id);
+    let r = wait_status(&c, &s, &id, "SUCCEEDED").await;
+    assert_eq!(
+        r["input"],
+        json!({"environment": "dev", "version": "1.0", "commit": commit})
+    );
+    assert_eq!(r["trigger"], "git-tag:dev_us-east-1/research/1.0");
+    // A ping, a branch push: nothing to start.
+    let ping = b"{\"zen\": \"hi\"}".to_vec();
+    let a = send(
+        &c,
+        "POST",
+        &gh_url,
+        &[
+            ("x-github-event", "ping".into()),
+            ("x-hub-signature-256", gh_sig(&ping)),
+        ],
+        ping,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let branch =
+        serde_json::to_vec(&json!({"ref": "refs/heads/main", "created": false, "after": commit}))
+            .unwrap();
+    let a = send(
+        &c,
+        "POST",
+        &gh_url,
+        &[
+            ("x-github-event", "push".into()),
+            ("x-hub-signature-256", gh_sig(&branch)),
+        ],
+        branch,
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(a.json()["status"], "ignored");
+
+    // GitLab: the token, constant-time compared.
+    let gl_url = format!("{}/webhooks/gitlab", s.url);
+    let gl = |tag: &str| {
+        serde_json::to_vec(&json!({
+            "object_kind": "tag_push", "ref": format!("refs/tags/{tag}"),
+            "before": "0000000000000000000000000000000000000000", "after": commit,
+            "user_username": "ada"
+        }))
+        .unwrap()
+    };
+    let a = send(
+        &c,
+        "POST",
+        &gl_url,
+        &[("x-gitlab-token", "wrong".into())],
+        gl("qa_us-east-1/research/2.0"),
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    let a = send(
+        &c,
+        "POST",
+        &gl_url,
+        &[("x-gitlab-token", GITLAB.into())],
+        gl("qa_us-east-1/research/2.0"),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let qa = a.json()["execution"].as_str().unwrap().to_string();
+    wait_status(&c, &s, &qa, "SUCCEEDED").await;
+    // The GitHub tag again, through GitLab: the same execution, nothing new.
+    let a = send(
+        &c,
+        "POST",
+        &gl_url,
+        &[("x-gitlab-token", GITLAB.into())],
+        gl("dev_us-east-1/research/1.0"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json()["status"], "duplicate");
+    // A tag no rule accepts: 422, the reason.
+    git(&repo, &["tag", "nightly"]);
+    let a = send(
+        &c,
+        "POST",
+        &gl_url,
+        &[("x-gitlab-token", GITLAB.into())],
+        gl("nightly"),
+    )
+    .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.json()["error"], "no-rule");
+    assert_eq!(executions(&c, &s).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_executions_resumable_and_the_next_server_resumes_them() {
+    let dir = site();
+    let secrets = [("PIFLOW_HMAC_SECRET", SECRET)];
+    let s = Server::start(dir.path(), &[], &secrets);
+    let c = http();
+    let event = json!({"id": "ev-slow", "source": "piflow.test", "detail-type": "slow", "time": "2026-11-22T05:00:00Z", "detail": {"n": 7}});
+    let a = post_event(&c, &s, &event).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = format!("slow:{}", execution_name("slow-job", "ev-slow"));
+    // Wait until the Wait state is entered (started, Pass entered and
+    // exited, Wait entered: committed).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(&c, &s, &format!("/executions/{id}")).await;
+        if r.status == 200 && r.json()["history_events"].as_u64().unwrap_or(0) >= 4 {
+            assert_eq!(r.json()["status"], "RUNNING");
+            assert_eq!(r.json()["env"], "qa");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} {}", r.status, r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, log) = s.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("1 execution(s) left RUNNING and resumable"),
+        "{log}"
+    );
+    // Between the two servers: RUNNING, held by no one.
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["executions", "--format", "json", "--store"])
+        .arg(dir.path().join("store.redb"))
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let rec = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["execution"] == id)
+        .cloned()
+        .unwrap();
+    assert_eq!(rec["status"], "RUNNING", "{rec}");
+
+    // The next server resumes it where it stopped, and it ends.
+    let s = Server::start(dir.path(), &[], &secrets);
+    let r = wait_status(&c, &s, &id, "SUCCEEDED").await;
+    assert_eq!(r["input"], json!({"n": 7, "environment": "qa"}));
+    assert!(
+        s.log().contains("resuming 1 orphaned execution(s)"),
+        "{}",
+        s.log()
+    );
+    // The redelivered event starts nothing new.
+    let a = post_event(&c, &s, &event).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(executions(&c, &s).await.len(), 1);
+}
+
+#[test]
+fn serve_refuses_a_config_whose_workflow_is_missing() {
+    let dir = site();
+    std::fs::write(
+        dir.path().join("piflow.yaml"),
+        "events:\n  - name: a\n    pattern: {source: [x]}\n    workflow: missing\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(dir.path().join("store.redb"))
+        .env_remove("PIFLOW_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[no-workflow]") && err.contains("\"missing\""),
+        "{err}"
+    );
+}
