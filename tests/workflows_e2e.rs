@@ -8,14 +8,9 @@
 
 mod common;
 
-use common::e2e::{Health, Run, actions, checks};
+use common::e2e::{Case, Health, actions, checks};
 use common::estate::{BLUE_IMAGE, Estate};
 use serde_json::{Value, json};
-
-/// An environment name of its own (the lease and the audit chain).
-fn env_name() -> String {
-    format!("dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
-}
 
 /// An upgrade input for the estate: the reference estate's checks, a
 /// canary of 50% baked for a second.
@@ -60,13 +55,16 @@ fn in_order(all: &[String], wanted: &[&str]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
-    let Some(moto) = common::moto::moto() else {
+    let Some(Case {
+        health,
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::quiet()).await
+    else {
         return;
     };
-    let health = Health::quiet().await;
-    let estate = common::estate::seed(moto).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
 
     let result = run
         .workflow("upgrade", &upgrade_input(&estate, &env, "2.0"))
@@ -120,15 +118,18 @@ async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_rolls_back_when_aws_health_opens_an_issue_mid_deployment() {
-    let Some(moto) = common::moto::moto() else {
-        return;
-    };
     // The gate before the roll finds nothing; the post-checks after it
     // find an open ECS issue in the region.
-    let health = Health::opens_after(1).await;
-    let estate = common::estate::seed(moto).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
+    let Some(Case {
+        health: _health, // keeps the Health server up
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::opens_after(1)).await
+    else {
+        return;
+    };
 
     let result = run
         .workflow("upgrade", &upgrade_input(&estate, &env, "3.0"))
@@ -167,13 +168,16 @@ async fn upgrade_rolls_back_when_aws_health_opens_an_issue_mid_deployment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_of_a_template_that_does_not_lint_changes_nothing() {
-    let Some(moto) = common::moto::moto() else {
+    let Some(Case {
+        health,
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::quiet()).await
+    else {
         return;
     };
-    let health = Health::quiet().await;
-    let estate = common::estate::seed(moto).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
     let mut input = upgrade_input(&estate, &env, "4.0");
     input["infrastructure"]["path"] = json!("integration/templates/lint-errors.yaml");
 
@@ -207,13 +211,16 @@ async fn upgrade_of_a_template_that_does_not_lint_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_of_a_missing_service_is_refused_naming_it() {
-    let Some(moto) = common::moto::moto() else {
+    let Some(Case {
+        health: _health, // keeps the Health server up
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::quiet()).await
+    else {
         return;
     };
-    let health = Health::quiet().await;
-    let estate = common::estate::seed(moto).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
     let mut input = upgrade_input(&estate, &env, "5.0");
     input["target"]["service"] = json!("no-such-service");
 
@@ -233,13 +240,16 @@ async fn upgrade_of_a_missing_service_is_refused_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_returns_the_service_to_the_last_release() {
-    let Some(moto) = common::moto::moto() else {
+    let Some(Case {
+        health: _health, // keeps the Health server up
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::quiet()).await
+    else {
         return;
     };
-    let health = Health::quiet().await;
-    let estate = common::estate::seed(moto).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
     for version in ["6.0", "6.1"] {
         let r = run
             .workflow("upgrade", &upgrade_input(&estate, &env, version))
@@ -270,13 +280,16 @@ async fn rollback_returns_the_service_to_the_last_release() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_without_a_previous_release_changes_nothing() {
-    let Some(moto) = common::moto::moto() else {
+    let Some(Case {
+        health: _health, // keeps the Health server up
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::quiet()).await
+    else {
         return;
     };
-    let health = Health::quiet().await;
-    let estate = common::estate::seed(moto).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
     let input = json!({
         "target": {"environment": env, "region": "us-east-1", "team": "research",
                    "cluster": estate.cluster, "service": estate.service},
@@ -301,15 +314,18 @@ async fn rollback_without_a_previous_release_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_rolls_back_when_a_cloudwatch_alarm_fires_during_the_canary() {
-    let Some(moto) = common::moto::moto() else {
+    let Some(Case {
+        health: _health, // keeps the Health server up
+        estate,
+        run,
+        env,
+        ..
+    }) = Case::new(Health::quiet()).await
+    else {
         return;
     };
-    let health = Health::quiet().await;
-    let estate = common::estate::seed(moto).await;
     let alarm = common::moto::unique("dashboard-5xx");
     estate.put_alarm(&alarm).await;
-    let run = Run::new(moto, &health);
-    let env = env_name();
     let mut input = upgrade_input(&estate, &env, "7.0");
     input["rollout"] =
         json!({"strategy": "canary", "percent": 20, "bake_seconds": 30, "alarms": [alarm]});

@@ -189,3 +189,33 @@ pub fn checks() -> Value {
         }
     })
 }
+
+/// What most end-to-end tests start from: moto, AWS Health on wiremock, a
+/// freshly seeded estate, a piflow home and an environment of their own.
+/// `None` (moto unavailable: the SKIPPED message is printed) ends the test.
+/// Keep `health` bound for the whole test (`health: _health` when it is not
+/// read): dropping it stops the Health server.
+pub struct Case {
+    pub moto: &'static Moto,
+    pub health: Health,
+    pub estate: super::estate::Estate,
+    pub run: Run,
+    pub env: String,
+}
+
+impl Case {
+    pub async fn new(health: impl std::future::Future<Output = Health>) -> Option<Case> {
+        let moto = super::moto::moto()?;
+        let health = health.await;
+        let estate = super::estate::seed(moto).await;
+        let run = Run::new(moto, &health);
+        let env = format!("dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Some(Case {
+            moto,
+            health,
+            estate,
+            run,
+            env,
+        })
+    }
+}
