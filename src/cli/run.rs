@@ -336,17 +336,6 @@ impl HistorySink for Progress {
     }
 }
 
-/// The environment an input names: `"environment"`, else
-/// `"target": {"environment"}` (the workflows' inputs).
-pub fn input_environment(input: &Value) -> Option<String> {
-    input
-        .get("environment")
-        .or_else(|| input.get("target").and_then(|t| t.get("environment")))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 /// Find, read and validate a workflow for running. On failure the errors
 /// are printed and the exit code returned (2: nothing may run).
 pub fn load_workflow(target: &str) -> Result<(PathBuf, StateMachine), u8> {
@@ -449,7 +438,10 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
                 return Ok(EXIT_USAGE);
             }
         };
-        let env = args.env.clone().or_else(|| input_environment(&input));
+        let env = args
+            .env
+            .clone()
+            .or_else(|| crate::triggers::events::input_environment(&input));
         let start = crate::runner::StartRequest {
             workflow: name.clone(),
             definition,

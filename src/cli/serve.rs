@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +39,7 @@ use subtle::ConstantTimeEq;
 
 use super::EXIT_USAGE;
 use super::files::read_text;
-use super::run::{load_workflow, resolve_target, task_registry, workflow_name};
+use super::run::{load_workflow, task_registry, workflow_name};
 use super::store_cmds::StoreArg;
 use crate::engine::SystemClock;
 use crate::runner::{Runner, StartRequest, env_key, exec_key, execution_id};
@@ -220,25 +220,9 @@ fn refuse(status: StatusCode, code: &str, reason: impl Into<String>) -> Response
     reply(status, json!({"error": code, "reason": reason.into()}))
 }
 
-/// Find a rule's workflow: a path relative to piflow.yaml, a name in
-/// `workflows/` beside piflow.yaml, or a name in `./workflows/`.
-fn resolve_workflow(base: &Path, workflow: &str) -> Option<PathBuf> {
-    let direct = base.join(workflow);
-    if direct.is_file() {
-        return Some(direct);
-    }
-    for ext in ["asl.yaml", "asl.yml", "asl.json", "yaml", "yml", "json"] {
-        let c = base.join("workflows").join(format!("{workflow}.{ext}"));
-        if c.is_file() {
-            return Some(c);
-        }
-    }
-    resolve_target(workflow)
-}
-
 fn prepare(config: &TriggerConfig, workflow: &str) -> Result<Prepared, String> {
     let base = config.base_dir();
-    let path = resolve_workflow(&base, workflow).ok_or_else(|| {
+    let path = super::trigger::resolve_workflow(&base, workflow).ok_or_else(|| {
         format!(
             "{} names workflow {workflow:?}: no such file, and no workflows/{workflow}.asl.yaml (or .asl.yml, .asl.json, .yaml, .yml, .json) beside it or in the working directory",
             config.shown()

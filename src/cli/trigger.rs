@@ -15,9 +15,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::files::read_text;
-use super::run::{
-    input_environment, load_workflow, progress, resolve_target, task_registry, user, workflow_name,
-};
+use super::run::{load_workflow, progress, resolve_target, task_registry, user, workflow_name};
 use super::store_cmds::StoreArg;
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
 use crate::store::{AuditEntry, Store};
@@ -213,7 +211,7 @@ fn shown_repo(repo: &Path) -> String {
 
 /// Find the rule's workflow: a path relative to piflow.yaml, a name in
 /// `workflows/` beside piflow.yaml, or a name in `./workflows/`.
-fn resolve_workflow(base: &Path, workflow: &str) -> Option<PathBuf> {
+pub(super) fn resolve_workflow(base: &Path, workflow: &str) -> Option<PathBuf> {
     let direct = base.join(workflow);
     if direct.is_file() {
         return Some(direct);
@@ -342,7 +340,9 @@ fn start(
     };
     let exec_name = execution_name(tag);
     let id = crate::runner::execution_id(&name, &exec_name);
-    let lease_env = env.clone().or_else(|| input_environment(&input));
+    let lease_env = env
+        .clone()
+        .or_else(|| crate::triggers::events::input_environment(&input));
     let audit_env = lease_env
         .clone()
         .unwrap_or_else(|| TRIGGERS_ENV.to_string());
