@@ -33,5 +33,6 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
+pub mod eventbridge;
 pub mod policy;
 pub mod stepfunctions;
