@@ -36,8 +36,9 @@ moto's threaded server is not linearizable for DynamoDB:
    big (a history table grows with every event), and restoring a whole
    table is what erased other clients' writes in 1.
 
-Requests to other services (Step Functions, EventBridge, ...) stay
-concurrent. If moto's internals differ from what the patches expect, they
+Step Functions and EventBridge requests are served one at a time as well
+(each service under its own lock): their backends are not thread-safe.
+Requests to other services stay concurrent. If moto's internals differ from what the patches expect, they
 are skipped with a warning on stderr and plain moto runs.
 
 AWS Health. moto does not emulate AWS Health, which `piflow:health-gate`
@@ -100,10 +101,23 @@ def patch_dynamodb():
     # inside the lock, so the request is complete before the next starts.
     dispatch = DomainDispatcherApplication.__call__
 
+    # Step Functions and EventBridge too (each under its own lock): their
+    # backends keep plain dicts and lists that concurrent requests corrupt
+    # (piflow's deploy tests saw 500s and then a retried CreateStateMachine
+    # refused as a duplicate). A state machine's execution runs in moto's
+    # own thread after StartExecution has answered, so nothing waits on a
+    # held lock.
+    other_locks = {"AWSStepFunctions.": threading.RLock(), "AWSEvents.": threading.RLock()}
+
     def serialised(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_"):
             with lock:
                 return list(dispatch(self, environ, start_response))
+        for prefix, other in other_locks.items():
+            if target.startswith(prefix):
+                with other:
+                    return list(dispatch(self, environ, start_response))
         return dispatch(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = serialised
