@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -659,30 +658,12 @@ async fn deploy_creates_updates_and_moves_the_alias_idempotently() {
     assert_eq!(third.version, format!("{}:3", first.machine));
 }
 
-/// `POST /moto-api/config`: make moto's Step Functions really execute.
-fn enable_execution(port: u16) {
-    let body = r#"{"stepfunctions":{"execute_state_machine":true}}"#;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST /moto-api/config HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2"),
-        "{response}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deployed_machine_runs_in_moto_and_writes_the_audit_item() {
-    let Some(m) = moto() else {
+    let Some(_moto) = moto() else {
         return;
     };
-    enable_execution(m.port());
+    // moto() enabled execution (`execute_state_machine`) when it started.
     let config = piflow::aws::sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("piflow-sfn-audit");

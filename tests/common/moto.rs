@@ -155,6 +155,11 @@ fn start() -> Result<Moto, String> {
             }
         }
     };
+    // Step Functions executions really run, for every test of every binary
+    // from the start: moto keeps its state machines in another backend once
+    // this is switched on, so switching it while a test deploys (as a test
+    // that needed it once did) made that test's machine vanish.
+    enable_sfn_execution(moto.port)?;
     for (k, v) in moto.env_vars() {
         // SAFETY: setting the environment is `unsafe` in Rust 2024 because
         // another thread may read it at the same time through libc. This
@@ -274,6 +279,29 @@ fn free_port() -> Option<u16> {
 }
 
 /// Poll `GET /moto-api/` until it answers 200.
+/// `POST /moto-api/config {"stepfunctions":{"execute_state_machine":true}}`.
+fn enable_sfn_execution(port: u16) -> Result<(), String> {
+    let body = r#"{"stepfunctions":{"execute_state_machine":true}}"#;
+    let mut s =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("moto on port {port}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!(
+        "POST /moto-api/config HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("moto config: {e}"))?;
+    // The status line is enough (moto's server may keep the connection).
+    let mut head = [0u8; 12];
+    let _ = s.read_exact(&mut head);
+    let status = String::from_utf8_lossy(&head).to_string();
+    if status.starts_with("HTTP/1.1 2") || status.starts_with("HTTP/1.0 2") {
+        Ok(())
+    } else {
+        Err(format!("moto refused POST /moto-api/config: {status:?}"))
+    }
+}
+
 fn wait_ready(port: u16, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
