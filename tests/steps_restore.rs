@@ -62,33 +62,6 @@ fn rds_step(f: &Fixture) -> RdsRestore {
     s
 }
 
-/// A MariaDB instance and a snapshot of it, in moto: (instance, snapshot).
-async fn source_db() -> (String, String) {
-    let sdk = piflow::aws::sdk_config().await;
-    let rds = aws_sdk_rds::Client::new(&sdk);
-    let id = common::moto::unique("db");
-    rds.create_db_instance()
-        .db_instance_identifier(&id)
-        .db_instance_class("db.t3.micro")
-        .engine("mariadb")
-        // moto has no default MariaDB version.
-        .engine_version("10.11.8")
-        .master_username("admin")
-        .master_user_password("correct-horse-battery")
-        .allocated_storage(20)
-        .send()
-        .await
-        .expect("create db instance");
-    let snap = format!("{id}-snap");
-    rds.create_db_snapshot()
-        .db_instance_identifier(&id)
-        .db_snapshot_identifier(&snap)
-        .send()
-        .await
-        .expect("create snapshot");
-    (id, snap)
-}
-
 async fn instance_exists(id: &str) -> bool {
     let sdk = piflow::aws::sdk_config().await;
     aws_sdk_rds::Client::new(&sdk)
@@ -105,7 +78,7 @@ async fn rds_restore_from_snapshot_is_idempotent_and_refuses_foreign_targets() {
         return;
     }
     let f = fixture();
-    let (_, snap) = source_db().await;
+    let (_, snap) = common::estate::source_db().await;
     let target = common::moto::unique("restored");
     let input = json!({
         "region": "us-east-1",
@@ -162,7 +135,7 @@ async fn rds_point_in_time_restores() {
         return;
     }
     let f = fixture();
-    let (source, _) = source_db().await;
+    let (source, _) = common::estate::source_db().await;
     let step = rds_step(&f);
     for (token, extra) in [
         ("tok-latest", json!({"latest": true})),

@@ -295,32 +295,6 @@ async fn deploy_rolls_back_to_the_previous_release_when_the_smoke_url_fails() {
 const RECOVERY_POINT: &str = "arn:aws:backup:us-east-1:123456789012:recovery-point:e2e";
 const BACKUP_ROLE: &str = "arn:aws:iam::123456789012:role/piflow-backup";
 
-/// A MariaDB instance and a snapshot of it, in moto: (instance, snapshot).
-async fn source_db() -> (String, String) {
-    let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
-    let id = common::moto::unique("db");
-    rds.create_db_instance()
-        .db_instance_identifier(&id)
-        .db_instance_class("db.t3.micro")
-        .engine("mariadb")
-        // moto has no default MariaDB version.
-        .engine_version("10.11.8")
-        .master_username("admin")
-        .master_user_password("correct-horse-battery")
-        .allocated_storage(20)
-        .send()
-        .await
-        .expect("create db instance");
-    let snap = format!("{id}-snap");
-    rds.create_db_snapshot()
-        .db_instance_identifier(&id)
-        .db_snapshot_identifier(&snap)
-        .send()
-        .await
-        .expect("create snapshot");
-    (id, snap)
-}
-
 /// The endpoint address of a DB instance, or `None` when it does not exist.
 async fn db_endpoint(id: &str) -> Option<String> {
     let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
@@ -397,7 +371,7 @@ async fn restore_repoints_the_service_at_the_restored_database() {
     let health = Health::quiet().await;
     let backup = backup_server("job-e2e-ok", "fs-0e2e0001").await;
     let estate = common::estate::seed(moto).await;
-    let (_, snapshot) = source_db().await;
+    let (_, snapshot) = common::estate::source_db().await;
     let instance = common::moto::unique("restored");
     let run = Run::new(moto, &health).with("AWS_ENDPOINT_URL_BACKUP", &backup.uri());
     let env = env_name();
@@ -488,7 +462,7 @@ async fn restore_rolls_the_services_back_when_verify_fails() {
     let health = Health::opens_after(1).await;
     let backup = backup_server("job-e2e-verify", "fs-0e2e0002").await;
     let estate = common::estate::seed(moto).await;
-    let (_, snapshot) = source_db().await;
+    let (_, snapshot) = common::estate::source_db().await;
     let instance = common::moto::unique("restored");
     let run = Run::new(moto, &health).with("AWS_ENDPOINT_URL_BACKUP", &backup.uri());
     let env = env_name();
@@ -569,54 +543,17 @@ async fn restore_rolls_the_services_back_when_verify_fails() {
 /// own (those of another seeded estate), with a PRIMARY task set on its blue
 /// target group: an [`Estate`] whose cluster is `first`'s.
 async fn second_service(moto: &common::moto::Moto, first: &Estate) -> Estate {
-    use aws_sdk_ecs::types as ecs_t;
     let other = common::estate::seed(moto).await;
     let c = common::estate::clients().await;
     let service = format!("{}-2", other.service);
-    c.ecs
-        .create_service()
-        .cluster(&first.cluster)
-        .service_name(&service)
-        .desired_count(0)
-        .deployment_controller(
-            ecs_t::DeploymentController::builder()
-                .r#type(ecs_t::DeploymentControllerType::External)
-                .build()
-                .expect("deployment controller"),
-        )
-        .send()
-        .await
-        .expect("create the second service");
-    let ts = c
-        .ecs
-        .create_task_set()
-        .cluster(&first.cluster)
-        .service(&service)
-        .task_definition(&other.task_definition)
-        .external_id("seed-blue")
-        .load_balancers(
-            ecs_t::LoadBalancer::builder()
-                .target_group_arn(&other.blue_tg)
-                .container_name("web")
-                .container_port(80)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create its blue task set");
-    let blue_task_set = ts
-        .task_set()
-        .and_then(|t| t.task_set_arn())
-        .expect("task set arn")
-        .to_string();
-    c.ecs
-        .update_service_primary_task_set()
-        .cluster(&first.cluster)
-        .service(&service)
-        .primary_task_set(&blue_task_set)
-        .send()
-        .await
-        .expect("make it primary");
+    let blue_task_set = common::estate::blue_service(
+        &c,
+        &first.cluster,
+        &service,
+        &other.task_definition,
+        &other.blue_tg,
+    )
+    .await;
     Estate {
         cluster: first.cluster.clone(),
         service,
@@ -652,7 +589,7 @@ async fn restore_rolls_every_service_back_when_the_roll_fails_part_way() {
         .send()
         .await
         .expect("split the second listener");
-    let (_, snapshot) = source_db().await;
+    let (_, snapshot) = common::estate::source_db().await;
     let instance = common::moto::unique("restored");
     let run = Run::new(moto, &health).with("AWS_ENDPOINT_URL_BACKUP", &backup.uri());
     let env = env_name();
@@ -736,7 +673,7 @@ async fn restore_by_secret_reverts_the_secret_and_the_services_when_verify_fails
     let health = Health::opens_after(1).await;
     let backup = backup_server("job-e2e-secret", "fs-0e2e0004").await;
     let estate = common::estate::seed(moto).await;
-    let (_, snapshot) = source_db().await;
+    let (_, snapshot) = common::estate::source_db().await;
     let instance = common::moto::unique("restored");
     let name = common::moto::unique("product/db");
     let old =

@@ -198,10 +198,35 @@ pub async fn seed(moto: &Moto) -> Estate {
             .expect("register target");
     }
 
+    let blue_task_set = blue_service(&c, &cluster, &service, &task_definition, &blue_tg).await;
+
+    Estate {
+        cluster,
+        service,
+        family,
+        task_definition,
+        blue_task_set,
+        load_balancer,
+        listener,
+        blue_tg,
+        green_tg,
+    }
+}
+
+/// An ECS service with the EXTERNAL deployment controller whose one task
+/// set (external id `seed-blue`, container `web` on port 80 in
+/// `target_group`) is PRIMARY: the task set's ARN.
+pub async fn blue_service(
+    c: &Clients,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+    target_group: &str,
+) -> String {
     c.ecs
         .create_service()
-        .cluster(&cluster)
-        .service_name(&service)
+        .cluster(cluster)
+        .service_name(service)
         .desired_count(0)
         .deployment_controller(
             ecs_t::DeploymentController::builder()
@@ -215,13 +240,13 @@ pub async fn seed(moto: &Moto) -> Estate {
     let ts = c
         .ecs
         .create_task_set()
-        .cluster(&cluster)
-        .service(&service)
-        .task_definition(&task_definition)
+        .cluster(cluster)
+        .service(service)
+        .task_definition(task_definition)
         .external_id("seed-blue")
         .load_balancers(
             ecs_t::LoadBalancer::builder()
-                .target_group_arn(&blue_tg)
+                .target_group_arn(target_group)
                 .container_name("web")
                 .container_port(80)
                 .build(),
@@ -236,24 +261,39 @@ pub async fn seed(moto: &Moto) -> Estate {
         .to_string();
     c.ecs
         .update_service_primary_task_set()
-        .cluster(&cluster)
-        .service(&service)
+        .cluster(cluster)
+        .service(service)
         .primary_task_set(&blue_task_set)
         .send()
         .await
         .expect("make blue primary");
+    blue_task_set
+}
 
-    Estate {
-        cluster,
-        service,
-        family,
-        task_definition,
-        blue_task_set,
-        load_balancer,
-        listener,
-        blue_tg,
-        green_tg,
-    }
+/// A MariaDB instance and a snapshot of it, in moto: (instance, snapshot).
+pub async fn source_db() -> (String, String) {
+    let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
+    let id = super::moto::unique("db");
+    rds.create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t3.micro")
+        .engine("mariadb")
+        // moto has no default MariaDB version.
+        .engine_version("10.11.8")
+        .master_username("admin")
+        .master_user_password("correct-horse-battery")
+        .allocated_storage(20)
+        .send()
+        .await
+        .expect("create db instance");
+    let snap = format!("{id}-snap");
+    rds.create_db_snapshot()
+        .db_instance_identifier(&id)
+        .db_snapshot_identifier(&snap)
+        .send()
+        .await
+        .expect("create snapshot");
+    (id, snap)
 }
 
 /// A weighted forward action.
