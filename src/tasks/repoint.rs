@@ -334,19 +334,9 @@ impl Repoint {
             // This token's version is current: a re-invocation.
             let previous = stage_holder(sm, &arn, PREVIOUS).await?.unwrap_or_default();
             tracing::info!(secret = %arn, version_id = %version, "repoint: this token's secret version is already current");
-            aws_step::audit(
-                &self.store,
-                request,
-                STEP,
-                env,
-                "secretsmanager.repointed",
-                &arn,
-                json!({"version_id": previous}),
-                json!({"version_id": version}),
-                "written",
-            )
-            .await?;
-            return Ok(json!({"arn": arn, "version_id": version, "previous_version_id": previous}));
+            return self
+                .secret_repointed(request, env, &arn, &previous, &version)
+                .await;
         }
         let Some(text) = current.secret_string() else {
             return Err(fail(
@@ -383,19 +373,33 @@ impl Repoint {
             .map_err(|e| aws_err(STEP, e, &what))?;
         let written = put.version_id().unwrap_or(&version).to_string();
         tracing::info!(secret = %arn, version_id = %written, previous_version_id = %current_version, "repoint: secret written");
+        self.secret_repointed(request, env, &arn, &current_version, &written)
+            .await
+    }
+
+    /// The `secretsmanager.repointed` record (version ids only, never the
+    /// value) and the step's `secret` output.
+    async fn secret_repointed(
+        &self,
+        request: &TaskRequest,
+        env: &str,
+        arn: &str,
+        previous: &str,
+        version: &str,
+    ) -> Result<Value, Failure> {
         aws_step::audit(
             &self.store,
             request,
             STEP,
             env,
             "secretsmanager.repointed",
-            &arn,
-            json!({"version_id": current_version}),
-            json!({"version_id": written}),
+            arn,
+            json!({"version_id": previous}),
+            json!({"version_id": version}),
             "written",
         )
         .await?;
-        Ok(json!({"arn": arn, "version_id": written, "previous_version_id": current_version}))
+        Ok(json!({"arn": arn, "version_id": version, "previous_version_id": previous}))
     }
 
     /// Revert mode: AWSCURRENT back to `to`.
