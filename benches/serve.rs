@@ -13,6 +13,8 @@
 //! - `duplicate`: events already accepted, delivered again: the dedupe
 //!   record is found, nothing is started.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use piflow::triggers::events::sign;
+use piflow_triggers::events::sign;
 use serde_json::json;
 
 const SECRET: &[u8] = b"bench-secret";

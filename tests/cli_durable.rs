@@ -4,6 +4,8 @@
 //! answered from another process, and the JSON shapes of `executions` and
 //! `history`. The DynamoDB runs use a moto server (tests/common/moto.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

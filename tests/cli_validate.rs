@@ -1,6 +1,8 @@
 //! `piflow validate` and `piflow graph` as a user runs them: real files, the
 //! real binary, output and exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 use std::fs;
 use std::path::Path;
 
@@ -207,7 +209,7 @@ fn oversized_files_are_refused_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let big = dir.path().join("big.asl.json");
     let mut text = String::from("{\"Comment\": \"");
-    text.push_str(&"x".repeat(piflow::asl::source::MAX_SOURCE_BYTES));
+    text.push_str(&"x".repeat(piflow_asl::source::MAX_SOURCE_BYTES));
     text.push_str("\"}");
     fs::write(&big, text).expect("write");
     let out = piflow()

@@ -2,6 +2,8 @@
 //! workflow, the IAM policy, refusals before any API call, and deployments
 //! and executions in the moto server (docs/scale-out.md).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use piflow::aws::stepfunctions::{TranslateError, TranslateOptions, translate};
+use piflow_aws_deploy::stepfunctions::{TranslateError, TranslateOptions, translate};
 use serde_json::{Value, json};
 
 use common::moto::{moto, unique};
@@ -25,9 +27,9 @@ fn root() -> PathBuf {
 
 fn workflow_value(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap();
-    piflow::asl::source::parse(
+    piflow_asl::source::parse(
         &text,
-        piflow::asl::Format::from_path(&path.to_string_lossy()),
+        piflow_asl::Format::from_path(&path.to_string_lossy()),
     )
     .unwrap()
     .to_value()
@@ -182,7 +184,7 @@ fn every_workflow_fails_naming_each_state_to_map_then_translates_when_mapped() {
             }
         }
         // The translated definition is valid ASL for piflow as well.
-        piflow::asl::StateMachine::from_value(&t.definition, Default::default())
+        piflow_asl::StateMachine::from_value(&t.definition, Default::default())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
@@ -330,7 +332,7 @@ fn print_policy_lists_exactly_the_actions_the_integrations_need() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let policy: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        piflow::aws::policy::actions(&policy),
+        piflow_aws_deploy::policy::actions(&policy),
         vec![
             "codebuild:BatchGetBuilds",
             "codebuild:BatchGetReports",
@@ -540,7 +542,7 @@ fn deploy_file(file: &Path, name: &str, table: &str) -> Deployed {
 }
 
 async fn sfn() -> aws_sdk_sfn::Client {
-    aws_sdk_sfn::Client::new(&piflow::aws::sdk_config().await)
+    aws_sdk_sfn::Client::new(&piflow_aws_config::sdk_config().await)
 }
 
 async fn alias_target(client: &aws_sdk_sfn::Client, alias: &str) -> Vec<(String, i32)> {
@@ -664,7 +666,7 @@ async fn the_deployed_machine_runs_in_moto_and_writes_the_audit_item() {
         return;
     };
     // moto() enabled execution (`execute_state_machine`) when it started.
-    let config = piflow::aws::sdk_config().await;
+    let config = piflow_aws_config::sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("piflow-sfn-audit");
     use aws_sdk_dynamodb::types::{

@@ -8,6 +8,8 @@
 //! and API destinations; a Step Functions target makes its PutEvents fail
 //! (NotImplementedError), so there is nothing to observe.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::net::TcpListener;
@@ -137,7 +139,7 @@ impl Project {
 }
 
 async fn events() -> aws_sdk_eventbridge::Client {
-    aws_sdk_eventbridge::Client::new(&piflow::aws::sdk_config().await)
+    aws_sdk_eventbridge::Client::new(&piflow_aws_config::sdk_config().await)
 }
 
 async fn new_bus(client: &aws_sdk_eventbridge::Client) -> String {

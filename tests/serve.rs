@@ -6,6 +6,8 @@
 //! tag pushes, the executions API, metrics, and SIGTERM leaving a running
 //! execution RUNNING for the next server to resume.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -16,8 +18,8 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use piflow::triggers::config::TriggerConfig;
-use piflow::triggers::events::{EventRouter, execution_name, sign};
+use piflow_triggers::config::TriggerConfig;
+use piflow_triggers::events::{EventRouter, execution_name, sign};
 use serde_json::{Value, json};
 
 const SECRET: &str = "s3cret-hmac";
@@ -129,7 +131,7 @@ fn rollback_schema() -> jsonschema::Validator {
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
-fn route(config: &TriggerConfig, event: &Value) -> Vec<piflow::triggers::events::Fired> {
+fn route(config: &TriggerConfig, event: &Value) -> Vec<piflow_triggers::events::Fired> {
     let id = event["id"].as_str().unwrap();
     EventRouter::new(&config.events)
         .route(event, id)
@@ -835,7 +837,7 @@ async fn github_and_gitlab_tag_pushes_start_the_tag_workflow() {
     assert_eq!(a.status, 202, "{}", a.text);
     let id = format!(
         "tiny:{}",
-        piflow::triggers::tags::execution_name("dev_us-east-1/research/1.0")
+        piflow_triggers::tags::execution_name("dev_us-east-1/research/1.0")
     );
     assert_eq!(a.json()["execution"], id);
     let r = wait_status(&c, &s, &id, "SUCCEEDED").await;

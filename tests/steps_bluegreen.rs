@@ -2,16 +2,18 @@
 //! (tests/common/estate.rs); unhealthy targets come from a wiremock that
 //! answers only `DescribeTargetHealth` (the step's `health_endpoint` hook).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::estate::{self, BLUE_IMAGE, Estate};
-use piflow::engine::{TaskHandler, TaskRequest};
-use piflow::store::Store;
-use piflow::tasks::StoreHandle;
-use piflow::tasks::bluegreen::EcsBlueGreen;
+use piflow_engine::{TaskHandler, TaskRequest};
+use piflow_steps::StoreHandle;
+use piflow_steps::bluegreen::EcsBlueGreen;
+use piflow_store::Store;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -71,7 +73,7 @@ async fn trail(f: &Fixture) -> Vec<(String, String, Value)> {
 }
 
 /// The environment's audit entries, oldest first.
-async fn entries(f: &Fixture) -> Vec<piflow::store::AuditEntry> {
+async fn entries(f: &Fixture) -> Vec<piflow_store::AuditEntry> {
     f.store
         .audit(Some(&f.env), None)
         .await

@@ -3,15 +3,17 @@
 //! come from a wiremock CloudFormation (moto does not make deployments
 //! fail), through the step's `endpoint` hook.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use piflow::engine::{TaskHandler, TaskRequest};
-use piflow::store::Store;
-use piflow::tasks::StoreHandle;
-use piflow::tasks::cfn::{CfnDeploy, change_set_name};
+use piflow_engine::{TaskHandler, TaskRequest};
+use piflow_steps::StoreHandle;
+use piflow_steps::cfn::{CfnDeploy, change_set_name};
+use piflow_store::Store;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -79,7 +81,7 @@ async fn trail(f: &Fixture) -> Vec<(String, String, Value)> {
 }
 
 async fn cfn_client() -> aws_sdk_cloudformation::Client {
-    aws_sdk_cloudformation::Client::new(&piflow::aws::sdk_config().await)
+    aws_sdk_cloudformation::Client::new(&piflow_aws_config::sdk_config().await)
 }
 
 async fn parameter(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Option<String> {

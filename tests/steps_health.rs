@@ -9,20 +9,22 @@
 //! variables (static test credentials, no IMDS) are set once, identically,
 //! before any test reads them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use piflow::asl::{LoadOptions, StateMachine, validate_value};
-use piflow::engine::{
+use piflow_asl::{LoadOptions, StateMachine, validate_value};
+use piflow_engine::{
     Engine, ExecutionRequest, Failure, Status, TaskHandler, TaskRegistry, TaskRequest,
     VirtualClock, clock,
 };
-use piflow::store::Store;
-use piflow::tasks::StoreHandle;
-use piflow::tasks::health::HealthGate;
+use piflow_steps::StoreHandle;
+use piflow_steps::health::HealthGate;
+use piflow_store::Store;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request};
@@ -35,6 +37,7 @@ fn setup() {
         // SAFETY: runs once, before any test of this binary reads the
         // environment (every test calls setup() first and Once blocks the
         // others until it is done); the values never change afterwards.
+        #[allow(unsafe_code)]
         unsafe {
             std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
             std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
@@ -102,7 +105,7 @@ async fn servers() -> Servers {
 
 async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let s = piflow::store::open(Some(
+    let s = piflow_store::open(Some(
         dir.path().join("store.redb").to_str().expect("utf-8 path"),
     ))
     .await
@@ -435,7 +438,7 @@ async fn input_is_checked() {
     // The built-ins resolve `piflow:health-gate` to this step.
     let (_d2, st2) = store().await;
     let mut registry = TaskRegistry::new();
-    piflow::tasks::register_builtins(&mut registry, StoreHandle::ready(st2));
+    piflow_steps::register_builtins(&mut registry, StoreHandle::ready(st2));
     let e = registry
         .invoke(request(json!({"region": "eu-west-1"})))
         .await

@@ -2,6 +2,8 @@
 //! (status codes, bodies, delays), a closed port, and a small TLS server
 //! with a test CA (https through the same client a deployment uses).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::io::{Read, Write};
@@ -9,10 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use piflow::engine::{TaskHandler, TaskRegistry, TaskRequest};
-use piflow::store::{AuditRecord, Store};
-use piflow::tasks::StoreHandle;
-use piflow::tasks::http_check::{AUDIT_ACTION, HttpCheck};
+use piflow_engine::{TaskHandler, TaskRegistry, TaskRequest};
+use piflow_steps::StoreHandle;
+use piflow_steps::http_check::{AUDIT_ACTION, HttpCheck};
+use piflow_store::{AuditRecord, Store};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
@@ -45,7 +47,7 @@ async fn checks(store: &Arc<dyn Store>, env: &str) -> Vec<AuditRecord> {
         .collect()
 }
 
-fn cause(f: &piflow::engine::Failure) -> String {
+fn cause(f: &piflow_engine::Failure) -> String {
     f.cause.clone().unwrap_or_default()
 }
 
@@ -536,7 +538,7 @@ async fn the_builtins_resolve_the_resource() {
         .await;
     let (_d, st) = common::steps::temp_store();
     let mut registry = TaskRegistry::new();
-    piflow::tasks::register_builtins(&mut registry, StoreHandle::ready(st.clone()));
+    piflow_steps::register_builtins(&mut registry, StoreHandle::ready(st.clone()));
     let out = registry
         .invoke(request(json!({
             "url": format!("{}/health", server.uri()),

@@ -4,17 +4,19 @@
 //!
 //! Run: `cargo test --test steps_lint_scan`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use piflow::engine::{Failure, TaskHandler, TaskRequest};
-use piflow::store::Store;
-use piflow::tasks::StoreHandle;
-use piflow::tasks::lint::Lint;
-use piflow::tasks::process::ToolSearch;
-use piflow::tasks::scan::SecurityScan;
+use piflow_engine::{Failure, TaskHandler, TaskRequest};
+use piflow_steps::StoreHandle;
+use piflow_steps::lint::Lint;
+use piflow_steps::process::ToolSearch;
+use piflow_steps::scan::SecurityScan;
+use piflow_store::Store;
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -400,7 +402,7 @@ async fn codebuild_runner_against_moto() {
         return;
     };
     let _ = moto;
-    let config = piflow::aws::sdk_config().await;
+    let config = piflow_aws_config::sdk_config().await;
     let cb = aws_sdk_codebuild::Client::new(&config);
     let project = common::moto::unique("lint");
     cb.create_project()
@@ -610,8 +612,8 @@ async fn codebuild_failed_build_child() {
 /// a clean template goes on to the security scan.
 #[tokio::test]
 async fn lint_and_scan_in_a_state_machine() {
-    use piflow::asl::{LoadOptions, validate_value};
-    use piflow::engine::{Engine, ExecutionRequest, Status, SystemClock, TaskRegistry};
+    use piflow_asl::{LoadOptions, validate_value};
+    use piflow_engine::{Engine, ExecutionRequest, Status, SystemClock, TaskRegistry};
     let Some(tools) = tools("lint_and_scan_in_a_state_machine") else {
         return;
     };

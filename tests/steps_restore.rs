@@ -2,6 +2,8 @@
 //! (RDS instances are available at once there), `piflow:efs-restore`
 //! against a wiremock AWS Backup (moto does not emulate restore jobs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::sync::Arc;
@@ -9,11 +11,11 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types as ecs_t;
 use common::estate;
-use piflow::engine::{TaskHandler, TaskRequest};
-use piflow::store::Store;
-use piflow::tasks::StoreHandle;
-use piflow::tasks::repoint::Repoint;
-use piflow::tasks::restore::{EfsRestore, RdsRestore};
+use piflow_engine::{TaskHandler, TaskRequest};
+use piflow_steps::StoreHandle;
+use piflow_steps::repoint::Repoint;
+use piflow_steps::restore::{EfsRestore, RdsRestore};
+use piflow_store::Store;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -63,7 +65,7 @@ fn rds_step(f: &Fixture) -> RdsRestore {
 }
 
 async fn instance_exists(id: &str) -> bool {
-    let sdk = piflow::aws::sdk_config().await;
+    let sdk = piflow_aws_config::sdk_config().await;
     aws_sdk_rds::Client::new(&sdk)
         .describe_db_instances()
         .db_instance_identifier(id)
@@ -572,7 +574,7 @@ const RESTORED: &str = "restored.xyz.us-east-1.rds.amazonaws.com";
 const PASSWORD: &str = "pw-Zq8-never-audited";
 
 async fn secrets() -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&piflow::aws::sdk_config().await)
+    aws_sdk_secretsmanager::Client::new(&piflow_aws_config::sdk_config().await)
 }
 
 /// A new secret holding `value`: its ARN.

@@ -3,11 +3,13 @@
 //! both run `suite`. DynamoDB-specific tests follow it: chunked records,
 //! clear errors, throttling and credentials (wiremock), races.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use chrono::{Duration, Utc};
-use piflow::store::embedded::EmbeddedStore;
-use piflow::store::{
+use piflow_store::embedded::EmbeddedStore;
+use piflow_store::{
     AuditEntry, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, Store, StoreError,
     StoredEvent, TaskAnswer, verify_audit,
 };
@@ -366,7 +368,7 @@ async fn suite(store: &dyn Store) {
         .await
         .expect("join");
     let holders =
-        |q: Vec<piflow::store::Waiter>| q.into_iter().map(|w| w.holder).collect::<Vec<_>>();
+        |q: Vec<piflow_store::Waiter>| q.into_iter().map(|w| w.holder).collect::<Vec<_>>();
     assert_eq!(
         holders(store.queue("env:stage").await.expect("queue")),
         vec!["q-a", "q-b"],
@@ -505,7 +507,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use common::moto::{moto, unique};
-use piflow::store::dynamodb::{self, DynamoStore};
+use piflow_store::dynamodb::{self, DynamoStore};
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -526,7 +528,7 @@ fn dynamodb_store_behaviour() {
         let table = moto_table("suite").await;
         let again = dynamodb::init(&table).await.expect("init is idempotent");
         assert!(again.contains("already exists"), "{again}");
-        let store = piflow::store::open(Some(&format!("dynamodb://{table}")))
+        let store = piflow_store::open(Some(&format!("dynamodb://{table}")))
             .await
             .expect("open");
         suite(store.as_ref()).await;
@@ -692,7 +694,7 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
 
 /// How many chunk items partition `pk` holds (read behind the store's back).
 async fn raw_chunks(table: &str, pk: &str) -> usize {
-    let client = aws_sdk_dynamodb::Client::new(&piflow::aws::sdk_config().await);
+    let client = aws_sdk_dynamodb::Client::new(&piflow_aws_config::sdk_config().await);
     let out = client
         .query()
         .table_name(table)
@@ -719,7 +721,7 @@ fn dynamodb_init_refuses_a_table_with_other_keys() {
     }
     block(async {
         let table = unique("otherkeys");
-        let client = aws_sdk_dynamodb::Client::new(&piflow::aws::sdk_config().await);
+        let client = aws_sdk_dynamodb::Client::new(&piflow_aws_config::sdk_config().await);
         client
             .create_table()
             .table_name(&table)
@@ -766,7 +768,7 @@ fn dynamodb_missing_table_says_how_to_create_it() {
         let table = unique("missing");
         for result in [
             dynamodb::open(&table).await.map(|_| ()),
-            piflow::store::open(Some(&format!("dynamodb://{table}")))
+            piflow_store::open(Some(&format!("dynamodb://{table}")))
                 .await
                 .map(|_| ()),
         ] {
@@ -781,7 +783,7 @@ fn dynamodb_missing_table_says_how_to_create_it() {
             }
         }
         // A store whose table disappears reports the same.
-        let client = aws_sdk_dynamodb::Client::new(&piflow::aws::sdk_config().await);
+        let client = aws_sdk_dynamodb::Client::new(&piflow_aws_config::sdk_config().await);
         let store = DynamoStore::with_client(client, &table);
         let e = store.execution("e1").await.expect_err("no table");
         assert!(e.to_string().contains("piflow store init"), "{e}");

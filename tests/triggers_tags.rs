@@ -5,12 +5,14 @@
 //! accepts is refused and audited, `watch --once` triggers new tags only,
 //! and the hooks of `hooks install` trigger pushed and created tags.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use piflow::triggers::config::TriggerConfig;
-use piflow::triggers::tags::{
+use piflow_triggers::config::TriggerConfig;
+use piflow_triggers::tags::{
     DEFAULT_PATTERN, Field, GitError, TagMatch, TagPattern, Version, execution_name, list_tags,
     resolve_tag,
 };
@@ -271,7 +273,7 @@ fn execution_names_from_tags() {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "{n}"
         );
-        piflow::runner::check_name(&n).unwrap();
+        piflow_runner::check_name(&n).unwrap();
     }
 }
 
@@ -376,7 +378,7 @@ fn set_paths_fill_a_file_base() {
     .unwrap();
     let c = TriggerConfig::load(&cfg).unwrap();
     let (rule, fields) = c.match_tag("dev/1.0").unwrap();
-    let info = piflow::triggers::tags::TagInfo {
+    let info = piflow_triggers::tags::TagInfo {
         name: "dev/1.0".into(),
         annotated: false,
         object: "c".repeat(40),
@@ -386,7 +388,7 @@ fn set_paths_fill_a_file_base() {
         date: "2026-01-01T00:00:00Z".into(),
         message: String::new(),
     };
-    let vars = piflow::triggers::config::TagVars::new(fields, &info);
+    let vars = piflow_triggers::config::TagVars::new(fields, &info);
     let input = rule.input(&vars).unwrap();
     assert_eq!(
         input,

@@ -8,6 +8,8 @@
 //! its own estate and asserts the live AWS state and the audit trail
 //! afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
 mod common;
 
 use std::time::Instant;
@@ -127,7 +129,7 @@ fn deploy_input(estate: &Estate, env: &str, stack: &str, smoke_url: &str) -> Val
 }
 
 async fn stack_status(stack: &str) -> String {
-    let cfn = aws_sdk_cloudformation::Client::new(&piflow::aws::sdk_config().await);
+    let cfn = aws_sdk_cloudformation::Client::new(&piflow_aws_config::sdk_config().await);
     let out = cfn
         .describe_stacks()
         .stack_name(stack)
@@ -297,7 +299,7 @@ const BACKUP_ROLE: &str = "arn:aws:iam::123456789012:role/piflow-backup";
 
 /// The endpoint address of a DB instance, or `None` when it does not exist.
 async fn db_endpoint(id: &str) -> Option<String> {
-    let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
+    let rds = aws_sdk_rds::Client::new(&piflow_aws_config::sdk_config().await);
     let out = rds
         .describe_db_instances()
         .db_instance_identifier(id)
@@ -649,7 +651,7 @@ async fn restore_rolls_every_service_back_when_the_roll_fails_part_way() {
 /// 5.2.5 answers an unnamed one with the version written last, even after
 /// UpdateSecretVersionStage moved AWSCURRENT).
 async fn secret_current(id: &str) -> (String, String) {
-    let sm = aws_sdk_secretsmanager::Client::new(&piflow::aws::sdk_config().await);
+    let sm = aws_sdk_secretsmanager::Client::new(&piflow_aws_config::sdk_config().await);
     let out = sm
         .get_secret_value()
         .secret_id(id)
@@ -678,7 +680,7 @@ async fn restore_by_secret_reverts_the_secret_and_the_services_when_verify_fails
     let name = common::moto::unique("product/db");
     let old =
         json!({"username": "app", "password": "pw-e2e-never-audited", "host": "old.db.internal"});
-    let sm = aws_sdk_secretsmanager::Client::new(&piflow::aws::sdk_config().await);
+    let sm = aws_sdk_secretsmanager::Client::new(&piflow_aws_config::sdk_config().await);
     let arn = sm
         .create_secret()
         .name(&name)

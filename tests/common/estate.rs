@@ -44,7 +44,7 @@ pub struct Clients {
 }
 
 pub async fn clients() -> Clients {
-    let sdk = piflow::aws::sdk_config().await;
+    let sdk = piflow_aws_config::sdk_config().await;
     Clients {
         ecs: aws_sdk_ecs::Client::new(&sdk),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
@@ -272,7 +272,7 @@ pub async fn blue_service(
 
 /// A MariaDB instance and a snapshot of it, in moto: (instance, snapshot).
 pub async fn source_db() -> (String, String) {
-    let rds = aws_sdk_rds::Client::new(&piflow::aws::sdk_config().await);
+    let rds = aws_sdk_rds::Client::new(&piflow_aws_config::sdk_config().await);
     let id = super::moto::unique("db");
     rds.create_db_instance()
         .db_instance_identifier(&id)
@@ -416,7 +416,7 @@ impl Estate {
     /// [`Estate::set_alarm`]).
     pub async fn put_alarm(&self, name: &str) {
         use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
-        let cw = aws_sdk_cloudwatch::Client::new(&piflow::aws::sdk_config().await);
+        let cw = aws_sdk_cloudwatch::Client::new(&piflow_aws_config::sdk_config().await);
         cw.put_metric_alarm()
             .alarm_name(name)
             .namespace("piflow/test")
@@ -440,7 +440,7 @@ impl Estate {
 
     /// SetAlarmState: `state` is `OK`, `ALARM` or `INSUFFICIENT_DATA`.
     pub async fn set_alarm(&self, name: &str, state: &str, reason: &str) {
-        let cw = aws_sdk_cloudwatch::Client::new(&piflow::aws::sdk_config().await);
+        let cw = aws_sdk_cloudwatch::Client::new(&piflow_aws_config::sdk_config().await);
         cw.set_alarm_state()
             .alarm_name(name)
             .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
@@ -523,6 +523,6 @@ impl Estate {
     }
 
     async fn ecr_client() -> aws_sdk_ecr::Client {
-        aws_sdk_ecr::Client::new(&piflow::aws::sdk_config().await)
+        aws_sdk_ecr::Client::new(&piflow_aws_config::sdk_config().await)
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! The standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_REGION`,
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) is set for this process so
-//! that `piflow::aws::sdk_config()` reaches moto exactly as it would reach
+//! that `piflow_aws_config::sdk_config()` reaches moto exactly as it would reach
 //! AWS; [`Moto::env_vars`] gives the same variables for child processes.
 //! Tests use unique resource names (see [`unique`]) instead of resetting
 //! moto, so that they can run in parallel.
@@ -166,7 +166,10 @@ fn start() -> Result<Moto, String> {
         // runs once, inside the OnceLock's initialisation, before any test
         // of this binary builds an AWS client; the values never change
         // afterwards, and the Rust side of env access is locked.
-        unsafe { std::env::set_var(k, v) };
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var(k, v)
+        };
     }
     Ok(moto)
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use piflow::engine::TaskRequest;
-use piflow::store::Store;
-use piflow::store::embedded::EmbeddedStore;
+use piflow_engine::TaskRequest;
+use piflow_store::Store;
+use piflow_store::embedded::EmbeddedStore;
 use serde_json::Value;
 
 /// An embedded store in a fresh temp dir (kept alive by the `TempDir`).

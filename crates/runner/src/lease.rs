@@ -1,0 +1,187 @@
+//! Leases: one execution per environment at a time (`env:NAME`, in FIFO
+//! order), and one process per execution (`exec:ID`), both renewed while
+//! the process lives and left to expire when it dies.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::{RunnerError, chrono_ttl};
+use piflow_engine::TokenRegistry;
+use piflow_store::{LeaseOutcome, Store};
+
+/// The lease key of an environment.
+pub fn env_key(env: &str) -> String {
+    format!("env:{env}")
+}
+
+/// The lease key of an execution (held by the process running it).
+pub fn exec_key(id: &str) -> String {
+    format!("exec:{id}")
+}
+
+/// How a wait for a lease went (for display).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseWait {
+    pub key: String,
+    pub holder: String,
+    pub ahead: usize,
+}
+
+fn poll_interval(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+/// Take `key` for `holder`: join its FIFO queue and take the lease when
+/// first in line and the lease is free (or expired). Without `wait`, refuse
+/// at once when it is held or others wait first.
+pub async fn take(
+    store: &dyn Store,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+    wait: bool,
+    say: &(dyn Fn(&str) + Send + Sync),
+) -> Result<(), RunnerError> {
+    let ttl_c = chrono_ttl(ttl);
+    let mut told: Option<LeaseWait> = None;
+    loop {
+        let me = store.join_queue(key, holder, ttl_c).await?;
+        let line = store.queue(key).await?;
+        let ahead: Vec<_> = line.iter().filter(|w| w.ticket < me.ticket).collect();
+        let current = store.lease(key).await?;
+        let held_by = current
+            .as_ref()
+            .filter(|l| l.expires > chrono::Utc::now() && l.holder != holder);
+        if ahead.is_empty() {
+            match store.acquire_lease(key, holder, ttl_c).await? {
+                LeaseOutcome::Acquired(_) => {
+                    store.leave_queue(key, holder).await?;
+                    return Ok(());
+                }
+                LeaseOutcome::Held(l) if !wait => {
+                    store.leave_queue(key, holder).await?;
+                    return Err(RunnerError::LeaseHeld {
+                        key: key.to_string(),
+                        holder: l.holder,
+                        until: l.expires,
+                        waiting: line.len().saturating_sub(1),
+                    });
+                }
+                LeaseOutcome::Held(_) => {}
+            }
+        } else if !wait {
+            store.leave_queue(key, holder).await?;
+            let (who, until) = match held_by {
+                Some(l) => (l.holder.clone(), l.expires),
+                None => (
+                    format!("(none; {} queued first)", ahead[0].holder),
+                    ahead[0].expires,
+                ),
+            };
+            return Err(RunnerError::LeaseHeld {
+                key: key.to_string(),
+                holder: who,
+                until,
+                waiting: ahead.len(),
+            });
+        }
+        let now = LeaseWait {
+            key: key.to_string(),
+            holder: held_by.map_or_else(|| "-".to_string(), |l| l.holder.clone()),
+            ahead: ahead.len(),
+        };
+        if told.as_ref() != Some(&now) {
+            say(&format!(
+                "waiting for {key}: held by {}, {} ahead in the queue",
+                now.holder, now.ahead
+            ));
+            told = Some(now);
+        }
+        tokio::time::sleep(poll_interval(ttl)).await;
+    }
+}
+
+/// What the lease keeper of a running execution needs.
+pub struct Keeper {
+    pub store: Arc<dyn Store>,
+    pub id: String,
+    pub holder: String,
+    pub env: Option<String>,
+    pub ttl: Duration,
+    pub tokens: Arc<TokenRegistry>,
+    /// Set when another process took the execution over.
+    pub lost: Arc<AtomicBool>,
+    /// Until when this process may act on the leases: the start of the
+    /// last renewal that succeeded plus nine tenths of their time to live.
+    pub valid_until: Arc<std::sync::Mutex<tokio::time::Instant>>,
+    pub stop: watch::Sender<bool>,
+    pub done: watch::Receiver<bool>,
+}
+
+/// Renew the leases every third of their life, stop the execution when
+/// `piflow stop` asks, and hand task-token answers (sent by any process) to
+/// the waiting task; until `done`.
+pub async fn keep(mut k: Keeper) {
+    let renew_every = k.ttl / 3;
+    let tick = poll_interval(k.ttl).min(renew_every);
+    let ttl = chrono_ttl(k.ttl);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = k.done.changed() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if last.elapsed() >= renew_every {
+            last = tokio::time::Instant::now();
+            let mut renewed = true;
+            let mut leases = vec![(super::exec_key(&k.id), k.holder.clone())];
+            if let Some(env) = &k.env {
+                leases.push((super::env_key(env), k.id.clone()));
+            }
+            for (key, holder) in leases {
+                match k.store.acquire_lease(&key, &holder, ttl).await {
+                    Ok(LeaseOutcome::Acquired(_)) => {}
+                    Ok(LeaseOutcome::Held(l)) => {
+                        tracing::error!(lease = %key, holder = %l.holder, execution = %k.id, "the lease was taken over; this process stops the execution");
+                        k.lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        renewed = false;
+                        tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again");
+                    }
+                }
+            }
+            if renewed && let Ok(mut v) = k.valid_until.lock() {
+                *v = last + k.ttl.mul_f64(0.9);
+            }
+            match k.store.execution(&k.id).await {
+                Ok(Some(r)) if r.stop_requested.is_some() => {
+                    let _ = k.stop.send(true);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(execution = %k.id, error = %e, "could not read the execution")
+                }
+            }
+        }
+        for token in k.tokens.open_tokens() {
+            match k.store.task_answer(&token).await {
+                Ok(Some(a)) => {
+                    let text =
+                        |f: &str| a.outcome.get(f).and_then(Value::as_str).map(str::to_string);
+                    let _ = match a.outcome.get("output") {
+                        Some(out) => k.tokens.send_success(&token, out.clone()),
+                        None => k.tokens.send_failure(&token, text("error"), text("cause")),
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read task answers"),
+            }
+        }
+    }
+}

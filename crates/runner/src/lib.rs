@@ -1,0 +1,783 @@
+//! Durable executions: start, resume, redrive and stop executions whose
+//! history is committed to the store before each next step.
+//!
+//! The runner sits above the engine and the store and joins them: it
+//! publishes (or finds) the definition version an execution is pinned to,
+//! takes the environment's lease (waiting in its FIFO queue), holds an
+//! execution lease that it renews while the process lives, gives the engine a
+//! [`StoreJournal`], delivers task-token answers sent from other processes,
+//! and writes the execution's record when it ends. A process that dies
+//! leaves its leases to expire; `resume` (by the operator, or by any process
+//! that finds the orphan) continues from the last committed event.
+
+mod journal;
+mod lease;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub use journal::StoreJournal;
+pub use lease::{LeaseWait, env_key, exec_key};
+
+use piflow_asl::{Format, LoadOptions, StateMachine, validate_text};
+use piflow_engine::{
+    Clock, Durable, Engine, EngineOptions, ExecutionOutcome, ExecutionRequest, HistorySink,
+    RecordedEvent, Replay, Status, TaskRegistry,
+};
+use piflow_store::{
+    DefinitionVersion, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, Store,
+    StoreError, StoredEvent,
+};
+
+/// What can keep the runner from starting or continuing an execution.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no execution {0}")]
+    NotFound(String),
+    /// The environment is leased to another execution (`--no-wait`).
+    #[error(
+        "{key} is held by execution {holder} until {until} (renewed while it runs); {waiting} other execution(s) are waiting. Run without --no-wait to queue"
+    )]
+    LeaseHeld {
+        key: String,
+        holder: String,
+        until: DateTime<Utc>,
+        waiting: usize,
+    },
+    /// Another live process runs this execution.
+    #[error(
+        "execution {id} is running in process {holder} (its lease runs until {until}, renewed while that process lives); if that process died, resume it after the lease expires"
+    )]
+    Running {
+        id: String,
+        holder: String,
+        until: DateTime<Utc>,
+    },
+    #[error("execution {id} is {status}: {what}")]
+    WrongStatus {
+        id: String,
+        status: String,
+        what: String,
+    },
+    #[error(
+        "an execution named {name} of {workflow} already exists with a different input; choose another --name"
+    )]
+    AlreadyExists { workflow: String, name: String },
+    #[error("{0}")]
+    Definition(String),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl RunnerError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RunnerError::Store(e) => e.code(),
+            RunnerError::NotFound(_) => "execution-not-found",
+            RunnerError::LeaseHeld { .. } => "lease-held",
+            RunnerError::Running { .. } => "execution-running",
+            RunnerError::WrongStatus { .. } => "wrong-status",
+            RunnerError::AlreadyExists { .. } => "execution-already-exists",
+            RunnerError::Definition(_) => "definition-invalid",
+            RunnerError::BadRequest(_) => "bad-request",
+        }
+    }
+}
+
+/// A new execution.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub workflow: String,
+    /// The definition's text; published as the workflow's next version
+    /// unless it equals the latest one.
+    pub definition: String,
+    pub source_commit: Option<String>,
+    pub author: String,
+    /// Unique per workflow (default: a fresh UUID).
+    pub name: Option<String>,
+    pub input: Value,
+    /// Who or what started it: `cli:alice`, `tag:…`, `event:…`.
+    pub trigger: String,
+    /// Take the lease `env:ENV` for the execution's whole run.
+    pub env: Option<String>,
+    /// Wait in the environment's queue (else refuse while it is held).
+    pub wait: bool,
+}
+
+/// How a runner call ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub record: ExecutionRecord,
+    /// The engine's outcome, when this call ran the execution.
+    pub outcome: Option<ExecutionOutcome>,
+    /// The execution existed already (same name and input): nothing ran.
+    pub existing: bool,
+}
+
+/// Things worth telling the operator while waiting.
+pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Runs executions durably against one store.
+#[derive(Clone)]
+pub struct Runner {
+    pub store: Arc<dyn Store>,
+    pub tasks: TaskRegistry,
+    pub clock: Arc<dyn Clock>,
+    pub options: EngineOptions,
+    pub sink: Option<Arc<dyn HistorySink>>,
+    /// How long a lease lives without renewal (renewed every third of it).
+    pub lease_ttl: Duration,
+    /// This process, as a lease holder: `pid@host#nonce`.
+    pub holder: String,
+    pub notice: Option<Notice>,
+}
+
+/// The execution id of `workflow` and `name`: `workflow:name`.
+pub fn execution_id(workflow: &str, name: &str) -> String {
+    format!("{workflow}:{name}")
+}
+
+/// An execution id from an id or an execution ARN
+/// (`arn:aws:states:REGION:ACCOUNT:execution:WORKFLOW:NAME`).
+pub fn id_from(text: &str) -> String {
+    match text.split_once(":execution:") {
+        Some((_, rest)) if text.starts_with("arn:") => rest.to_string(),
+        _ => text.to_string(),
+    }
+}
+
+/// The execution a task token belongs to: tokens are
+/// `EXECUTION_ARN:ENTERED_EVENT:ATTEMPT`.
+pub fn execution_of_token(token: &str) -> Option<String> {
+    let mut parts = token.rsplitn(3, ':');
+    let attempt = parts.next()?;
+    let entered = parts.next()?;
+    let arn = parts.next()?;
+    if attempt.parse::<u32>().is_err() || entered.parse::<u64>().is_err() {
+        return None;
+    }
+    arn.contains(":execution:").then(|| id_from(arn))
+}
+
+/// Names as Step Functions allows them: 1–80 characters, none of
+/// whitespace, `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` or controls.
+pub fn check_name(name: &str) -> Result<(), RunnerError> {
+    let bad =
+        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(RunnerError::BadRequest(format!(
+            "execution name {name:?} must be 1 to 80 characters"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| bad(*c)) {
+        return Err(RunnerError::BadRequest(format!(
+            "execution name {name:?} contains {c:?}; names may not contain whitespace or any of < > {{ }} [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /"
+        )));
+    }
+    Ok(())
+}
+
+fn process_holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}@{host}#{}", std::process::id(), &nonce[..8])
+}
+
+/// The lease time-to-live: `PIFLOW_LEASE_TTL` seconds, else 30.
+pub fn default_lease_ttl() -> Duration {
+    std::env::var("PIFLOW_LEASE_TTL")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map_or(Duration::from_secs(30), Duration::from_secs_f64)
+}
+
+fn chrono_ttl(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::seconds(30))
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// Parse and validate a stored definition.
+fn machine_of(def: &DefinitionVersion) -> Result<StateMachine, RunnerError> {
+    let shown = format!("{} version {}", def.workflow, def.version);
+    let format = if def.definition.trim_start().starts_with('{') {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    let v = validate_text(&shown, &def.definition, format, LoadOptions::default());
+    match v.machine {
+        Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => Ok(m),
+        _ => Err(RunnerError::Definition(format!(
+            "{shown} is not a valid state machine: {}",
+            v.errors()
+                .map(|d| format!("{} at {}", d.message, d.pointer))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+    }
+}
+
+fn recorded(events: Vec<StoredEvent>) -> Vec<RecordedEvent> {
+    events
+        .into_iter()
+        .map(|e| RecordedEvent {
+            id: e.seq,
+            event_type: e.event_type,
+            timestamp: e.timestamp,
+            details: e.details,
+            key: e.key,
+            checkpoint: e.checkpoint,
+        })
+        .collect()
+}
+
+impl Runner {
+    pub fn new(store: Arc<dyn Store>, tasks: TaskRegistry, clock: Arc<dyn Clock>) -> Runner {
+        Runner {
+            store,
+            tasks,
+            clock,
+            options: EngineOptions::default(),
+            sink: None,
+            lease_ttl: default_lease_ttl(),
+            holder: process_holder(),
+            notice: None,
+        }
+    }
+
+    fn say(&self, text: &str) {
+        if let Some(n) = &self.notice {
+            n(text);
+        }
+        tracing::info!(holder = %self.holder, "{text}");
+    }
+
+    /// Start a new execution and run it to its end (or return the existing
+    /// execution of that name).
+    pub async fn start(&self, req: StartRequest) -> Result<Finished, RunnerError> {
+        let name = req
+            .name
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        check_name(&name)?;
+        let id = execution_id(&req.workflow, &name);
+        if let Some(existing) = self.store.execution(&id).await? {
+            return self.existing(existing, &req.input);
+        }
+        // Definitions are checked before anything is stored.
+        let version = self
+            .store
+            .publish(NewDefinition {
+                workflow: req.workflow.clone(),
+                definition: req.definition.clone(),
+                author: req.author.clone(),
+                source_commit: req.source_commit.clone(),
+            })
+            .await?;
+        let machine = machine_of(&version)?;
+        if let Some(env) = &req.env {
+            self.take_env_lease(env, &id, req.wait).await?;
+        }
+        let record = ExecutionRecord {
+            id: id.clone(),
+            workflow: req.workflow.clone(),
+            name: name.clone(),
+            version: version.version,
+            status: Status::Running.as_str().into(),
+            input: req.input.clone(),
+            output: None,
+            error: None,
+            cause: None,
+            trigger: req.trigger.clone(),
+            started: self.clock.now(),
+            stopped: None,
+            revision: 0,
+            redrive_count: 0,
+            stop_requested: None,
+            env: req.env.clone(),
+        };
+        let record = match self.store.start_execution(record).await {
+            Ok(StartOutcome::Created(r)) => r,
+            Ok(StartOutcome::Existing(r)) => {
+                self.release_env(&req.env, &id).await;
+                return self.existing(r, &req.input);
+            }
+            Err(e) => {
+                self.release_env(&req.env, &id).await;
+                return Err(e.into());
+            }
+        };
+        self.drive(record, machine, Replay::default()).await
+    }
+
+    fn existing(&self, r: ExecutionRecord, input: &Value) -> Result<Finished, RunnerError> {
+        if &r.input != input {
+            return Err(RunnerError::AlreadyExists {
+                workflow: r.workflow,
+                name: r.name,
+            });
+        }
+        Ok(Finished {
+            record: r,
+            outcome: None,
+            existing: true,
+        })
+    }
+
+    /// Continue a RUNNING execution from its last committed event.
+    pub async fn resume(&self, id: &str) -> Result<Finished, RunnerError> {
+        let id = id_from(id);
+        let record = self
+            .store
+            .execution(&id)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
+        if record.status != Status::Running.as_str() {
+            return Ok(Finished {
+                record,
+                outcome: None,
+                existing: true,
+            });
+        }
+        self.check_not_running_elsewhere(&id).await?;
+        let machine = self.pinned_machine(&record).await?;
+        let replay = Replay::new(recorded(self.store.events(&id).await?));
+        if let Some(env) = &record.env {
+            self.take_env_lease(env, &id, true).await?;
+        }
+        self.drive(record, machine, replay).await
+    }
+
+    /// Run a FAILED, TIMED_OUT or ABORTED execution again from the state
+    /// that did not finish, keeping every state that did (Step Functions'
+    /// redrive).
+    pub async fn redrive(&self, id: &str) -> Result<Finished, RunnerError> {
+        let id = id_from(id);
+        let record = self
+            .store
+            .execution(&id)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
+        if !matches!(record.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+            return Err(RunnerError::WrongStatus {
+                id,
+                status: record.status,
+                what: "only a FAILED, TIMED_OUT or ABORTED execution can be redriven".into(),
+            });
+        }
+        self.check_not_running_elsewhere(&id).await?;
+        let machine = self.pinned_machine(&record).await?;
+        if let Some(env) = &record.env {
+            self.take_env_lease(env, &id, true).await?;
+        }
+        let events = self.store.events(&id).await?;
+        let n = record.redrive_count + 1;
+        let seq = events.last().map_or(1, |e| e.seq + 1);
+        self.store
+            .append_events(
+                &id,
+                vec![StoredEvent {
+                    seq,
+                    event_type: "ExecutionRedriven".into(),
+                    state: None,
+                    timestamp: self.clock.now(),
+                    details: json!({"redriveCount": n}),
+                    key: Some(format!("/~redrive{n}")),
+                    checkpoint: None,
+                }],
+            )
+            .await?;
+        let record = self
+            .update(&id, |r| {
+                r.status = Status::Running.as_str().into();
+                r.redrive_count = n;
+                r.stopped = None;
+                r.error = None;
+                r.cause = None;
+                r.output = None;
+                r.stop_requested = None;
+            })
+            .await?;
+        let replay = Replay::new(recorded(self.store.events(&id).await?));
+        self.drive(record, machine, replay).await
+    }
+
+    /// Stop a RUNNING execution: ask the process running it, or, when no
+    /// process runs it, end it here.
+    pub async fn stop(&self, id: &str, who: &str) -> Result<ExecutionRecord, RunnerError> {
+        let id = id_from(id);
+        let record = self
+            .store
+            .execution(&id)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
+        if record.status != Status::Running.as_str() {
+            return Err(RunnerError::WrongStatus {
+                id,
+                status: record.status,
+                what: "only a RUNNING execution can be stopped".into(),
+            });
+        }
+        match self.live_owner(&id).await? {
+            Some(_) => {
+                self.update(&id, |r| r.stop_requested = Some(who.to_string()))
+                    .await?;
+                // The owner sees the request at its next renewal.
+                let deadline = tokio::time::Instant::now() + self.lease_ttl;
+                loop {
+                    let r = self
+                        .store
+                        .execution(&id)
+                        .await?
+                        .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
+                    if r.status != Status::Running.as_str()
+                        || tokio::time::Instant::now() >= deadline
+                    {
+                        return Ok(r);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            None => {
+                let key = exec_key(&id);
+                if let LeaseOutcome::Held(l) = self
+                    .store
+                    .acquire_lease(&key, &self.holder, chrono_ttl(self.lease_ttl))
+                    .await?
+                {
+                    return Err(RunnerError::Running {
+                        id,
+                        holder: l.holder,
+                        until: l.expires,
+                    });
+                }
+                let events = self.store.events(&id).await?;
+                let seq = events.last().map_or(1, |e| e.seq + 1);
+                self.store
+                    .append_events(
+                        &id,
+                        vec![StoredEvent {
+                            seq,
+                            event_type: "ExecutionAborted".into(),
+                            state: None,
+                            timestamp: self.clock.now(),
+                            details: json!({"error": "piflow.Stopped", "cause": format!("stopped by {who}")}),
+                            key: Some("/".into()),
+                            checkpoint: None,
+                        }],
+                    )
+                    .await?;
+                let stopped = self.clock.now();
+                let r = self
+                    .update(&id, |r| {
+                        r.status = Status::Aborted.as_str().into();
+                        r.stopped = Some(stopped);
+                        r.stop_requested = Some(who.to_string());
+                    })
+                    .await?;
+                self.release_env(&r.env, &id).await;
+                let _ = self.store.release_lease(&key, &self.holder).await;
+                Ok(r)
+            }
+        }
+    }
+
+    /// The state machine of the definition version an execution is pinned to.
+    async fn pinned_machine(&self, record: &ExecutionRecord) -> Result<StateMachine, RunnerError> {
+        let def = self
+            .store
+            .definition(&record.workflow, record.version)
+            .await?
+            .ok_or_else(|| {
+                RunnerError::Definition(format!(
+                    "{} version {} is missing from the store",
+                    record.workflow, record.version
+                ))
+            })?;
+        machine_of(&def)
+    }
+
+    /// RUNNING executions that no live process holds.
+    pub async fn orphans(&self) -> Result<Vec<ExecutionRecord>, RunnerError> {
+        let mut out = Vec::new();
+        for r in self.store.executions(Some("RUNNING")).await? {
+            if self.live_owner(&r.id).await?.is_none() {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The holder of a live execution lease, if any.
+    async fn live_owner(&self, id: &str) -> Result<Option<piflow_store::Lease>, RunnerError> {
+        Ok(self
+            .store
+            .lease(&exec_key(id))
+            .await?
+            .filter(|l| l.expires > now()))
+    }
+
+    async fn check_not_running_elsewhere(&self, id: &str) -> Result<(), RunnerError> {
+        match self.live_owner(id).await? {
+            Some(l) if l.holder != self.holder => Err(RunnerError::Running {
+                id: id.to_string(),
+                holder: l.holder,
+                until: l.expires,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Read-modify-write an execution record, again on a concurrent update.
+    async fn update(
+        &self,
+        id: &str,
+        change: impl Fn(&mut ExecutionRecord),
+    ) -> Result<ExecutionRecord, RunnerError> {
+        let mut attempt = 0;
+        loop {
+            let mut r = self
+                .store
+                .execution(id)
+                .await?
+                .ok_or_else(|| RunnerError::NotFound(id.to_string()))?;
+            change(&mut r);
+            match self.store.update_execution(r).await {
+                Ok(stored) => return Ok(stored),
+                Err(StoreError::Conflict(why)) if attempt < 10 => {
+                    tracing::debug!(execution = %id, attempt, %why, "record changed meanwhile; again");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn take_env_lease(&self, env: &str, id: &str, wait: bool) -> Result<(), RunnerError> {
+        let notice = self.notice.clone();
+        lease::take(
+            self.store.as_ref(),
+            &env_key(env),
+            id,
+            self.lease_ttl,
+            wait,
+            &|text: &str| {
+                if let Some(n) = &notice {
+                    n(text);
+                }
+            },
+        )
+        .await
+    }
+
+    async fn release_env(&self, env: &Option<String>, id: &str) {
+        if let Some(env) = env {
+            let key = env_key(env);
+            if let Err(e) = self.store.release_lease(&key, id).await {
+                tracing::warn!(lease = %key, execution = %id, error = %e, "could not release the lease; it expires by itself");
+            }
+            let _ = self.store.leave_queue(&key, id).await;
+        }
+    }
+
+    /// Run an execution (new, resumed or redriven) under its leases until
+    /// it ends, then record how it ended.
+    async fn drive(
+        &self,
+        record: ExecutionRecord,
+        machine: StateMachine,
+        replay: Replay,
+    ) -> Result<Finished, RunnerError> {
+        let id = record.id.clone();
+        let key = exec_key(&id);
+        if let LeaseOutcome::Held(l) = self
+            .store
+            .acquire_lease(&key, &self.holder, chrono_ttl(self.lease_ttl))
+            .await?
+        {
+            self.release_env(&record.env, &id).await;
+            return Err(RunnerError::Running {
+                id,
+                holder: l.holder,
+                until: l.expires,
+            });
+        }
+        // Ended before the process that ran it could record it.
+        if let Some(end) = replay.terminal() {
+            let (status, output, error, cause) = ended_by(end);
+            let at = end.timestamp;
+            let r = self
+                .update(&id, |r| {
+                    r.status = status.into();
+                    r.output = output.clone();
+                    r.error = error.clone();
+                    r.cause = cause.clone();
+                    r.stopped = Some(at);
+                })
+                .await?;
+            self.release_env(&r.env, &id).await;
+            let _ = self.store.release_lease(&key, &self.holder).await;
+            return Ok(Finished {
+                record: r,
+                outcome: None,
+                existing: false,
+            });
+        }
+        if !replay.is_empty() {
+            self.say(&format!(
+                "continuing {id} after event {}{}",
+                replay.last_id(),
+                if record.redrive_count > 0 {
+                    format!(" (redrive {})", record.redrive_count)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let valid_until = Arc::new(std::sync::Mutex::new(
+            tokio::time::Instant::now() + self.lease_ttl.mul_f64(0.9),
+        ));
+        let mut engine = Engine::new(self.tasks.clone(), self.clock.clone());
+        engine.options = self.options.clone();
+        engine.sink = self.sink.clone();
+        let tokens = engine.tokens.clone();
+        let journal = Arc::new(StoreJournal::new(
+            self.store.clone(),
+            id.clone(),
+            lost.clone(),
+            valid_until.clone(),
+        ));
+        let request = ExecutionRequest {
+            machine: Arc::new(machine),
+            state_machine_name: record.workflow.clone(),
+            execution_name: record.name.clone(),
+            input: record.input.clone(),
+            role_arn: None,
+            durable: Some(Durable {
+                journal,
+                replay: Arc::new(replay),
+                start_date: Some(record.started),
+                redrive_count: record.redrive_count,
+            }),
+        };
+        // Renew the leases, watch for stop requests and task answers.
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = watch::channel(false);
+        let keeper = tokio::spawn(lease::keep(lease::Keeper {
+            store: self.store.clone(),
+            id: id.clone(),
+            holder: self.holder.clone(),
+            env: record.env.clone(),
+            ttl: self.lease_ttl,
+            tokens,
+            lost: lost.clone(),
+            valid_until,
+            stop: stop_tx,
+            done: done_rx,
+        }));
+        let stop = async move {
+            while !*stop_rx.borrow() {
+                if stop_rx.changed().await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+            }
+        };
+        let outcome = engine.run_until(request, stop).await;
+        let _ = done_tx.send(true);
+        let _ = keeper.await;
+        if outcome.status == Status::Running {
+            // The journal could not be written (store down, lease lost):
+            // the execution stays RUNNING and resumable.
+            self.say(&format!(
+                "{id} stopped without finishing: {}; run `piflow resume {id}` when the store is reachable",
+                outcome.cause.as_deref().unwrap_or("the store failed")
+            ));
+            if !lost.load(Ordering::SeqCst) {
+                let _ = self.store.release_lease(&key, &self.holder).await;
+            }
+            let r = self
+                .store
+                .execution(&id)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(record);
+            return Ok(Finished {
+                record: r,
+                outcome: Some(outcome),
+                existing: false,
+            });
+        }
+        let r = self
+            .update(&id, |r| {
+                r.status = outcome.status.as_str().into();
+                r.output = outcome.output.clone();
+                r.error = outcome.error.clone();
+                r.cause = outcome.cause.clone();
+                r.stopped = Some(outcome.stop_date);
+            })
+            .await?;
+        self.release_env(&r.env, &id).await;
+        if let Err(e) = self.store.release_lease(&key, &self.holder).await {
+            tracing::warn!(lease = %key, error = %e, "could not release the execution lease; it expires by itself");
+        }
+        Ok(Finished {
+            record: r,
+            outcome: Some(outcome),
+            existing: false,
+        })
+    }
+}
+
+/// Status, output, error and cause from a terminal history event.
+fn ended_by(e: &RecordedEvent) -> (&'static str, Option<Value>, Option<String>, Option<String>) {
+    let text = |f: &str| e.details.get(f).and_then(Value::as_str).map(str::to_string);
+    match e.event_type.as_str() {
+        "ExecutionSucceeded" => ("SUCCEEDED", Some(e.details.clone()), None, None),
+        "ExecutionFailed" => ("FAILED", None, text("error"), text("cause")),
+        "ExecutionTimedOut" => ("TIMED_OUT", None, None, None),
+        _ => ("ABORTED", None, text("error"), text("cause")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_tokens_and_names() {
+        assert_eq!(id_from("upgrade:r1"), "upgrade:r1");
+        assert_eq!(
+            id_from("arn:aws:states:us-east-1:000000000000:execution:upgrade:r1"),
+            "upgrade:r1"
+        );
+        assert_eq!(
+            execution_of_token("arn:aws:states:us-east-1:000000000000:execution:upgrade:r1:17:0"),
+            Some("upgrade:r1".into())
+        );
+        assert_eq!(execution_of_token("not-a-token"), None);
+        assert_eq!(execution_of_token("a:b:c"), None);
+        assert!(check_name("release-1.0").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("has space").is_err());
+        assert!(check_name("a:b").is_err());
+        assert!(check_name(&"x".repeat(81)).is_err());
+    }
+}

@@ -1,0 +1,977 @@
+//! EventBridge event patterns and input transformers: the examples of the
+//! EventBridge user guide (event patterns, content filtering, null values,
+//! arrays, input transformation), each with its documented matching and
+//! non-matching events; validation errors. (`piflow events test` is tested in
+//! the binary's tests/cli_events.rs.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
+use indexmap::IndexMap;
+use piflow_triggers::{
+    InputPath, InputTransformer, Pattern, PatternErrorKind, PatternSet, RuleContext,
+};
+use serde_json::{Value, json};
+
+fn pattern(p: Value) -> Pattern {
+    Pattern::parse(&p).unwrap_or_else(|e| panic!("{p} should compile: {e}"))
+}
+
+/// Asserts that `p` matches every event in `yes` and none in `no`.
+fn check(p: Value, yes: &[Value], no: &[Value]) {
+    let compiled = pattern(p.clone());
+    for e in yes {
+        assert!(compiled.matches(e), "{p} should match {e}");
+    }
+    for e in no {
+        assert!(!compiled.matches(e), "{p} should not match {e}");
+    }
+}
+
+fn invalid(p: Value, kind: PatternErrorKind, path: &str, needle: &str) {
+    let e = Pattern::parse(&p).expect_err(&format!("{p} should be rejected"));
+    assert_eq!(e.kind, kind, "{p}: {e}");
+    assert_eq!(e.path, path, "{p}: {e}");
+    assert!(
+        e.to_string().contains(needle),
+        "{p}: {e:?} should mention {needle:?}"
+    );
+    assert!(e.code().starts_with("pattern."));
+}
+
+/// The EC2 state-change event of the user guide's "Event patterns" page.
+fn ec2_event(state: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": "111122223333",
+        "time": "2017-12-22T18:43:48Z",
+        "region": "us-west-1",
+        "resources": ["arn:aws:ec2:us-west-1:123456789012:instance/i-1234567890abcdef0"],
+        "detail": {"instance-id": "i-1234567890abcdef0", "state": state}
+    })
+}
+
+fn detail(d: Value) -> Value {
+    json!({"source": "aws.ec2", "detail-type": "x", "detail": d})
+}
+
+// --- Event patterns: the basics -------------------------------------------
+
+#[test]
+fn doc_ec2_terminated() {
+    check(
+        json!({
+            "source": ["aws.ec2"],
+            "detail-type": ["EC2 Instance State-change Notification"],
+            "detail": {"state": ["terminated"]}
+        }),
+        &[ec2_event("terminated")],
+        &[ec2_event("running"), json!({"source": "aws.ec2"})],
+    );
+}
+
+#[test]
+fn doc_match_one_of_several_values() {
+    check(
+        json!({"source": ["aws.ec2", "aws.fargate"]}),
+        &[
+            json!({"source": "aws.ec2"}),
+            json!({"source": "aws.fargate"}),
+        ],
+        &[
+            json!({"source": "aws.s3"}),
+            json!({"detail": {"source": "aws.ec2"}}),
+        ],
+    );
+}
+
+#[test]
+fn doc_null_and_empty_string() {
+    let event = json!({
+        "version": "0",
+        "id": "3e3c153a-8339-4e30-8c35-687ebef853fe",
+        "detail-type": "EC2 Instance Launch Successful",
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2015-11-11T21:31:47Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"eventVersion": "", "responseElements": null}
+    });
+    check(
+        json!({"detail": {"eventVersion": [""]}}),
+        std::slice::from_ref(&event),
+        &[],
+    );
+    check(
+        json!({"detail": {"responseElements": [null]}}),
+        std::slice::from_ref(&event),
+        &[],
+    );
+    // Null and the empty string are not interchangeable.
+    check(
+        json!({"detail": {"responseElements": [""]}}),
+        &[],
+        std::slice::from_ref(&event),
+    );
+    check(json!({"detail": {"eventVersion": [null]}}), &[], &[event]);
+}
+
+#[test]
+fn doc_arrays_intersect() {
+    let p = json!({"resources": [
+        "arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f",
+        "arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f",
+        "arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f"
+    ]});
+    check(
+        p,
+        &[json!({"resources": [
+            "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:eb56d16b-bbf0-401d-b893-d5978ed4a025:autoScalingGroupName/ASGTerminate",
+            "arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f"
+        ]})],
+        &[
+            json!({"resources": ["arn:aws:ec2:us-east-1:999999999999:instance/i-b188560f"]}),
+            json!({"resources": []}),
+        ],
+    );
+}
+
+#[test]
+fn numbers_compare_numerically_and_types_do_not_mix() {
+    check(
+        json!({"detail": {"x": [300]}}),
+        &[
+            detail(json!({"x": 300})),
+            detail(json!({"x": 300.0})),
+            detail(json!({"x": 3.0e2})),
+        ],
+        &[detail(json!({"x": "300"})), detail(json!({"x": 301}))],
+    );
+    check(
+        json!({"detail": {"b": [true]}}),
+        &[detail(json!({"b": true}))],
+        &[detail(json!({"b": "true"})), detail(json!({"b": false}))],
+    );
+}
+
+#[test]
+fn nested_fields_through_event_arrays_keep_array_consistency() {
+    let p = json!({"detail": {"items": {"name": ["a"], "size": [{"numeric": [">", 10]}]}}});
+    check(
+        p,
+        &[detail(
+            json!({"items": [{"name": "b", "size": 1}, {"name": "a", "size": 11}]}),
+        )],
+        // name and size each match, but in different elements.
+        &[detail(
+            json!({"items": [{"name": "a", "size": 1}, {"name": "b", "size": 11}]}),
+        )],
+    );
+}
+
+// --- Content filtering ------------------------------------------------------
+
+#[test]
+fn doc_prefix() {
+    check(
+        json!({"time": [{"prefix": "2017-10-02"}]}),
+        &[json!({"time": "2017-10-02T18:43:48Z"})],
+        &[
+            json!({"time": "2017-10-03T18:43:48Z"}),
+            json!({"time": 20171002}),
+        ],
+    );
+}
+
+#[test]
+fn doc_prefix_ignore_case() {
+    check(
+        json!({"detail": {"service": [{"prefix": {"equals-ignore-case": "EventB"}}]}}),
+        &[
+            detail(json!({"service": "EventBridge"})),
+            detail(json!({"service": "EVENTBRIDGE"})),
+            detail(json!({"service": "eventbridge"})),
+        ],
+        &[
+            detail(json!({"service": "SNS"})),
+            detail(json!({"service": "Event"})),
+        ],
+    );
+}
+
+#[test]
+fn doc_suffix_and_ignore_case() {
+    check(
+        json!({"FileName": [{"suffix": ".png"}]}),
+        &[json!({"FileName": "image.png"})],
+        &[
+            json!({"FileName": "image.PNG"}),
+            json!({"FileName": "image.jpg"}),
+        ],
+    );
+    check(
+        json!({"detail": {"FileName": [{"suffix": {"equals-ignore-case": ".png"}}]}}),
+        &[
+            detail(json!({"FileName": "image.png"})),
+            detail(json!({"FileName": "image.PNG"})),
+        ],
+        &[detail(json!({"FileName": "image.png.txt"}))],
+    );
+}
+
+#[test]
+fn doc_anything_but_string_and_number() {
+    check(
+        json!({"detail": {"state": [{"anything-but": "initializing"}]}}),
+        &[detail(json!({"state": "running"}))],
+        &[detail(json!({"state": "initializing"})), detail(json!({}))],
+    );
+    check(
+        json!({"detail": {"x-limit": [{"anything-but": 123}]}}),
+        &[
+            detail(json!({"x-limit": 124})),
+            detail(json!({"x-limit": 12.3})),
+        ],
+        &[
+            detail(json!({"x-limit": 123})),
+            detail(json!({"x-limit": 123.0})),
+        ],
+    );
+}
+
+#[test]
+fn doc_anything_but_lists() {
+    check(
+        json!({"detail": {"state": [{"anything-but": ["stopped", "overloaded"]}]}}),
+        &[detail(json!({"state": "running"}))],
+        &[
+            detail(json!({"state": "stopped"})),
+            detail(json!({"state": "overloaded"})),
+        ],
+    );
+    check(
+        json!({"detail": {"x-limit": [{"anything-but": [100, 200, 300]}]}}),
+        &[detail(json!({"x-limit": 301.8}))],
+        &[detail(json!({"x-limit": 200}))],
+    );
+}
+
+#[test]
+fn doc_anything_but_prefix_suffix() {
+    check(
+        json!({"detail": {"state": [{"anything-but": {"prefix": "init"}}]}}),
+        &[detail(json!({"state": "running"}))],
+        &[detail(json!({"state": "initializing"}))],
+    );
+    check(
+        json!({"Region": [{"anything-but": {"prefix": "us-"}}]}),
+        &[json!({"Region": "eu-west-1"})],
+        &[json!({"Region": "us-east-1"})],
+    );
+    check(
+        json!({"detail": {"FileName": [{"anything-but": {"suffix": ".txt"}}]}}),
+        &[detail(json!({"FileName": "notes.md"}))],
+        &[detail(json!({"FileName": "notes.txt"}))],
+    );
+}
+
+#[test]
+fn doc_anything_but_ignore_case() {
+    check(
+        json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "initializing"}}]}}),
+        &[detail(json!({"state": "running"}))],
+        &[
+            detail(json!({"state": "INITIALIZING"})),
+            detail(json!({"state": "Initializing"})),
+        ],
+    );
+    check(
+        json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["initializing", "stopped"]}}]}}),
+        &[detail(json!({"state": "running"}))],
+        &[
+            detail(json!({"state": "STOPPED"})),
+            detail(json!({"state": "initializing"})),
+        ],
+    );
+}
+
+#[test]
+fn doc_anything_but_wildcard() {
+    check(
+        json!({"detail": {"FilePath": [{"anything-but": {"wildcard": "*/lib/*"}}]}}),
+        &[detail(json!({"FilePath": "/usr/bin/cat"}))],
+        &[detail(json!({"FilePath": "/usr/lib/libc.so"}))],
+    );
+    check(
+        json!({"detail": {"FilePath": [{"anything-but": {"wildcard": ["*/lib/*", "*/bin/*"]}}]}}),
+        &[detail(json!({"FilePath": "/etc/hosts"}))],
+        &[
+            detail(json!({"FilePath": "/usr/bin/cat"})),
+            detail(json!({"FilePath": "/usr/lib/x"})),
+        ],
+    );
+}
+
+#[test]
+fn doc_numeric() {
+    let p = json!({"detail": {
+        "c-count": [{"numeric": [">", 0, "<=", 5]}],
+        "d-count": [{"numeric": ["<", 10]}],
+        "x-limit": [{"numeric": ["=", 3.018e2]}]
+    }});
+    check(
+        p,
+        &[detail(
+            json!({"c-count": 5, "d-count": 7, "x-limit": 301.8}),
+        )],
+        &[
+            detail(json!({"c-count": 0, "d-count": 7, "x-limit": 301.8})),
+            detail(json!({"c-count": 6, "d-count": 7, "x-limit": 301.8})),
+            detail(json!({"c-count": 5, "d-count": 10, "x-limit": 301.8})),
+            detail(json!({"c-count": 5, "d-count": 7, "x-limit": 301.9})),
+            // Numeric matching takes JSON numbers only.
+            detail(json!({"c-count": "5", "d-count": 7, "x-limit": 301.8})),
+        ],
+    );
+    check(
+        json!({"n": [{"numeric": [">=", 1, "<", 2]}]}),
+        &[json!({"n": 1}), json!({"n": 1.999})],
+        &[json!({"n": 2}), json!({"n": 0.999})],
+    );
+}
+
+#[test]
+fn doc_cidr_ipv4_and_ipv6() {
+    check(
+        json!({"detail": {"sourceIPAddress": [{"cidr": "10.0.0.0/24"}]}}),
+        &[
+            detail(json!({"sourceIPAddress": "10.0.0.255"})),
+            detail(json!({"sourceIPAddress": "10.0.0.0"})),
+        ],
+        &[
+            detail(json!({"sourceIPAddress": "10.0.1.1"})),
+            detail(json!({"sourceIPAddress": "not an ip"})),
+            detail(json!({"sourceIPAddress": "2001:db8::1"})),
+        ],
+    );
+    check(
+        json!({"detail": {"sourceIPAddress": [{"cidr": "2001:db8::/64"}]}}),
+        &[detail(json!({"sourceIPAddress": "2001:db8::ff:1"}))],
+        &[
+            detail(json!({"sourceIPAddress": "2001:db9::1"})),
+            detail(json!({"sourceIPAddress": "10.0.0.1"})),
+        ],
+    );
+}
+
+#[test]
+fn doc_exists() {
+    check(
+        json!({"detail": {"state": [{"exists": true}]}}),
+        &[ec2_event("terminated"), detail(json!({"state": null}))],
+        &[detail(json!({"other": 1})), json!({"source": "x"})],
+    );
+    check(
+        json!({"detail": {"state": [{"exists": false}]}}),
+        &[detail(json!({"other": 1})), json!({"source": "x"})],
+        &[ec2_event("terminated"), detail(json!({"state": null}))],
+    );
+}
+
+#[test]
+fn exists_works_on_leaf_nodes_only() {
+    // An object is not a leaf: it does not "exist" for `exists`, and an empty
+    // array (or one of objects) has no leaf value.
+    let yes = json!({"detail": {"state": [{"exists": true}]}});
+    let no = json!({"detail": {"state": [{"exists": false}]}});
+    let object = detail(json!({"state": {"name": "running"}}));
+    let empty = detail(json!({"state": []}));
+    let list = detail(json!({"state": ["a"]}));
+    check(
+        yes.clone(),
+        std::slice::from_ref(&list),
+        &[object.clone(), empty.clone()],
+    );
+    check(no, &[object, empty], &[list]);
+}
+
+#[test]
+fn doc_equals_ignore_case() {
+    check(
+        json!({"detail-type": [{"equals-ignore-case": "ec2 instance state-change notification"}]}),
+        &[ec2_event("x")],
+        &[json!({"detail-type": "EC2 Instance Launch Successful"})],
+    );
+    check(
+        json!({"Name": [{"equals-ignore-case": "alice"}]}),
+        &[json!({"Name": "Alice"}), json!({"Name": "ALICE"})],
+        &[json!({"Name": "Alicia"})],
+    );
+}
+
+#[test]
+fn doc_wildcard() {
+    check(
+        json!({"EventBusArn": [{"wildcard": "arn:aws:events:us-east-1:*:event-bus/*"}]}),
+        &[json!({"EventBusArn": "arn:aws:events:us-east-1:123456789012:event-bus/default"})],
+        &[json!({"EventBusArn": "arn:aws:events:us-west-2:123456789012:event-bus/default"})],
+    );
+    check(
+        json!({"FileName": [{"wildcard": "dir/*.png"}]}),
+        &[
+            json!({"FileName": "dir/a.png"}),
+            json!({"FileName": "dir/sub/a.png"}),
+        ],
+        &[
+            json!({"FileName": "dir/a.jpg"}),
+            json!({"FileName": "other/a.png"}),
+        ],
+    );
+    // `\*` is a literal star.
+    check(
+        json!({"k": [{"wildcard": "a\\*b*"}]}),
+        &[json!({"k": "a*bc"})],
+        &[json!({"k": "axbc"})],
+    );
+}
+
+#[test]
+fn doc_complex_example() {
+    let p = json!({
+        "time": [{"prefix": "2017-10-02"}],
+        "detail": {
+            "state": [{"anything-but": "initializing"}],
+            "c-count": [{"numeric": [">", 0, "<=", 5]}],
+            "d-count": [{"numeric": ["<", 10]}],
+            "x-limit": [{"anything-but": [100, 200, 300]}]
+        }
+    });
+    let event = |state: &str, x: f64| {
+        json!({"time": "2017-10-02T18:43:48Z",
+               "detail": {"state": state, "c-count": 5, "d-count": 7, "x-limit": x}})
+    };
+    check(
+        p,
+        &[event("running", 301.8)],
+        &[event("initializing", 301.8), event("running", 300.0)],
+    );
+}
+
+#[test]
+fn doc_or_matching() {
+    check(
+        json!({"detail": {"$or": [
+            {"c-count": [{"numeric": [">", 0, "<=", 5]}]},
+            {"d-count": [{"numeric": ["<", 10]}]},
+            {"x-limit": [{"numeric": ["=", 3.018e2]}]}
+        ]}}),
+        &[
+            detail(json!({"c-count": 1})),
+            detail(json!({"d-count": 3})),
+            detail(json!({"x-limit": 301.8})),
+        ],
+        &[detail(json!({"c-count": 9, "d-count": 11, "x-limit": 1}))],
+    );
+    check(
+        json!({"source": ["aws.ec2"], "$or": [
+            {"detail-type": ["EC2 Instance State-change Notification"]},
+            {"detail": {"state": ["stopped"]}}
+        ]}),
+        &[
+            ec2_event("x"),
+            json!({"source": "aws.ec2", "detail": {"state": "stopped"}}),
+        ],
+        &[
+            json!({"source": "aws.s3", "detail-type": "EC2 Instance State-change Notification"}),
+            json!({"source": "aws.ec2", "detail": {"state": "running"}}),
+        ],
+    );
+}
+
+// --- Validation -------------------------------------------------------------
+
+#[test]
+fn rejects_what_eventbridge_rejects() {
+    use PatternErrorKind as K;
+    invalid(
+        json!({"source": []}),
+        K::EmptyArray,
+        "source",
+        "empty arrays",
+    );
+    invalid(
+        json!({"source": "aws.ec2"}),
+        K::NotArray,
+        "source",
+        "must be an array",
+    );
+    invalid(
+        json!({"detail": {"n": 5}}),
+        K::NotArray,
+        "detail.n",
+        "must be an array",
+    );
+    invalid(json!([1]), K::NotObject, "", "must be a JSON object");
+    invalid(json!({}), K::EmptyObject, "", "empty objects");
+    invalid(
+        json!({"detail": {}}),
+        K::EmptyObject,
+        "detail",
+        "empty objects",
+    );
+    invalid(json!({"a": [[1]]}), K::NotArray, "a", "nested arrays");
+    invalid(
+        json!({"a": [{"contains": "x"}]}),
+        K::UnknownOperator,
+        "a",
+        "unknown operator \"contains\"",
+    );
+    invalid(
+        json!({"a": [{"prefix": "x", "suffix": "y"}]}),
+        K::OperatorShape,
+        "a",
+        "exactly one key",
+    );
+    invalid(
+        json!({"a": [{"prefix": 5}]}),
+        K::WrongOperand,
+        "a",
+        "\"prefix\" takes a string",
+    );
+    invalid(
+        json!({"a": [{"prefix": {"foo": "x"}}]}),
+        K::UnknownOperator,
+        "a",
+        "equals-ignore-case",
+    );
+    invalid(
+        json!({"a": [{"exists": "yes"}]}),
+        K::WrongOperand,
+        "a",
+        "\"exists\" takes true or false",
+    );
+    invalid(
+        json!({"a": [{"equals-ignore-case": 1}]}),
+        K::WrongOperand,
+        "a",
+        "takes a string",
+    );
+    invalid(
+        json!({"detail": {"state": {"value": [{"anything-but": true}]}}}),
+        K::WrongOperand,
+        "detail.state.value",
+        "\"anything-but\" takes a string, number, array",
+    );
+    invalid(
+        json!({"detail": {"state": {"value": [{"anything-but": {"numeric": [">", 1]}}]}}}),
+        K::UnknownOperator,
+        "detail.state.value",
+        "not {\"numeric\": …}",
+    );
+    invalid(
+        json!({"a": [{"anything-but": ["x", 1]}]}),
+        K::WrongOperand,
+        "a",
+        "only strings or only numbers",
+    );
+    invalid(
+        json!({"a": [{"anything-but": []}]}),
+        K::EmptyArray,
+        "a",
+        "non-empty",
+    );
+    invalid(
+        json!({"a": [{"anything-but": {"prefix": ""}}]}),
+        K::WrongOperand,
+        "a",
+        "non-empty",
+    );
+    invalid(
+        json!({"a": [{"numeric": [">", 5, "<", 1]}]}),
+        K::NumericRange,
+        "a",
+        "out of order",
+    );
+    invalid(
+        json!({"a": [{"numeric": [">", 5, ">", 1]}]}),
+        K::NumericRange,
+        "a",
+        "two lower bounds",
+    );
+    invalid(
+        json!({"a": [{"numeric": ["=", 5, "<", 6]}]}),
+        K::NumericRange,
+        "a",
+        "\"=\" cannot be combined",
+    );
+    invalid(
+        json!({"a": [{"numeric": [">", "5"]}]}),
+        K::NumericRange,
+        "a",
+        "takes a number",
+    );
+    invalid(
+        json!({"a": [{"numeric": ["!=", 5]}]}),
+        K::NumericRange,
+        "a",
+        "unknown comparison",
+    );
+    invalid(
+        json!({"a": [{"numeric": [">"]}]}),
+        K::NumericRange,
+        "a",
+        "one or two comparisons",
+    );
+    invalid(
+        json!({"a": [{"numeric": [">", 6e9]}]}),
+        K::NumericRange,
+        "a",
+        "5.0e9",
+    );
+    invalid(
+        json!({"a": [{"cidr": "10.0.0.0"}]}),
+        K::Cidr,
+        "a",
+        "prefix-length",
+    );
+    invalid(
+        json!({"a": [{"cidr": "10.0.0.0/33"}]}),
+        K::Cidr,
+        "a",
+        "above 32",
+    );
+    invalid(
+        json!({"a": [{"cidr": "300.0.0.0/8"}]}),
+        K::Cidr,
+        "a",
+        "not an IP",
+    );
+    invalid(
+        json!({"a": [{"wildcard": "a**b"}]}),
+        K::Wildcard,
+        "a",
+        "consecutive wildcard",
+    );
+    invalid(
+        json!({"a": [{"wildcard": "a\\b"}]}),
+        K::Wildcard,
+        "a",
+        "invalid escape",
+    );
+    invalid(json!({"$or": [{"a": ["x"]}]}), K::Or, "$or", "at least 2");
+    invalid(json!({"d": {"$or": []}}), K::Or, "d.$or", "at least 2");
+    invalid(
+        json!({"$or": [{"a": ["x"]}, {"b": []}]}),
+        K::EmptyArray,
+        "$or[1].b",
+        "empty arrays",
+    );
+}
+
+#[test]
+fn error_display_names_path_and_problem() {
+    let e = Pattern::parse(
+        &json!({"detail": {"state": {"value": [{"anything-but": {"a": 1, "b": 2}}]}}}),
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("detail.state.value: \"anything-but\""),
+        "{text}"
+    );
+    assert_eq!(e.code(), "pattern.operator-shape");
+}
+
+#[test]
+fn deep_patterns_are_refused_not_overflowed() {
+    let mut p = json!({"a": ["x"]});
+    for _ in 0..200 {
+        p = json!({"n": p});
+    }
+    let e = Pattern::parse(&p).unwrap_err();
+    assert_eq!(e.kind, PatternErrorKind::TooDeep);
+}
+
+// --- PatternSet -------------------------------------------------------------
+
+#[test]
+fn pattern_set_agrees_with_one_by_one_matching() {
+    let patterns = [
+        json!({"source": ["aws.ec2"], "detail-type": ["A", "B"]}),
+        json!({"source": ["aws.ec2"], "detail-type": ["C"]}),
+        json!({"source": [{"prefix": "aws."}]}),
+        json!({"detail": {"state": [{"exists": false}]}}),
+        json!({"$or": [{"source": ["aws.s3"]}, {"detail-type": ["A"]}]}),
+        json!({"resources": ["r1", "r2"], "source": ["aws.ec2"]}),
+    ];
+    let compiled: Vec<Pattern> = patterns.iter().map(|p| pattern(p.clone())).collect();
+    let set = PatternSet::new(compiled.clone());
+    // Only the `exists: false` pattern has no condition to index: prefixes and
+    // `$or`s whose branches all have one are indexed.
+    assert_eq!(set.unindexed(), 1);
+    let events = [
+        json!({"source": "aws.ec2", "detail-type": "A", "resources": ["r2", "r1"]}),
+        json!({"source": "aws.ec2", "detail-type": "C", "detail": {"state": "x"}}),
+        json!({"source": "aws.s3", "detail-type": "Z"}),
+        json!({"source": "other"}),
+        json!({"source": ["aws.ec2", "aws.s3"], "detail-type": ["A", "C"]}),
+        json!({"source": "aws", "detail-type": "B"}),
+        json!({"source": "aé.x", "detail-type": "A"}),
+        json!({"source": "aws.ec2", "detail-type": "B", "resources": "r1"}),
+    ];
+    let mut buf = Vec::new();
+    for e in &events {
+        let expected: Vec<usize> = (0..compiled.len())
+            .filter(|&i| compiled[i].matches(e))
+            .collect();
+        assert_eq!(set.matching(e), expected, "event {e}");
+        set.matching_into(e, &mut buf);
+        assert_eq!(buf, expected);
+    }
+    assert_eq!(set.matching(&events[0]), vec![0, 2, 3, 4, 5]);
+}
+
+// --- Input path and input transformer ---------------------------------------
+
+/// The EC2 event of the user guide's "Input transformation" page.
+fn transform_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2015-11-11T21:29:54Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],
+        "detail": {"instance-id": "i-0123456789", "state": "RUNNING"}
+    })
+}
+
+fn doc_paths() -> IndexMap<String, String> {
+    [
+        ("timestamp", "$.time"),
+        ("instance", "$.detail.instance-id"),
+        ("state", "$.detail.state"),
+        ("resource", "$.resources[0]"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn ctx() -> RuleContext {
+    RuleContext {
+        rule_arn: "arn:aws:events:us-east-1:123456789012:rule/r".into(),
+        rule_name: "r".into(),
+        ingestion_time: "2015-11-11T21:29:55Z".into(),
+    }
+}
+
+fn transform(paths: &IndexMap<String, String>, template: &str) -> Value {
+    InputTransformer::new(paths, template)
+        .unwrap_or_else(|e| panic!("{template}: {e}"))
+        .apply(&transform_event(), &ctx())
+        .unwrap_or_else(|e| panic!("{template}: {e}"))
+}
+
+#[test]
+fn doc_transform_json_template() {
+    let out = transform(
+        &doc_paths(),
+        r#"{
+  "timestamp" : <timestamp>,
+  "instance_id":<instance>,
+  "instance_state": [<state>],
+  "resource": <resource>
+}"#,
+    );
+    assert_eq!(
+        out,
+        json!({
+            "timestamp": "2015-11-11T21:29:54Z",
+            "instance_id": "i-0123456789",
+            "instance_state": ["RUNNING"],
+            "resource": "arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"
+        })
+    );
+}
+
+#[test]
+fn doc_transform_string_templates() {
+    assert_eq!(
+        transform(&doc_paths(), r#""instance <instance> is in <state>""#),
+        json!("instance i-0123456789 is in RUNNING")
+    );
+    assert_eq!(
+        transform(&doc_paths(), r#""instance \"<instance>\" is in <state>""#),
+        json!("instance \"i-0123456789\" is in RUNNING")
+    );
+    assert_eq!(
+        transform(
+            &doc_paths(),
+            r#"{"message": "instance <instance> is in <state>"}"#
+        ),
+        json!({"message": "instance i-0123456789 is in RUNNING"})
+    );
+}
+
+#[test]
+fn doc_transform_api_reference_example() {
+    let paths: IndexMap<String, String> = [
+        ("instance", "$.detail.instance-id"),
+        ("status", "$.detail.state"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(
+        transform(
+            &paths,
+            r#"{"myInstance": <instance>,"myStatus": "<instance> is in state \"<status>\""}"#
+        ),
+        json!({"myInstance": "i-0123456789", "myStatus": "i-0123456789 is in state \"RUNNING\""})
+    );
+    // Plain text is what EventBridge sends for "<instance> is in state <status>";
+    // piflow needs JSON and says where the template stops being JSON.
+    let t = InputTransformer::new(&paths, "<instance> is in state <status>").unwrap();
+    let e = t.apply(&transform_event(), &ctx()).unwrap_err();
+    assert_eq!(e.code(), "transform.not-json");
+    assert!(e.to_string().contains("line 1 column"), "{e}");
+}
+
+#[test]
+fn doc_transform_predefined_variables() {
+    let out = transform(
+        &IndexMap::new(),
+        r#"{"event": <aws.events.event>, "full": <aws.events.event.json>,
+            "arn": <aws.events.rule-arn>, "name": "rule <aws.events.rule-name>",
+            "at": <aws.events.event.ingestion-time>}"#,
+    );
+    let mut without_detail = transform_event();
+    without_detail.as_object_mut().unwrap().remove("detail");
+    assert_eq!(out["event"], without_detail);
+    assert_eq!(out["full"], transform_event());
+    assert_eq!(
+        out["arn"],
+        json!("arn:aws:events:us-east-1:123456789012:rule/r")
+    );
+    assert_eq!(out["name"], json!("rule r"));
+    assert_eq!(out["at"], json!("2015-11-11T21:29:55Z"));
+    // The event can only be a JSON value, not text in a string.
+    let e =
+        InputTransformer::new(&IndexMap::new(), r#"{"e": "<aws.events.event.json>"}"#).unwrap_err();
+    assert_eq!(e.code(), "transform.event-in-string");
+}
+
+#[test]
+fn doc_transform_object_in_string_loses_inner_quotes() {
+    let paths: IndexMap<String, String> = [("detail".to_string(), "$.detail".to_string())].into();
+    assert_eq!(
+        transform(&paths, r#""Detail is <detail>""#),
+        json!("Detail is {instance-id:i-0123456789,state:RUNNING}")
+    );
+    assert_eq!(
+        transform(&paths, r#"{"detail": <detail>}"#),
+        json!({"detail": {"instance-id": "i-0123456789", "state": "RUNNING"}})
+    );
+}
+
+#[test]
+fn transform_missing_values_and_escaping() {
+    let paths: IndexMap<String, String> = [
+        ("gone".to_string(), "$.detail.nothing".to_string()),
+        ("all".to_string(), "$.detail.*".to_string()),
+    ]
+    .into();
+    assert_eq!(
+        transform(&paths, r#"{"v": <gone>, "s": "[<gone>]", "all": <all>}"#),
+        json!({"v": null, "s": "[]", "all": ["i-0123456789", "RUNNING"]})
+    );
+    // Text with quotes is escaped so the result stays JSON.
+    let t = InputTransformer::new(
+        &[("q".to_string(), "$.q".to_string())].into(),
+        r#"{"s": "say <q>"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        t.apply(&json!({"q": "\"hi\"\n"}), &ctx()).unwrap(),
+        json!({"s": "say \"hi\"\n"})
+    );
+}
+
+#[test]
+fn transform_validation() {
+    let one =
+        |k: &str, v: &str| -> IndexMap<String, String> { [(k.to_string(), v.to_string())].into() };
+    assert_eq!(
+        InputTransformer::new(&one("aws.x", "$.a"), "1")
+            .unwrap_err()
+            .code(),
+        "transform.invalid-name"
+    );
+    assert_eq!(
+        InputTransformer::new(&one("x", "detail"), "1")
+            .unwrap_err()
+            .code(),
+        "transform.invalid-path"
+    );
+    assert_eq!(
+        InputTransformer::new(&one("x", "$['detail']"), "1")
+            .unwrap_err()
+            .code(),
+        "transform.invalid-path"
+    );
+    assert_eq!(
+        InputTransformer::new(&one("x", "$.a"), "{<x>: 1}")
+            .unwrap_err()
+            .code(),
+        "transform.placeholder-as-key"
+    );
+    let many: IndexMap<String, String> = (0..101)
+        .map(|i| (format!("v{i}"), "$.a".to_string()))
+        .collect();
+    assert_eq!(
+        InputTransformer::new(&many, "1").unwrap_err().code(),
+        "transform.too-many-paths"
+    );
+    let t = InputTransformer::new(&one("x", "$.a"), "{\"a\": <x>,\n \"b\": oops}").unwrap();
+    let e = t.apply(&json!({"a": 1}), &ctx()).unwrap_err();
+    assert!(
+        e.to_string().starts_with("InputTemplate line 2 column 7"),
+        "{e}"
+    );
+    let t = InputTransformer::from_value(&json!({
+        "InputPathsMap": {"s": "$.detail.state"}, "InputTemplate": "{\"s\": <s>}"
+    }))
+    .unwrap();
+    assert_eq!(
+        t.apply(&transform_event(), &ctx()).unwrap(),
+        json!({"s": "RUNNING"})
+    );
+}
+
+#[test]
+fn input_path_selects() {
+    let ev = transform_event();
+    assert_eq!(
+        InputPath::parse("$.detail").unwrap().apply(&ev),
+        ev["detail"]
+    );
+    assert_eq!(
+        InputPath::parse("$.detail.instance-id").unwrap().apply(&ev),
+        json!("i-0123456789")
+    );
+    assert_eq!(
+        InputPath::parse("$.resources[0]").unwrap().apply(&ev),
+        ev["resources"][0]
+    );
+    assert_eq!(
+        InputPath::parse("$.missing").unwrap().apply(&ev),
+        Value::Null
+    );
+    assert!(InputPath::parse("$..x").is_err());
+}

@@ -1,0 +1,1310 @@
+//! `piflow serve`: an HTTP server (axum) that starts executions from
+//! EventBridge events (`POST /events`) and git tag pushes (`POST
+//! /webhooks/github`, `POST /webhooks/gitlab`), and shows them (`GET
+//! /executions[/ID]`, `GET /healthz`, `GET /metrics`). See
+//! docs/triggers.md ("piflow serve").
+//!
+//! Requests are authenticated before their body is parsed: an API key or an
+//! HMAC-SHA256 signature (with a timestamp, ±5 minutes) for events, GitHub's
+//! `X-Hub-Signature-256`, GitLab's token; every comparison is constant-time.
+//! Secrets come from the environment only. An accepted event is recorded
+//! durably once (`triggers::events::accept`), so a redelivered event starts
+//! nothing again. Executions run in this process with the durable runner;
+//! on SIGTERM/SIGINT the server stops accepting, stops its executions
+//! between two commits (they stay RUNNING), gives their leases back and
+//! exits; on start-up it resumes the executions no live process holds.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::EXIT_USAGE;
+use super::files::read_text;
+use super::run::{load_workflow, task_registry, workflow_name};
+use super::store_cmds::StoreArg;
+use piflow_engine::SystemClock;
+use piflow_runner::{Runner, StartRequest, env_key, exec_key, execution_id};
+use piflow_store::{AuditEntry, Store};
+use piflow_triggers::config::{TagVars, TriggerConfig};
+use piflow_triggers::events::{
+    self, ACCEPTED, EVENTS_ENV, EventRouter, Fired, Misfire, Planned, accept, audit_accepted,
+    event_id,
+};
+use piflow_triggers::tags::{self, execution_name as tag_execution_name, resolve_tag};
+
+/// The largest request body: an execution's input limit (256 KiB).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// How far a signed request's timestamp may be from now.
+pub const SIGNATURE_WINDOW_SECS: i64 = 300;
+
+type HmacSha256 = Hmac<sha2::Sha256>;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The address to listen on (port 0: any free port; the address is
+    /// printed on the first line of stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The rules (default: piflow.yaml in the working directory).
+    #[arg(long, env = "PIFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    /// A local clone that tag pushes (webhooks) are resolved in, after `git
+    /// fetch --tags` when it has a remote. Without it the webhooks answer 503.
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// Mocked task responses (rehearsals and tests), as for `piflow run`.
+    #[arg(long)]
+    mock: Option<String>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+/// The secrets, from the environment (never from flags: they would show in
+/// `ps`). An empty value counts as unset.
+#[derive(Default, Clone)]
+pub struct Secrets {
+    pub api_key: Option<Vec<u8>>,
+    pub hmac: Option<Vec<u8>>,
+    pub github: Option<Vec<u8>>,
+    pub gitlab: Option<Vec<u8>>,
+}
+
+impl Secrets {
+    pub fn from_env() -> Secrets {
+        let get = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(String::into_bytes)
+        };
+        Secrets {
+            api_key: get("PIFLOW_API_KEY"),
+            hmac: get("PIFLOW_HMAC_SECRET"),
+            github: get("PIFLOW_GITHUB_SECRET"),
+            gitlab: get("PIFLOW_GITLAB_TOKEN"),
+        }
+    }
+}
+
+/// A workflow a rule starts, read and validated at start-up.
+struct Prepared {
+    /// Its name (the file name without `.asl.yaml`): executions' ids are
+    /// `NAME:EXECUTION`.
+    name: String,
+    definition: String,
+    source_commit: Option<String>,
+    schema: Option<(PathBuf, jsonschema::Validator)>,
+}
+
+type Labels = Vec<(String, String)>;
+
+struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    events: Family<Labels, Counter>,
+    started: Counter,
+    finished: Family<Labels, Counter>,
+    running: Gauge,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let events = Family::<Labels, Counter>::default();
+        let started = Counter::default();
+        let finished = Family::<Labels, Counter>::default();
+        let running = Gauge::default();
+        registry.register(
+            "piflow_serve_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "piflow_serve_events",
+            "Events received, by outcome (accepted, duplicate, unauthorized, malformed, refused)",
+            events.clone(),
+        );
+        registry.register(
+            "piflow_serve_executions_started",
+            "Executions started or resumed by this server",
+            started.clone(),
+        );
+        registry.register(
+            "piflow_serve_executions_finished",
+            "Executions this server ran to an end, by status",
+            finished.clone(),
+        );
+        registry.register(
+            "piflow_serve_executions_running",
+            "Executions running in this server now",
+            running.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            events,
+            started,
+            finished,
+            running,
+        }
+    }
+
+    fn event(&self, outcome: &str) {
+        self.events
+            .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+            .inc();
+    }
+}
+
+/// What the server shares between requests.
+struct App {
+    runner: Runner,
+    store: Arc<dyn Store>,
+    config: TriggerConfig,
+    router: EventRouter,
+    /// By the rule's `workflow:` text.
+    workflows: HashMap<String, Arc<Prepared>>,
+    secrets: Secrets,
+    repo: Option<PathBuf>,
+    metrics: Metrics,
+    /// Executions running in this process: id → (env, task).
+    running: Mutex<HashMap<String, (Option<String>, tokio::task::AbortHandle)>>,
+    /// Events this process recorded or found recorded (id → execution
+    /// ids): a redelivery is answered without the store. Bounded: emptied
+    /// when it reaches [`SEEN_LIMIT`] (the store still dedupes).
+    seen: Mutex<HashMap<String, Vec<String>>>,
+    stopping: AtomicBool,
+}
+
+/// How many event ids [`App::seen`] holds at most.
+const SEEN_LIMIT: usize = 100_000;
+
+type Shared = Arc<App>;
+
+/// A JSON answer.
+fn reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+/// A 4xx/5xx answer with a stable code and a reason.
+fn refuse(status: StatusCode, code: &str, reason: impl Into<String>) -> Response {
+    reply(status, json!({"error": code, "reason": reason.into()}))
+}
+
+fn prepare(config: &TriggerConfig, workflow: &str) -> Result<Prepared, String> {
+    let base = config.base_dir();
+    let path = super::trigger::resolve_workflow(&base, workflow).ok_or_else(|| {
+        format!(
+            "{} names workflow {workflow:?}: no such file, and no workflows/{workflow}.asl.yaml (or .asl.yml, .asl.json, .yaml, .yml, .json) beside it or in the working directory",
+            config.shown()
+        )
+    })?;
+    let (path, _machine) = load_workflow(&path.display().to_string())
+        .map_err(|_| format!("workflow {} is not valid (see above)", path.display()))?;
+    let name = workflow_name(&path);
+    let definition = read_text(&path).map_err(|e| e.to_string())?;
+    let schema = match super::run::input_schema(&path, Some(&base), &name) {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("reading input schema {}: {e}", p.display()))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| format!("input schema {} is not JSON: {e}", p.display()))?;
+            let validator = jsonschema::validator_for(&v).map_err(|e| {
+                format!(
+                    "input schema {} is not a valid JSON Schema: {e}",
+                    p.display()
+                )
+            })?;
+            Some((p, validator))
+        }
+    };
+    Ok(Prepared {
+        name,
+        source_commit: super::run::source_commit(&path),
+        definition,
+        schema,
+    })
+}
+
+impl App {
+    /// The input checks `piflow run` makes: size and schema.
+    fn check_input(
+        &self,
+        p: &Prepared,
+        input: &Value,
+        what: &str,
+    ) -> Result<(), (&'static str, String)> {
+        let limit = piflow_engine::EngineOptions::default().max_payload_bytes;
+        let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0);
+        if size > limit {
+            return Err((
+                "input-invalid",
+                format!(
+                    "{what}: the input is {size} bytes; an execution's input may be at most {limit} bytes"
+                ),
+            ));
+        }
+        if let Some((path, v)) = &p.schema {
+            let problems: Vec<String> = v
+                .iter_errors(input)
+                .map(|e| {
+                    let ptr = e.instance_path().to_string();
+                    format!("at {}: {e}", if ptr.is_empty() { "/" } else { &ptr })
+                })
+                .collect();
+            if !problems.is_empty() {
+                return Err((
+                    "input-invalid",
+                    format!(
+                        "{what}: the input does not match {}: {}",
+                        path.display(),
+                        problems.join("; ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A fired rule, checked, as the execution it plans.
+    fn plan(&self, f: Fired, event_id: &str) -> Result<Planned, Misfire> {
+        let misfire = |code: &'static str, reason: String| Misfire {
+            rule: f.rule.clone(),
+            code,
+            reason,
+        };
+        let Some(p) = self.workflows.get(&f.workflow) else {
+            return Err(misfire(
+                "no-workflow",
+                format!(
+                    "rule {:?}: workflow {:?} was not loaded",
+                    f.rule, f.workflow
+                ),
+            ));
+        };
+        self.check_input(
+            p,
+            &f.input,
+            &format!("rule {:?} on event {event_id:?}", f.rule),
+        )
+        .map_err(|(code, reason)| misfire(code, reason))?;
+        Ok(Planned {
+            id: execution_id(&p.name, &f.name),
+            rule: f.rule.clone(),
+            workflow: f.workflow.clone(),
+            name: f.name,
+            env: f.env,
+            input: f.input,
+        })
+    }
+
+    fn seen_event(&self, id: &str) -> Option<Vec<String>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn remember_event(&self, id: &str, executions: &[String]) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= SEEN_LIMIT {
+            seen.clear();
+        }
+        seen.insert(id.to_string(), executions.to_vec());
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    /// Run `fut` (a start or a resume of `id`) as a task of this server.
+    fn spawn_run<F>(self: &Arc<Self>, id: String, env: Option<String>, fut: F)
+    where
+        F: std::future::Future<
+                Output = Result<piflow_runner::Finished, piflow_runner::RunnerError>,
+            > + Send
+            + 'static,
+    {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains_key(&id) {
+            return;
+        }
+        let app = self.clone();
+        let task_id = id.clone();
+        self.metrics.started.inc();
+        self.metrics.running.inc();
+        let handle = tokio::spawn(async move {
+            match fut.await {
+                Ok(f) => {
+                    tracing::info!(execution = %task_id, status = %f.record.status, existing = f.existing, "execution ended");
+                    if f.record.status != "RUNNING" {
+                        app.metrics
+                            .finished
+                            .get_or_create(&vec![("status".to_string(), f.record.status.clone())])
+                            .inc();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(execution = %task_id, code = e.code(), error = %e, "execution could not run");
+                    app.metrics
+                        .finished
+                        .get_or_create(&vec![(
+                            "status".to_string(),
+                            format!("refused:{}", e.code()),
+                        )])
+                        .inc();
+                }
+            }
+            app.metrics.running.dec();
+            app.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&task_id);
+        });
+        running.insert(id, (env, handle.abort_handle()));
+    }
+
+    /// Start a planned execution in the background.
+    fn start(self: &Arc<Self>, p: &Planned, trigger: String) {
+        let Some(w) = self.workflows.get(&p.workflow).cloned() else {
+            tracing::warn!(execution = %p.id, workflow = %p.workflow, "workflow not loaded; not started");
+            return;
+        };
+        let req = StartRequest {
+            workflow: w.name.clone(),
+            definition: w.definition.clone(),
+            source_commit: w.source_commit.clone(),
+            author: format!("serve:{}", super::run::user()),
+            name: Some(p.name.clone()),
+            input: p.input.clone(),
+            trigger,
+            env: p.env.clone(),
+            wait: true,
+        };
+        let runner = self.runner.clone();
+        self.spawn_run(p.id.clone(), p.env.clone(), async move {
+            runner.start(req).await
+        });
+    }
+
+    fn resume(self: &Arc<Self>, id: String, env: Option<String>) {
+        let runner = self.runner.clone();
+        let rid = id.clone();
+        self.spawn_run(id, env, async move { runner.resume(&rid).await });
+    }
+
+    /// Executions an accepted event planned that have no record yet (the
+    /// server stopped between the dedupe record and the start): start them.
+    async fn start_missing(self: &Arc<Self>, planned: &[Planned], trigger: &str) -> usize {
+        let mut n = 0;
+        for p in planned {
+            if self.is_running(&p.id) {
+                continue;
+            }
+            if let Ok(None) = self.store.execution(&p.id).await {
+                self.start(p, trigger.to_string());
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Read a body under the limit.
+async fn read_body(body: Body) -> Result<Bytes, Box<Response>> {
+    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        Box::new(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"),
+        ))
+    })
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Constant-time equality of two secrets of any length (their SHA-256
+/// digests are compared, so the length does not leak either).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use sha2::Digest;
+    let (x, y) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    x.as_slice().ct_eq(y.as_slice()).into()
+}
+
+/// `sha256=HEX` over `parts`, checked in constant time (`verify_slice`).
+fn check_hmac(secret: &[u8], sig: &str, parts: &[&[u8]]) -> Result<(), String> {
+    let Some(hex) = sig.strip_prefix("sha256=") else {
+        return Err("the signature must read sha256=HEX".into());
+    };
+    let Some(bytes) = unhex(hex) else {
+        return Err("the signature is not hexadecimal".into());
+    };
+    let mut mac = HmacSha256::new_from_slice(secret).map_err(|e| e.to_string())?;
+    for p in parts {
+        mac.update(p);
+    }
+    mac.verify_slice(&bytes)
+        .map_err(|_| "the signature does not match the body".to_string())
+}
+
+/// Authenticate `POST /events`: an HMAC signature with a fresh timestamp,
+/// or the API key.
+fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static str, String> {
+    if let Some(sig) = header_str(headers, "x-piflow-signature") {
+        let Some(secret) = &s.hmac else {
+            return Err("X-Piflow-Signature was sent but PIFLOW_HMAC_SECRET is not set in the server's environment".into());
+        };
+        let Some(ts) = header_str(headers, "x-piflow-timestamp") else {
+            return Err("a signed request needs X-Piflow-Timestamp (Unix seconds), which the signature covers".into());
+        };
+        let Ok(t) = ts.trim().parse::<i64>() else {
+            return Err(format!("X-Piflow-Timestamp {ts:?} is not Unix seconds"));
+        };
+        let skew = chrono::Utc::now().timestamp() - t;
+        if skew.abs() > SIGNATURE_WINDOW_SECS {
+            return Err(format!(
+                "X-Piflow-Timestamp is {skew} s from the server's clock; at most ±{SIGNATURE_WINDOW_SECS} s is accepted (a replayed or delayed request?)"
+            ));
+        }
+        check_hmac(secret, sig, &[ts.trim().as_bytes(), b".", body])?;
+        return Ok("hmac");
+    }
+    if let Some(key) = header_str(headers, "x-piflow-api-key") {
+        let Some(expected) = &s.api_key else {
+            return Err("X-Piflow-Api-Key was sent but PIFLOW_API_KEY is not set in the server's environment".into());
+        };
+        if same_secret(key.as_bytes(), expected) {
+            return Ok("api-key");
+        }
+        return Err("the API key is wrong".into());
+    }
+    Err("the request is not authenticated: send X-Piflow-Signature: sha256=HMAC(TIMESTAMP.BODY) with X-Piflow-Timestamp, or X-Piflow-Api-Key".into())
+}
+
+/// A JSON body, or 400 naming where it stops being JSON.
+fn parse_json(bytes: &[u8]) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            format!("the body is not JSON: {e}"),
+        ))
+    })
+}
+
+async fn post_events(State(app): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    if app.secrets.api_key.is_none() && app.secrets.hmac.is_none() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-configured",
+            "POST /events is off: set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET in piflow serve's environment",
+        );
+    }
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    if let Err(reason) = auth_events(&app.secrets, &headers, &bytes) {
+        app.metrics.event("unauthorized");
+        tracing::warn!(%reason, "event refused: not authenticated");
+        return refuse(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+    }
+    let event = match parse_json(&bytes) {
+        Ok(v) => v,
+        Err(r) => {
+            app.metrics.event("malformed");
+            return *r;
+        }
+    };
+    let id = match event_id(&event) {
+        Ok(id) => id.to_string(),
+        Err(e) => {
+            app.metrics.event("malformed");
+            return refuse(StatusCode::BAD_REQUEST, e.code(), e.to_string());
+        }
+    };
+    // Fast path: an event this process accepted already.
+    if let Some(ids) = app.seen_event(&id) {
+        app.metrics.event("duplicate");
+        return reply(
+            StatusCode::OK,
+            json!({"id": id, "status": "duplicate", "executions": ids}),
+        );
+    }
+    let mut planned = Vec::new();
+    let mut refused = Vec::new();
+    for r in app.router.route(&event, &id) {
+        match r.and_then(|f| app.plan(f, &id)) {
+            Ok(p) => planned.push(p),
+            Err(m) => refused.push(m),
+        }
+    }
+    let unavailable = |e: piflow_store::StoreError| {
+        tracing::error!(event = %id, error = %e, "the event could not be recorded");
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            format!("the event could not be recorded, so nothing was started (send it again): {e}"),
+        )
+    };
+    let acc = match accept(app.store.as_ref(), &event, &id, &planned, &refused).await {
+        Ok(a) => a,
+        Err(e) => return unavailable(e),
+    };
+    let trigger = format!("event:{id}");
+    let ids: Vec<String> = acc.planned.iter().map(|p| p.id.clone()).collect();
+    let actionable = !acc.planned.is_empty() || !acc.refused.is_empty();
+    if !acc.first {
+        // Executions the first delivery planned but never started (it
+        // stopped in between): audit and start them now.
+        let mut missing = Vec::new();
+        for p in &acc.planned {
+            if !app.is_running(&p.id) && matches!(app.store.execution(&p.id).await, Ok(None)) {
+                missing.push(p.clone());
+            }
+        }
+        if !missing.is_empty() {
+            if let Err(e) =
+                audit_accepted(app.store.as_ref(), &event, &id, "serve:events", &acc).await
+            {
+                return unavailable(e);
+            }
+            for p in &missing {
+                app.start(p, trigger.clone());
+            }
+        }
+        app.remember_event(&id, &ids);
+        app.metrics.event("duplicate");
+        return reply(
+            StatusCode::OK,
+            json!({
+                "id": id, "status": "duplicate", "executions": ids,
+                "first_seen": acc.at, "restarted": missing.len(),
+            }),
+        );
+    }
+    // An event that matched rules is audited before its executions start.
+    if actionable
+        && let Err(e) = audit_accepted(app.store.as_ref(), &event, &id, "serve:events", &acc).await
+    {
+        return unavailable(e);
+    }
+    for p in &acc.planned {
+        app.start(p, trigger.clone());
+    }
+    app.remember_event(&id, &ids);
+    if acc.planned.is_empty() && !refused.is_empty() {
+        app.metrics.event("refused");
+        return reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"id": id, "status": "refused", "error": refused[0].code, "reason": refused[0].reason, "refused": acc.refused}),
+        );
+    }
+    app.metrics.event(if acc.planned.is_empty() {
+        "unmatched"
+    } else {
+        "accepted"
+    });
+    reply(
+        StatusCode::ACCEPTED,
+        json!({"id": id, "status": if ids.is_empty() { "unmatched" } else { "accepted" }, "executions": ids, "refused": acc.refused}),
+    )
+}
+
+/// A tag push from a webhook: resolve the tag in `--repo` (after `git fetch
+/// --tags`), then as `piflow trigger tag` does.
+async fn tag_pushed(app: &Shared, tag: &str, actor: &str) -> Response {
+    let Some(repo) = app.repo.clone() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-repo",
+            "tag pushes are resolved in a local clone: start piflow serve with --repo PATH",
+        );
+    };
+    let tag_owned = tag.to_string();
+    let resolved = tokio::task::spawn_blocking(move || {
+        let remotes = tags::git(&repo, &["remote"]).unwrap_or_default();
+        if !remotes.trim().is_empty()
+            && let Err(e) = tags::git(&repo, &["fetch", "--tags", "--quiet"])
+        {
+            tracing::warn!(error = %e, "git fetch --tags failed; resolving with the tags already fetched");
+        }
+        resolve_tag(&repo, &tag_owned)
+    })
+    .await;
+    let info = match resolved {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    };
+    let refused = |env: Option<&str>, code: &str, reason: String| {
+        let app = app.clone();
+        let entry = AuditEntry {
+            env: env.unwrap_or(EVENTS_ENV).to_string(),
+            actor: actor.to_string(),
+            action: "trigger.refused".into(),
+            target: tag.to_string(),
+            before: Value::Null,
+            after: json!({"reason": reason, "code": code, "commit": info.commit, "config": app.config.shown()}),
+            result: format!("refused: {code}"),
+            execution: None,
+            at: chrono::Utc::now(),
+            token: None,
+        };
+        let code = code.to_string();
+        async move {
+            if let Err(e) = app.store.append_audit(entry).await {
+                tracing::warn!(error = %e, "the refusal could not be audited");
+            }
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, &code, reason)
+        }
+    };
+    let (rule, fields) = match app.config.match_tag(tag) {
+        Ok(m) => m,
+        Err(r) => return refused(r.env.as_deref(), r.code, r.reason).await,
+    };
+    let env = fields.env.clone();
+    let input = match rule.input(&TagVars::new(fields, &info)) {
+        Ok(i) => i,
+        Err(e) => {
+            let reason = format!("rule {} of {}: {e}", rule.index + 1, app.config.shown());
+            return refused(env.as_deref(), "input-invalid", reason).await;
+        }
+    };
+    let Some(w) = app.workflows.get(&rule.workflow).cloned() else {
+        let reason = format!(
+            "rule {} names workflow {:?}, which was not loaded",
+            rule.index + 1,
+            rule.workflow
+        );
+        return refused(env.as_deref(), "no-workflow", reason).await;
+    };
+    if let Err((code, reason)) = app.check_input(&w, &input, &format!("tag {tag:?}")) {
+        return refused(env.as_deref(), code, reason).await;
+    }
+    let name = tag_execution_name(tag);
+    let id = execution_id(&w.name, &name);
+    let lease_env = env.clone().or_else(|| events::input_environment(&input));
+    match app.store.execution(&id).await {
+        Ok(Some(r)) if r.input != input => {
+            let reason = format!(
+                "tag {tag:?} started execution {id} with another input; it now points at commit {}: a tag starts one execution, so tag a new version instead of moving it",
+                info.commit
+            );
+            return refused(env.as_deref(), "tag-moved", reason).await;
+        }
+        Ok(Some(r)) => {
+            return reply(
+                StatusCode::OK,
+                json!({"tag": tag, "status": "duplicate", "execution": id, "execution_status": r.status}),
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+    let entry = AuditEntry {
+        env: lease_env.clone().unwrap_or_else(|| EVENTS_ENV.to_string()),
+        actor: actor.to_string(),
+        action: "trigger.tag".into(),
+        target: tag.to_string(),
+        before: Value::Null,
+        after: json!({
+            "workflow": w.name, "execution": id, "rule": rule.index + 1,
+            "repo": app.repo.as_deref().map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.to_path_buf()).display().to_string()),
+            "pattern": rule.pattern.as_str(), "commit": info.commit,
+            "annotated": info.annotated, "tagger": info.tagger(), "date": info.date,
+        }),
+        result: "accepted".into(),
+        execution: Some(id.clone()),
+        at: chrono::Utc::now(),
+        token: Some(format!("trigger.tag:{id}")),
+    };
+    if let Err(e) = app.store.append_audit(entry).await {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            format!("the trigger could not be recorded, so nothing was started: {e}"),
+        );
+    }
+    let planned = Planned {
+        id: id.clone(),
+        rule: format!("tags[{}]", rule.index),
+        workflow: rule.workflow.clone(),
+        name,
+        env: lease_env,
+        input,
+    };
+    app.start(&planned, format!("git-tag:{tag}"));
+    reply(
+        StatusCode::ACCEPTED,
+        json!({"tag": tag, "status": "accepted", "execution": id}),
+    )
+}
+
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+/// The tag a push payload creates, if it creates one.
+fn created_tag(payload: &Value) -> Option<String> {
+    let r = payload.get("ref")?.as_str()?;
+    let tag = r.strip_prefix("refs/tags/")?;
+    let after = payload.get("after").and_then(Value::as_str).unwrap_or("");
+    let before = payload.get("before").and_then(Value::as_str).unwrap_or("");
+    let created = payload
+        .get("created")
+        .and_then(Value::as_bool)
+        .unwrap_or(before.chars().all(|c| c == '0'));
+    let deleted = payload
+        .get("deleted")
+        .and_then(Value::as_bool)
+        .unwrap_or(after == ZERO_SHA);
+    (created && !deleted && !tag.is_empty()).then(|| tag.to_string())
+}
+
+async fn post_github(State(app): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let Some(secret) = app.secrets.github.clone() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-configured",
+            "POST /webhooks/github is off: set PIFLOW_GITHUB_SECRET in piflow serve's environment (and the same secret on the GitHub webhook)",
+        );
+    };
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let Some(sig) = header_str(&headers, "x-hub-signature-256") else {
+        app.metrics.event("unauthorized");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "no X-Hub-Signature-256: set the webhook's secret on GitHub",
+        );
+    };
+    if let Err(reason) = check_hmac(&secret, sig, &[&bytes]) {
+        app.metrics.event("unauthorized");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("X-Hub-Signature-256: {reason}"),
+        );
+    }
+    let payload = match parse_json(&bytes) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match header_str(&headers, "x-github-event").unwrap_or("") {
+        "ping" => reply(StatusCode::OK, json!({"status": "pong"})),
+        "push" => match created_tag(&payload) {
+            Some(tag) => {
+                let who = payload
+                    .pointer("/pusher/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                tag_pushed(&app, &tag, &format!("github:{who}")).await
+            }
+            None => reply(
+                StatusCode::ACCEPTED,
+                json!({"status": "ignored", "reason": "not the creation of a tag"}),
+            ),
+        },
+        other => reply(
+            StatusCode::ACCEPTED,
+            json!({"status": "ignored", "reason": format!("X-GitHub-Event {other:?} is not a push")}),
+        ),
+    }
+}
+
+async fn post_gitlab(State(app): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let Some(expected) = app.secrets.gitlab.clone() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-configured",
+            "POST /webhooks/gitlab is off: set PIFLOW_GITLAB_TOKEN in piflow serve's environment (and the same secret token on the GitLab webhook)",
+        );
+    };
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    match header_str(&headers, "x-gitlab-token") {
+        Some(t) if same_secret(t.as_bytes(), &expected) => {}
+        Some(_) => {
+            app.metrics.event("unauthorized");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "X-Gitlab-Token is wrong",
+            );
+        }
+        None => {
+            app.metrics.event("unauthorized");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "no X-Gitlab-Token: set the webhook's secret token on GitLab",
+            );
+        }
+    }
+    let payload = match parse_json(&bytes) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let kind = payload
+        .get("object_kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if kind != "tag_push" {
+        return reply(
+            StatusCode::ACCEPTED,
+            json!({"status": "ignored", "reason": format!("object_kind {kind:?} is not tag_push")}),
+        );
+    }
+    match created_tag(&payload) {
+        Some(tag) => {
+            let who = payload
+                .get("user_username")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            tag_pushed(&app, &tag, &format!("gitlab:{who}")).await
+        }
+        None => reply(
+            StatusCode::ACCEPTED,
+            json!({"status": "ignored", "reason": "not the creation of a tag"}),
+        ),
+    }
+}
+
+fn summary(r: &piflow_store::ExecutionRecord) -> Value {
+    json!({
+        "id": r.id, "workflow": r.workflow, "name": r.name, "status": r.status,
+        "trigger": r.trigger, "env": r.env, "started": r.started, "stopped": r.stopped,
+        "version": r.version,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_executions(State(app): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+    let status = q.status.map(|s| s.to_ascii_uppercase());
+    match app.store.executions(status.as_deref()).await {
+        Ok(rs) => {
+            let list: Vec<Value> = rs
+                .iter()
+                .filter(|r| q.workflow.as_deref().is_none_or(|w| r.workflow == w))
+                .take(q.limit.unwrap_or(1000))
+                .map(summary)
+                .collect();
+            reply(StatusCode::OK, Value::Array(list))
+        }
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+}
+
+async fn get_execution(State(app): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = piflow_runner::id_from(&id);
+    match app.store.execution(&id).await {
+        Ok(Some(r)) => {
+            let events = app.store.events(&id).await.map(|e| e.len()).unwrap_or(0);
+            let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("history_events".into(), json!(events));
+                m.insert("running_here".into(), json!(app.is_running(&id)));
+            }
+            reply(StatusCode::OK, v)
+        }
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "execution-not-found",
+            format!("no execution {id}"),
+        ),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+}
+
+async fn healthz(State(app): State<Shared>) -> Response {
+    match app.store.lease("serve:healthz").await {
+        Ok(_) => reply(
+            StatusCode::OK,
+            json!({"status": if app.stopping.load(Ordering::SeqCst) { "stopping" } else { "ok" }, "running": app.running.lock().map(|r| r.len()).unwrap_or(0)}),
+        ),
+        Err(e) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            format!("the store does not answer: {e}"),
+        ),
+    }
+}
+
+async fn metrics(State(app): State<Shared>) -> Response {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &app.metrics.registry) {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "metrics", e.to_string());
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response()
+}
+
+const ROUTES: &str = "POST /events, POST /webhooks/github, POST /webhooks/gitlab, GET /executions, GET /executions/ID, GET /healthz, GET /metrics";
+
+async fn no_route(State(app): State<Shared>, method: Method, uri: Uri) -> Response {
+    count(&app, "(none)", StatusCode::NOT_FOUND);
+    refuse(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        format!("no route {method} {}; the routes are {ROUTES}", uri.path()),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!(
+            "{} does not take {method}; the routes are {ROUTES}",
+            uri.path()
+        ),
+    )
+}
+
+fn count(app: &App, route: &str, status: StatusCode) {
+    app.metrics
+        .requests
+        .get_or_create(&vec![
+            ("route".to_string(), route.to_string()),
+            ("status".to_string(), status.as_u16().to_string()),
+        ])
+        .inc();
+}
+
+/// Count requests by route and status.
+async fn track(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(none)".to_string(), |m| m.as_str().to_string());
+    let res = next.run(req).await;
+    count(&app, &route, res.status());
+    res
+}
+
+/// The body limit layer answers 413 with an empty body: say why.
+async fn explain_limit(res: Response) -> Response {
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|c| c != "application/json")
+    {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit)"),
+        );
+    }
+    res
+}
+
+fn app_router(app: Shared) -> Router {
+    Router::new()
+        .route("/events", post(post_events))
+        .route("/webhooks/github", post(post_github))
+        .route("/webhooks/gitlab", post(post_gitlab))
+        .route("/executions", get(get_executions))
+        .route("/executions/{id}", get(get_execution))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), track))
+        .method_not_allowed_fallback(wrong_method)
+        .fallback(no_route)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::map_response(explain_limit))
+        .with_state(app)
+}
+
+/// Wait for SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            futures::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `piflow serve`.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let config = match TriggerConfig::find(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("piflow: error: [config-invalid] {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let addr: SocketAddr = match args.listen.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "piflow: error: --listen {:?} is not an address such as 127.0.0.1:8080: {e}",
+                args.listen
+            );
+            return Ok(EXIT_USAGE);
+        }
+    };
+    // Every workflow a rule names is read and validated now, not when an
+    // event arrives.
+    let mut wanted: Vec<String> = config.events.iter().map(|r| r.workflow.clone()).collect();
+    if args.repo.is_some() {
+        wanted.extend(config.tags.iter().map(|r| r.workflow.clone()));
+    }
+    let mut workflows = HashMap::new();
+    for w in wanted {
+        if workflows.contains_key(&w) {
+            continue;
+        }
+        match prepare(&config, &w) {
+            Ok(p) => {
+                workflows.insert(w, Arc::new(p));
+            }
+            Err(e) => {
+                eprintln!("piflow: error: [no-workflow] {e}");
+                return Ok(EXIT_USAGE);
+            }
+        }
+    }
+    let mut tasks = match task_registry(args.mock.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let secrets = Secrets::from_env();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let outcome = rt.block_on(async {
+        let store = match args.store.open().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("piflow: error: {e}");
+                return Ok::<_, anyhow::Error>(None);
+            }
+        };
+        piflow_steps::register_builtins(&mut tasks, piflow_steps::StoreHandle::ready(store.clone()));
+        let runner = Runner::new(store.clone(), tasks, Arc::new(SystemClock));
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("piflow: error: cannot listen on {addr}: {e}");
+                return Ok(None);
+            }
+        };
+        let local = listener.local_addr().context("reading the bound address")?;
+        let router = EventRouter::new(&config.events);
+        let app = Arc::new(App {
+            runner,
+            store: store.clone(),
+            config: config.clone(),
+            router,
+            workflows,
+            secrets: secrets.clone(),
+            repo: args.repo.clone(),
+            metrics: Metrics::new(),
+            running: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+        });
+        println!("piflow serve: listening on http://{local}");
+        eprintln!(
+            "piflow serve: {} event rule(s), {} tag rule(s) from {}; POST /events {}, webhooks: github {}, gitlab {}",
+            config.events.len(),
+            config.tags.len(),
+            config.shown(),
+            match (&secrets.api_key, &secrets.hmac) {
+                (None, None) => "off (set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET)",
+                _ => "on",
+            },
+            if secrets.github.is_some() { "on" } else { "off" },
+            if secrets.gitlab.is_some() { "on" } else { "off" },
+        );
+        recover(&app).await;
+        let served = axum::serve(listener, app_router(app.clone()))
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        app.stopping.store(true, Ordering::SeqCst);
+        if let Err(e) = served {
+            eprintln!("piflow: error: the server failed: {e}");
+        }
+        // Stop the executions between two commits: what they committed
+        // stays; they are RUNNING and resumable.
+        let stopped: Vec<(String, Option<String>)> = {
+            let mut running = app.running.lock().unwrap_or_else(|p| p.into_inner());
+            running
+                .drain()
+                .map(|(id, (env, handle))| {
+                    handle.abort();
+                    (id, env)
+                })
+                .collect()
+        };
+        Ok(Some((store, stopped, app.runner.holder.clone())))
+    })?;
+    let Some((store, stopped, holder)) = outcome else {
+        return Ok(EXIT_USAGE);
+    };
+    // Ending the runtime ends the lease keepers; then the leases are given
+    // back so that the next server resumes at once instead of after the TTL.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        for (id, env) in &stopped {
+            let _ = store.release_lease(&exec_key(id), &holder).await;
+            if let Some(env) = env {
+                let _ = store.release_lease(&env_key(env), id).await;
+                let _ = store.leave_queue(&env_key(env), id).await;
+            }
+        }
+    });
+    eprintln!(
+        "piflow serve: stopped; {} execution(s) left RUNNING and resumable{}",
+        stopped.len(),
+        if stopped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({}): the next piflow serve resumes them, or `piflow resume --orphans`",
+                stopped
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    Ok(0)
+}
+
+/// At start-up: resume the executions no live process holds, and start
+/// those that recent accepted events planned but never started.
+async fn recover(app: &Shared) {
+    match app.runner.orphans().await {
+        Ok(orphans) => {
+            if !orphans.is_empty() {
+                eprintln!(
+                    "piflow serve: resuming {} orphaned execution(s): {}",
+                    orphans.len(),
+                    orphans
+                        .iter()
+                        .map(|o| o.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for o in orphans {
+                app.resume(o.id.clone(), o.env.clone());
+            }
+        }
+        Err(e) => eprintln!("piflow: warning: cannot list orphaned executions: {e}"),
+    }
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    match app.store.audit(Some(EVENTS_ENV), Some(since)).await {
+        Ok(records) => {
+            let mut n = 0;
+            for r in records.iter().filter(|r| r.entry.action == ACCEPTED) {
+                let planned = events::planned_of(r);
+                n += app
+                    .start_missing(&planned, &format!("event:{}", r.entry.target))
+                    .await;
+            }
+            if n > 0 {
+                eprintln!(
+                    "piflow serve: started {n} execution(s) of accepted events that had not started"
+                );
+            }
+        }
+        Err(e) => eprintln!("piflow: warning: cannot read the accepted events: {e}"),
+    }
+}
