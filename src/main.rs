@@ -1,4 +1,17 @@
-//! The `piflow` command line. `anyhow` lives here and nowhere below.
+//! `piflow`, the binary: the command line and `piflow serve`'s HTTP routes.
+//!
+//! **Invariant.** Commands and routes are thin adapters: they parse what the
+//! user sent, call the crates below (the language in `piflow-asl`, durable
+//! runs in `piflow-runner`, every start of a workflow through
+//! `piflow-triggers`' trigger service, deployment in `piflow-aws-deploy`)
+//! and print or answer the result. `anyhow` lives here and nowhere below.
+//!
+//! **May depend on:** every piflow crate; clap, axum (the `serve` feature),
+//! tracing-subscriber. Cargo features: `serve`, `dynamodb`, `aws-steps`,
+//! `deploy`, all on by default.
+//!
+//! **Never:** logic another entry point would need too (that belongs in a
+//! crate below), or the conformance harness and its stub services.
 //!
 //! Exit codes, for every command: 0 ok, 1 the thing checked or run failed,
 //! 2 usage error or unreadable input.

@@ -1,11 +1,20 @@
-//! The Amazon States Language: source reading, the typed model, paths,
-//! intrinsic functions, JSONata expressions and static validation.
+//! piflow-asl: the Amazon States Language. Source reading (JSON and YAML
+//! with positions), the typed model, JSONPath and reference paths,
+//! intrinsic functions, JSONata parsing, static validation and drawing.
 //!
-//! This module never touches the network or an AWS SDK: it turns text into a
-//! checked [`model::StateMachine`] and a list of [`Diagnostic`]s.
+//! **Invariant.** Text in, a checked [`model::StateMachine`] and every
+//! [`Diagnostic`] out, each with a stable [`diagnostics`] code and its
+//! location. Pure and synchronous.
+//!
+//! **May depend on:** serde, parsing and hashing crates (saphyr-parser,
+//! jsonata-core, serde_json_path, petgraph, sha2, …). Nothing of piflow's.
+//!
+//! **Never:** tokio or any async runtime, an AWS SDK crate, the store, the
+//! file system beyond what a caller hands it, the network. Validation never
+//! stops at the first problem.
 //!
 //! ```
-//! use piflow::asl::{validate_text, Format, LoadOptions};
+//! use piflow_asl::{validate_text, Format, LoadOptions};
 //! let v = validate_text("m.json", r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#,
 //!                       Format::Json, LoadOptions::default());
 //! assert!(v.is_valid());

@@ -1,11 +1,16 @@
-//! AWS SDK configuration shared by every piflow component that calls AWS.
+//! piflow-aws-config: the AWS SDK configuration every piflow component that
+//! calls AWS shares. A leaf: the store's DynamoDB backend, the AWS steps and
+//! the Step Functions/EventBridge deployment all call [`sdk_config`].
 //!
-//! Everything comes from the standard AWS configuration chain: region
-//! (`AWS_REGION`, `~/.aws/config`), credentials (`AWS_ACCESS_KEY_ID`…,
-//! `AWS_PROFILE`, web identity, container and instance roles) and endpoint
-//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`). An emulator such as
-//! moto is reached the same way as AWS, through `AWS_ENDPOINT_URL`: there is
-//! no special code path for it.
+//! **Invariant.** Everything comes from the standard AWS configuration
+//! chain: region (`AWS_REGION`, `~/.aws/config`), credentials
+//! (`AWS_ACCESS_KEY_ID`…, `AWS_PROFILE`, web identity, container and
+//! instance roles) and endpoint (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_<SERVICE>`). An emulator such as moto is reached the
+//! same way as AWS, through `AWS_ENDPOINT_URL`: there is no special code
+//! path for it.
+//!
+//! **May depend on:** aws-config. **Never:** any piflow crate.
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;

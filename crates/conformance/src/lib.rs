@@ -1,7 +1,14 @@
-//! The execution conformance harness: runs the corpus of executions recorded
+//! piflow-conformance: the execution conformance harness (dev only; not
+//! part of the `piflow` binary). Runs the corpus of executions recorded
 //! against AWS Step Functions and compares status, output, error, cause and
-//! the history's event types. Used by `piflow conformance DIR` and by the
-//! test suite.
+//! the history's event types. Used by the `piflow-conformance` command
+//! (`cargo run -p piflow-conformance --release -- DIR`) and the tests.
+//!
+//! **Invariant.** The stub AWS services in [`services`] exist only to replay
+//! recorded executions; nothing that ships links them.
+//!
+//! **May depend on:** `piflow-asl`, `piflow-engine`. **Never:** a real AWS
+//! call, the store.
 
 pub mod services;
 

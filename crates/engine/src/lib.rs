@@ -1,9 +1,17 @@
-//! The ASL interpreter.
+//! piflow-engine: the ASL interpreter.
 //!
-//! The engine runs a validated [`StateMachine`] on an input and produces an
-//! [`ExecutionOutcome`] with AWS's statuses, error names and history. It
-//! reaches tasks only through [`tasks::TaskRegistry`] and time only through
-//! [`clock::Clock`]; it never imports an AWS SDK.
+//! **Invariant.** The engine runs a validated [`StateMachine`] on an input
+//! and produces an [`ExecutionOutcome`] with AWS's statuses, error names and
+//! history. It reaches the outside only through its traits: tasks through
+//! [`TaskHandler`] in a [`tasks::TaskRegistry`], time through
+//! [`clock::Clock`], durable storage through [`Journal`] (and a recorded
+//! [`Replay`] when it resumes), the audit trail through [`AuditLog`].
+//!
+//! **May depend on:** `piflow-asl`, tokio (timers, the paused clock),
+//! futures, serde, jsonata-core.
+//!
+//! **Never:** an AWS SDK crate, the store's crate, HTTP, the file system.
+//! Whoever implements its traits decides what is durable.
 
 pub mod clock;
 pub mod error;

@@ -1,14 +1,20 @@
-//! Durable executions: start, resume, redrive and stop executions whose
-//! history is committed to the store before each next step.
+//! piflow-runner: durable executions. Start, resume, redrive and stop
+//! executions whose history is committed to the store before each next
+//! step.
 //!
-//! The runner sits above the engine and the store and joins them: it
-//! publishes (or finds) the definition version an execution is pinned to,
-//! takes the environment's lease (waiting in its FIFO queue), holds an
-//! execution lease that it renews while the process lives, gives the engine a
+//! **Invariant.** The runner joins the engine and the store: it publishes
+//! (or finds) the definition version an execution is pinned to, takes the
+//! environment's lease (waiting in its FIFO queue), holds an execution lease
+//! that it renews while the process lives, gives the engine a
 //! [`StoreJournal`], delivers task-token answers sent from other processes,
 //! and writes the execution's record when it ends. A process that dies
-//! leaves its leases to expire; `resume` (by the operator, or by any process
-//! that finds the orphan) continues from the last committed event.
+//! leaves its leases to expire; `resume` continues from the last committed
+//! event, and a Task that started is invoked again with the same token.
+//!
+//! **May depend on:** `piflow-asl`, `piflow-engine`, `piflow-store`, tokio.
+//!
+//! **Never:** an AWS SDK crate, HTTP, git, knowledge of particular steps
+//! (the caller hands it a task registry).
 
 mod journal;
 mod lease;

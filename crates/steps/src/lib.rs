@@ -1,11 +1,25 @@
-//! Built-in `piflow:` steps. Each is a [`TaskHandler`] registered in the
-//! engine's task registry under its resource name.
-//!
-//! Today: `piflow:audit-note`, `piflow:approval.waitForTaskToken`,
-//! `piflow:last-release`, `piflow:lint`, `piflow:security-scan`,
+//! piflow-steps: the built-in `piflow:` steps. Each is a
+//! [`TaskHandler`](piflow_engine::TaskHandler) registered in the engine's
+//! task registry under its resource name: `piflow:audit-note`,
+//! `piflow:approval.waitForTaskToken`, `piflow:last-release`, `piflow:lint`,
+//! `piflow:security-scan`, `piflow:http-check`, and with the `aws` feature
 //! `piflow:health-gate`, `piflow:ecs-blue-green`,
-//! `piflow:cloudformation-deploy`, `piflow:rds-restore`, `piflow:efs-restore`
-//! and `piflow:repoint` (docs/workflows.md describes each).
+//! `piflow:cloudformation-deploy`, `piflow:rds-restore`,
+//! `piflow:efs-restore` and `piflow:repoint` (docs/workflows.md).
+//!
+//! **Invariant.** A step that changes something writes an audit record
+//! before and after each change and is idempotent under its request's
+//! idempotency token: invoked twice with the same token, it changes nothing
+//! the second time and answers as the first.
+//!
+//! **May depend on:** `piflow-engine` (its traits and types), tokio,
+//! hyper (HTTP checks), the tools it runs as processes (cfn-lint, checkov),
+//! and with the `aws` feature the AWS SDK crates of the services it calls,
+//! configured through `piflow-aws-config`.
+//!
+//! **Never:** the store's crate (it reaches the audit trail through the
+//! engine's [`AuditLog`](piflow_engine::AuditLog) trait), the runner, the
+//! triggers, HTTP serving.
 
 /// The `TaskHandler` of a step that works in real time (AWS calls, tools,
 /// the store): its `run(self, TaskRequest)` on a clone of the step.

@@ -1,17 +1,23 @@
-//! Durable storage: workflow definitions (versioned, with aliases),
-//! executions, their history, the audit trail and leases, behind one
-//! [`Store`] trait.
+//! piflow-store: durable storage of workflow definitions (versioned, with
+//! aliases), executions, their history, the audit trail and leases, behind
+//! one [`Store`] trait.
+//!
+//! **Invariant.** Every ordering and uniqueness rule is enforced by the
+//! store itself (inside one write transaction in the embedded backend; by
+//! conditional writes in DynamoDB): history sequence numbers are gap-free and
+//! never overwritten, an execution name is unique per workflow, a lease has
+//! one holder at a time, the audit chain of an environment only grows at its
+//! head. Errors are [`StoreError`]s, each with a stable code.
 //!
 //! Backends: [`embedded::EmbeddedStore`] (redb under `.piflow/`, the
-//! default). The DynamoDB backend and the engine's durable journal arrive
-//! with the rest of the "Durable executions" issue; the trait is async so
-//! that both fit it.
+//! default) and `dynamodb::DynamoStore` (the `dynamodb` feature).
 //!
-//! Every ordering and uniqueness rule is enforced by the store itself
-//! (inside one write transaction here; by conditional writes in DynamoDB):
-//! history sequence numbers are gap-free and never overwritten, an execution
-//! name is unique per workflow, a lease has one holder at a time, the audit
-//! chain of an environment only grows at its head.
+//! **May depend on:** `piflow-engine` (its record types and the
+//! [`piflow_engine::AuditLog`] trait it implements), redb, and with the
+//! `dynamodb` feature aws-sdk-dynamodb and `piflow-aws-config`.
+//!
+//! **Never:** runs a workflow, calls a step, or reaches any AWS service but
+//! DynamoDB.
 
 pub mod audit;
 pub mod dynamodb;

@@ -1,8 +1,21 @@
-//! Triggers: what starts executions. Among them: EventBridge event patterns
-//! ([`pattern`]) to select events, and input transformers ([`transform`]) to
-//! shape what a matched event passes to the workflow. See `docs/triggers.md`.
+//! piflow-triggers: what starts executions. `piflow.yaml` ([`config`]),
+//! git tags ([`tags`]), EventBridge event patterns ([`pattern`]) and input
+//! transformers ([`transform`]), and the one trigger service ([`service`])
+//! through which every entry point starts a workflow: resolve the workflow →
+//! load and validate → input schema → payload limit → start through the
+//! runner. See `docs/triggers.md`.
 //!
-//! Layering: may use `asl`, `engine` and `store`; no AWS SDK crate.
+//! **Invariant.** `piflow run`, `piflow trigger tag`, `piflow watch`, the
+//! git hooks and `piflow serve` all start executions through the same
+//! service calls; a refusal is audited (`trigger.refused`) and starts
+//! nothing; the same tag or event twice starts one execution.
+//!
+//! **May depend on:** `piflow-asl`, `piflow-engine`, `piflow-store`,
+//! `piflow-runner`, jsonschema, the `git` command.
+//!
+//! **Never:** an AWS SDK crate, an HTTP server (the binary's routes are thin
+//! adapters over this crate), particular steps (the caller hands it the task
+//! registry).
 
 pub mod config;
 pub mod events;
