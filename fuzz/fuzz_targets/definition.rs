@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use piflow::asl::render::{GraphFormat, render};
-use piflow::asl::{Format, LoadOptions, validate_text};
+use piflow_asl::render::{GraphFormat, render};
+use piflow_asl::{Format, LoadOptions, validate_text};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use piflow::triggers::{Pattern, PatternSet};
+use piflow_triggers::{Pattern, PatternSet};
 use serde_json::{Value, json};
 
 static EVENTS: LazyLock<Vec<Value>> = LazyLock::new(|| {

@@ -4,8 +4,8 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use piflow::asl::intrinsic::{parse_intrinsic, parse_payload_expr};
-use piflow::asl::path::PathContext;
+use piflow_asl::intrinsic::{parse_intrinsic, parse_payload_expr};
+use piflow_asl::path::PathContext;
 use serde_json::{Value, json};
 
 /// Skip evaluation of longer inputs: nested States.ArrayRange /

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use piflow::asl::jsonata::{is_jsonata_string, parse_expression, parse_jsonata_string};
+use piflow_asl::jsonata::{is_jsonata_string, parse_expression, parse_jsonata_string};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use piflow::asl::path::{PathContext, parse_json_path, parse_reference_path};
+use piflow_asl::path::{PathContext, parse_json_path, parse_reference_path};
 use serde_json::{Value, json};
 
 static INPUT: LazyLock<Value> = LazyLock::new(|| {
