@@ -22,7 +22,7 @@ pub mod render;
 pub mod source;
 pub mod yaml;
 
-pub use diagnostics::{Diagnostic, Severity};
+pub use diagnostics::{Code, Diagnostic, Severity};
 pub use load::LoadOptions;
 pub use model::{MachineType, StateMachine};
 pub use source::{Format, Node, SourceText};
@@ -53,14 +53,8 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
     let node = match source::parse(text, format) {
         Ok(n) => n,
         Err(e) => {
-            let code = match e.code {
-                "E_DUPLICATE_KEY" => "duplicate-key",
-                "E_TOO_LARGE" => "too-large",
-                "E_TOO_DEEP" => "too-deep",
-                _ => "syntax",
-            };
             let mut d =
-                Diagnostic::error(code, "", e.message).at(source::Span::new(e.offset, e.offset));
+                Diagnostic::error(e.code, "", e.message).at(source::Span::new(e.offset, e.offset));
             d.locate(&SourceText::new(name, text));
             return Validation {
                 machine: None,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::diagnostics::{Diagnostic, child_pointer};
+use super::diagnostics::{Code, Diagnostic, child_pointer};
 use super::intrinsic::{PayloadExpr, parse_payload_expr};
 use super::jsonata::{JsonataExpr, parse_jsonata_string};
 use super::model::*;
@@ -220,19 +220,19 @@ impl Loader {
         }
     }
 
-    fn error(&mut self, code: &'static str, ptr: &str, span: Span, msg: impl Into<String>) {
+    fn error(&mut self, code: Code, ptr: &str, span: Span, msg: impl Into<String>) {
         self.diagnostics
             .push(Diagnostic::error(code, ptr, msg).at(span));
     }
 
-    fn warn(&mut self, code: &'static str, ptr: &str, span: Span, msg: impl Into<String>) {
+    fn warn(&mut self, code: Code, ptr: &str, span: Span, msg: impl Into<String>) {
         self.diagnostics
             .push(Diagnostic::warning(code, ptr, msg).at(span));
     }
 
     fn wrong_type(&mut self, ptr: &str, node: &Node, field: &str, want: &str) {
         self.error(
-            "wrong-type",
+            Code::WrongType,
             ptr,
             node.span,
             format!("{field} must be {want}, not {}", node.type_name()),
@@ -245,7 +245,7 @@ impl Loader {
     pub fn machine(&mut self, node: &Node) -> Option<StateMachine> {
         let Some(fields) = node.as_object() else {
             self.error(
-                "wrong-type",
+                Code::WrongType,
                 "",
                 node.span,
                 format!(
@@ -274,7 +274,7 @@ impl Loader {
             && let Some(n) = node.get("Version")
         {
             self.warn(
-                "invalid-value",
+                Code::InvalidValue,
                 "/Version",
                 n.span,
                 format!("Version {v:?}: the only ASL version is \"1.0\""),
@@ -310,7 +310,7 @@ impl Loader {
         }
         if !missing.is_empty() {
             self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 node.span,
                 format!("the {what} needs {}", missing.join(" and ")),
@@ -335,7 +335,7 @@ impl Loader {
                 Some(entries) => {
                     if entries.is_empty() {
                         self.error(
-                            "missing-field",
+                            Code::MissingField,
                             &states_ptr,
                             n.span,
                             format!("States of the {what} is empty: it needs at least one state"),
@@ -372,14 +372,14 @@ impl Loader {
         let len = name.chars().count();
         if len == 0 {
             self.error(
-                "invalid-name",
+                Code::InvalidName,
                 ptr,
                 key.span,
                 "a state name cannot be empty",
             );
         } else if len > MAX_STATE_NAME {
             self.error(
-                "invalid-name",
+                Code::InvalidName,
                 ptr,
                 key.span,
                 format!("state name is {len} characters long; the limit is {MAX_STATE_NAME}"),
@@ -387,7 +387,7 @@ impl Loader {
         }
         if let Some(c) = name.chars().find(|c| c.is_control()) {
             self.error(
-                "invalid-name",
+                Code::InvalidName,
                 ptr,
                 key.span,
                 format!("state name contains the control character {c:?}"),
@@ -397,7 +397,7 @@ impl Loader {
             let msg = format!(
                 "state name {name:?} is already used at {first}: names must be unique in the whole state machine, including branches and Map processors"
             );
-            self.error("duplicate-state", ptr, key.span, msg);
+            self.error(Code::DuplicateState, ptr, key.span, msg);
         } else {
             self.names.insert(name.clone(), ptr.to_string());
         }
@@ -410,7 +410,7 @@ impl Loader {
             if !allowed.contains(&k.name.as_str()) {
                 let hint = did_you_mean(suggest(&k.name, allowed.iter().copied()));
                 self.error(
-                    "unknown-field",
+                    Code::UnknownField,
                     &child_pointer(ptr, &k.name),
                     k.span,
                     format!("unknown field \"{}\" {place}{hint}", k.name),
@@ -426,7 +426,7 @@ impl Loader {
             Some("JSONata") => Some(QueryLanguage::Jsonata),
             Some(other) => {
                 self.error(
-                    "invalid-value",
+                    Code::InvalidValue,
                     &child_pointer(ptr, "QueryLanguage"),
                     n.span,
                     format!("QueryLanguage must be \"JSONPath\" or \"JSONata\", not {other:?}"),
@@ -464,7 +464,7 @@ impl Loader {
                         return Some(u);
                     }
                     self.error(
-                        "invalid-value",
+                        Code::InvalidValue,
                         ptr,
                         n.span,
                         format!("{field} must be between {min} and 99999999, not {u}"),
@@ -472,7 +472,7 @@ impl Loader {
                     return None;
                 }
                 self.error(
-                    "invalid-value",
+                    Code::InvalidValue,
                     ptr,
                     n.span,
                     format!("{field} must be a whole number ≥ {min}, not {num}"),
@@ -520,7 +520,7 @@ impl Loader {
                 Ok(p) => Some(Nullable::Value(p)),
                 Err(e) => {
                     self.error(
-                        "invalid-path",
+                        Code::InvalidPath,
                         ptr,
                         n.span,
                         format!("{field} {s:?} is not a valid JSONPath: {e}"),
@@ -542,7 +542,7 @@ impl Loader {
                 Ok(p) => {
                     if !matches!(p.root, PathRoot::Input) {
                         self.error(
-                            "invalid-path",
+                            Code::InvalidPath,
                             ptr,
                             n.span,
                             format!("ResultPath {s:?} must start with \"$\": it cannot write to the context object or a variable (use Assign for variables)"),
@@ -553,7 +553,7 @@ impl Loader {
                 }
                 Err(e) => {
                     self.error(
-                        "invalid-path",
+                        Code::InvalidPath,
                         ptr,
                         n.span,
                         format!("ResultPath {s:?} is not a valid reference path: {e}"),
@@ -574,7 +574,7 @@ impl Loader {
                 Ok(p) => Some(p),
                 Err(e) => {
                     self.error(
-                        "invalid-path",
+                        Code::InvalidPath,
                         ptr,
                         n.span,
                         format!("{field} {s:?} is not a valid reference path: {e}"),
@@ -604,9 +604,9 @@ impl Loader {
             Ok(e) => Some(e),
             Err(e) => {
                 let code = if s.trim_start().starts_with("States.") {
-                    "invalid-intrinsic"
+                    Code::InvalidIntrinsic
                 } else {
-                    "invalid-path"
+                    Code::InvalidPath
                 };
                 self.error(
                     code,
@@ -650,7 +650,7 @@ impl Loader {
                     };
                     if let Some(other) = earlier {
                         self.error(
-                            "duplicate-key",
+                            Code::DuplicateKey,
                             &kptr(),
                             k.span,
                             format!(
@@ -754,7 +754,7 @@ impl Loader {
             let name = k.name.strip_suffix(".$").unwrap_or(&k.name);
             if name.is_empty() || name.starts_with('$') {
                 self.error(
-                    "invalid-value",
+                    Code::InvalidValue,
                     &child_pointer(ptr, &k.name),
                     k.span,
                     format!(
@@ -783,7 +783,7 @@ impl Loader {
         let via_path = path_field.and_then(|p| node.get(p).map(|n| (p, n)));
         if let (Some(d), Some((pf, _))) = (direct, via_path) {
             self.error(
-                "exclusive-fields",
+                Code::ExclusiveFields,
                 &child_pointer(ptr, pf),
                 d.span,
                 format!("{field} and {pf} cannot be used together"),
@@ -822,7 +822,7 @@ impl Loader {
                     NumberCheck::Range { min, max } => format!("a number from {min} to {max}"),
                 };
                 self.error(
-                    "invalid-value",
+                    Code::InvalidValue,
                     &fptr,
                     n.span,
                     format!("{field} must be {want}, not {num}"),
@@ -843,7 +843,7 @@ impl Loader {
             && let Some(nb) = node.get(b)
         {
             self.error(
-                "exclusive-fields",
+                Code::ExclusiveFields,
                 &child_pointer(ptr, b),
                 nb.span,
                 format!("{a} and {b} cannot be used together"),
@@ -864,7 +864,7 @@ impl Loader {
     ) -> Option<State> {
         let Some(fields) = node.as_object() else {
             self.error(
-                "wrong-type",
+                Code::WrongType,
                 ptr,
                 node.span,
                 format!("state {name:?} must be an object, not {}", node.type_name()),
@@ -874,7 +874,7 @@ impl Loader {
         let type_name = match node.get("Type") {
             None => {
                 self.error(
-                    "missing-field",
+                    Code::MissingField,
                     ptr,
                     node.span,
                     format!("state {name:?} has no Type"),
@@ -886,7 +886,7 @@ impl Loader {
                 Some(s) => {
                     let hint = did_you_mean(suggest(s, STATE_TYPES.iter().copied()));
                     self.error(
-                        "invalid-value",
+                        Code::InvalidValue,
                         &child_pointer(ptr, "Type"),
                         t.span,
                         format!(
@@ -907,7 +907,7 @@ impl Loader {
             && let Some(n) = node.get("QueryLanguage")
         {
             self.error(
-                "query-language",
+                Code::QueryLanguage,
                 &child_pointer(ptr, "QueryLanguage"),
                 n.span,
                 "QueryLanguage cannot be \"JSONPath\" when the state machine is set to \"JSONata\"",
@@ -994,7 +994,7 @@ impl Loader {
                         ),
                     };
                     self.error(
-                        "query-language",
+                        Code::QueryLanguage,
                         &kptr,
                         k.span,
                         format!(
@@ -1006,7 +1006,7 @@ impl Loader {
                 None => {
                     if all_state_fields().any(|f| f == k.name) {
                         self.error(
-                            "field-not-allowed",
+                            Code::FieldNotAllowed,
                             &kptr,
                             k.span,
                             format!("field \"{}\" is not allowed in a {type_name} state", k.name),
@@ -1014,7 +1014,7 @@ impl Loader {
                     } else {
                         let hint = did_you_mean(suggest(&k.name, allowed.iter().map(|(f, _)| *f)));
                         self.error(
-                            "unknown-field",
+                            Code::UnknownField,
                             &kptr,
                             k.span,
                             format!("unknown field \"{}\" in a {type_name} state{hint}", k.name),
@@ -1037,7 +1037,7 @@ impl Loader {
                 let ends = matches!(e.kind, NodeKind::Bool(true));
                 if ends {
                     self.error(
-                        "exclusive-fields",
+                        Code::ExclusiveFields,
                         &child_pointer(ptr, "End"),
                         e.span,
                         "Next and End cannot be used together",
@@ -1064,7 +1064,7 @@ impl Loader {
                 Some(true) => Transition::End,
                 Some(false) => {
                     self.error(
-                        "missing-field",
+                        Code::MissingField,
                         ptr,
                         e.span,
                         format!("a {type_name} state with \"End\": false needs Next"),
@@ -1075,7 +1075,7 @@ impl Loader {
             },
             (None, None) => {
                 self.error(
-                    "missing-field",
+                    Code::MissingField,
                     ptr,
                     node.span,
                     format!("a {type_name} state needs Next or \"End\": true"),
@@ -1123,7 +1123,12 @@ impl Loader {
 
     fn error_equals(&mut self, node: &Node, ptr: &str) -> Vec<String> {
         let Some(n) = node.get("ErrorEquals") else {
-            self.error("missing-field", ptr, node.span, "ErrorEquals is required");
+            self.error(
+                Code::MissingField,
+                ptr,
+                node.span,
+                "ErrorEquals is required",
+            );
             return Vec::new();
         };
         let eptr = child_pointer(ptr, "ErrorEquals");
@@ -1133,7 +1138,7 @@ impl Loader {
         };
         if items.is_empty() {
             self.error(
-                "invalid-value",
+                Code::InvalidValue,
                 &eptr,
                 n.span,
                 "ErrorEquals needs at least one error name",
@@ -1155,7 +1160,7 @@ impl Loader {
             && out.len() > 1
         {
             self.error(
-                "states-all",
+                Code::StatesAll,
                 &child_pointer(&eptr, &pos.to_string()),
                 n.span,
                 "States.ALL must appear alone in ErrorEquals",
@@ -1220,7 +1225,7 @@ impl Loader {
                     NodeKind::Number(num) => match num.as_f64() {
                         Some(f) if f >= 1.0 => r.backoff_rate = f,
                         _ => self.error(
-                            "invalid-value",
+                            Code::InvalidValue,
                             &bptr,
                             v.span,
                             format!("BackoffRate must be ≥ 1.0, not {num}"),
@@ -1234,7 +1239,7 @@ impl Loader {
                     Some("FULL") => r.jitter = Jitter::Full,
                     Some("NONE") => r.jitter = Jitter::None,
                     _ => self.error(
-                        "invalid-value",
+                        Code::InvalidValue,
                         &child_pointer(&iptr, "JitterStrategy"),
                         v.span,
                         "JitterStrategy must be \"FULL\" or \"NONE\"",
@@ -1259,7 +1264,7 @@ impl Loader {
         for (i, l) in lists.iter().enumerate() {
             if l.iter().any(|e| e == "States.ALL") && i + 1 != count {
                 self.error(
-                    "states-all",
+                    Code::StatesAll,
                     &child_pointer(ptr, &i.to_string()),
                     span,
                     format!("a {what} entry with States.ALL must be the last one"),
@@ -1289,7 +1294,7 @@ impl Loader {
                     let kptr = child_pointer(&iptr, &k.name);
                     if matches!(k.name.as_str(), "ResultPath" | "Output") {
                         self.error(
-                            "query-language",
+                            Code::QueryLanguage,
                             &kptr,
                             k.span,
                             format!(
@@ -1301,7 +1306,7 @@ impl Loader {
                     } else {
                         let hint = did_you_mean(suggest(&k.name, fields.iter().copied()));
                         self.error(
-                            "unknown-field",
+                            Code::UnknownField,
                             &kptr,
                             k.span,
                             format!("unknown field \"{}\" in a catcher{hint}", k.name),
@@ -1319,7 +1324,7 @@ impl Loader {
                     }
                 },
                 None => {
-                    self.error("missing-field", &iptr, item.span, "a catcher needs Next");
+                    self.error(Code::MissingField, &iptr, item.span, "a catcher needs Next");
                     continue;
                 }
             };
@@ -1368,7 +1373,7 @@ impl Loader {
             },
             None => {
                 self.error(
-                    "missing-field",
+                    Code::MissingField,
                     ptr,
                     node.span,
                     "a Task state needs Resource",
@@ -1404,7 +1409,7 @@ impl Loader {
             && let Some(n) = node.get("HeartbeatSeconds")
         {
             self.error(
-                "invalid-value",
+                Code::InvalidValue,
                 &child_pointer(ptr, "HeartbeatSeconds"),
                 n.span,
                 format!("HeartbeatSeconds ({h}) must be smaller than TimeoutSeconds ({t})"),
@@ -1435,7 +1440,7 @@ impl Loader {
         });
         if !has_role {
             self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 n.span,
                 "Credentials needs the field RoleArn",
@@ -1446,7 +1451,7 @@ impl Loader {
                 k.name == "RoleArn" || (lang == QueryLanguage::JsonPath && k.name == "RoleArn.$");
             if !allowed {
                 self.error(
-                    "unknown-field",
+                    Code::UnknownField,
                     &child_pointer(ptr, &k.name),
                     k.span,
                     format!(
@@ -1469,7 +1474,7 @@ impl Loader {
         let express = self.options.machine_type == MachineType::Express;
         if lang == QueryLanguage::Jsonata && parse_jsonata_string(resource).is_some() {
             self.error(
-                "invalid-resource",
+                Code::InvalidResource,
                 ptr,
                 span,
                 "Resource cannot be a JSONata expression",
@@ -1479,7 +1484,7 @@ impl Loader {
         if let Some(step) = resource.strip_prefix("piflow:") {
             if step.is_empty() {
                 self.error(
-                    "invalid-resource",
+                    Code::InvalidResource,
                     ptr,
                     span,
                     "\"piflow:\" must name a built-in step, e.g. piflow:lint",
@@ -1490,7 +1495,7 @@ impl Loader {
         if resource.contains("${") {
             if placeholder_well_formed(resource) {
                 self.warn(
-                    "substitution",
+                    Code::Substitution,
                     ptr,
                     span,
                     format!("Resource {resource:?} holds a ${{placeholder}}: it is checked only after DefinitionSubstitutions are applied"),
@@ -1498,7 +1503,7 @@ impl Loader {
                 return ResourceKind::Other;
             }
             self.error(
-                "invalid-resource",
+                Code::InvalidResource,
                 ptr,
                 span,
                 format!("Resource {resource:?} has an unclosed ${{placeholder}}"),
@@ -1508,7 +1513,7 @@ impl Loader {
         let parts: Vec<&str> = resource.splitn(6, ':').collect();
         if parts.len() < 3 || parts[0] != "arn" || parts[1].is_empty() {
             self.error(
-                "invalid-resource",
+                Code::InvalidResource,
                 ptr,
                 span,
                 format!("Resource {resource:?} is not an ARN (arn:partition:service:...) or a piflow: step"),
@@ -1549,7 +1554,7 @@ impl Loader {
             };
             if let Some(r) = reason {
                 self.error(
-                    "express-unsupported",
+                    Code::ExpressUnsupported,
                     ptr,
                     span,
                     format!("an EXPRESS state machine does not support {r} ({resource})"),
@@ -1581,7 +1586,7 @@ impl Loader {
         });
         if !name_ok || !qual_ok {
             self.error(
-                "invalid-resource",
+                Code::InvalidResource,
                 ptr,
                 span,
                 format!(
@@ -1607,7 +1612,7 @@ impl Loader {
             let action = it.next().unwrap_or("").to_string();
             if service.is_empty() || action.is_empty() {
                 self.error(
-                    "invalid-resource",
+                    Code::InvalidResource,
                     ptr,
                     span,
                     format!("arn:aws:states:::aws-sdk:{sdk} must name a service and an action (aws-sdk:SERVICE:ACTION)"),
@@ -1626,7 +1631,7 @@ impl Loader {
             if !known.contains(&action.as_str()) {
                 let hint = did_you_mean(suggest(&action, known.iter().copied()));
                 self.error(
-                    "invalid-resource",
+                    Code::InvalidResource,
                     ptr,
                     span,
                     format!(
@@ -1637,7 +1642,7 @@ impl Loader {
             }
         } else if service.is_empty() || action.is_empty() {
             self.error(
-                "invalid-resource",
+                Code::InvalidResource,
                 ptr,
                 span,
                 format!(
@@ -1667,7 +1672,7 @@ impl Loader {
         let cptr = child_pointer(ptr, "Choices");
         match node.get("Choices") {
             None => self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 node.span,
                 "a Choice state needs Choices",
@@ -1677,7 +1682,7 @@ impl Loader {
                 Some(items) => {
                     if items.is_empty() {
                         self.error(
-                            "invalid-value",
+                            Code::InvalidValue,
                             &cptr,
                             n.span,
                             "Choices needs at least one rule",
@@ -1707,7 +1712,7 @@ impl Loader {
         }
         if let Some(e) = item.get("End") {
             self.error(
-                "field-not-allowed",
+                Code::FieldNotAllowed,
                 &child_pointer(ptr, "End"),
                 e.span,
                 "a choice rule cannot end the state machine: it needs Next (use a Succeed state)",
@@ -1723,7 +1728,7 @@ impl Loader {
             },
             None => {
                 self.error(
-                    "missing-field",
+                    Code::MissingField,
                     ptr,
                     item.span,
                     "a top-level choice rule needs Next",
@@ -1781,7 +1786,7 @@ impl Loader {
                         || comparison_of(&k.name).is_some()
                     {
                         self.error(
-                            "query-language",
+                            Code::QueryLanguage,
                             &kptr,
                             k.span,
                             format!("{} is a JSONPath choice field; a JSONata choice rule uses Condition", k.name),
@@ -1789,7 +1794,7 @@ impl Loader {
                     } else {
                         let hint = did_you_mean(suggest(&k.name, allowed.iter().copied()));
                         self.error(
-                            "unknown-field",
+                            Code::UnknownField,
                             &kptr,
                             k.span,
                             format!("unknown field \"{}\" in a choice rule{hint}", k.name),
@@ -1802,7 +1807,7 @@ impl Loader {
             }
             let Some(c) = item.get("Condition") else {
                 self.error(
-                    "missing-field",
+                    Code::MissingField,
                     ptr,
                     item.span,
                     "a JSONata choice rule needs Condition",
@@ -1817,7 +1822,7 @@ impl Loader {
                     Some(None) => None,
                     None => {
                         self.error(
-                            "invalid-jsonata",
+                            Code::InvalidJsonata,
                             &cptr,
                             c.span,
                             "Condition must be a JSONata expression \"{% ... %}\" or a boolean",
@@ -1845,7 +1850,7 @@ impl Loader {
             let kptr = child_pointer(ptr, &k.name);
             if k.name == "Condition" || k.name == "Output" {
                 self.error(
-                    "query-language",
+                    Code::QueryLanguage,
                     &kptr,
                     k.span,
                     format!("{} is a JSONata field; this state uses JSONPath", k.name),
@@ -1857,7 +1862,7 @@ impl Loader {
                     .chain(Comparison::ALL.iter().map(|(n, _, _, _)| *n));
                 let hint = did_you_mean(suggest(&k.name, cands));
                 self.error(
-                    "unknown-field",
+                    Code::UnknownField,
                     &kptr,
                     k.span,
                     format!("unknown field \"{}\" in a choice rule{hint}", k.name),
@@ -1871,7 +1876,7 @@ impl Loader {
         let variable = item.get("Variable");
         if combinators.len() + usize::from(!ops.is_empty()) > 1 || ops.len() > 1 {
             self.error(
-                "exclusive-fields",
+                Code::ExclusiveFields,
                 ptr,
                 item.span,
                 "a choice rule holds exactly one of And, Or, Not or a single comparison",
@@ -1881,7 +1886,7 @@ impl Loader {
         if let Some(c) = combinators.first() {
             if let Some(v) = variable {
                 self.error(
-                    "field-not-allowed",
+                    Code::FieldNotAllowed,
                     &child_pointer(ptr, "Variable"),
                     v.span,
                     format!("Variable cannot be used with {c}"),
@@ -1904,7 +1909,7 @@ impl Loader {
             };
             if items.is_empty() {
                 self.error(
-                    "invalid-value",
+                    Code::InvalidValue,
                     &cptr,
                     n.span,
                     format!("{c} needs at least one rule"),
@@ -1928,7 +1933,7 @@ impl Loader {
         }
         let Some((k, v, op, ty, is_path)) = ops.into_iter().next() else {
             self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 item.span,
                 "a choice rule needs a comparison (e.g. StringEquals), And, Or or Not",
@@ -1937,7 +1942,7 @@ impl Loader {
         };
         let Some(var) = variable else {
             self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 item.span,
                 format!("the comparison {} needs Variable", k.name),
@@ -1950,7 +1955,7 @@ impl Loader {
                 Ok(p) => Some(p),
                 Err(e) => {
                     self.error(
-                        "invalid-path",
+                        Code::InvalidPath,
                         &vptr(),
                         var.span,
                         format!("Variable {s:?} is not a valid path: {e}"),
@@ -1970,7 +1975,7 @@ impl Loader {
                     Ok(p) => Some(Operand::Path(p)),
                     Err(e) => {
                         self.error(
-                            "invalid-path",
+                            Code::InvalidPath,
                             &kptr(),
                             v.span,
                             format!("{} {s:?} is not a valid path: {e}", k.name),
@@ -1992,7 +1997,7 @@ impl Loader {
                     Some(s) => {
                         if !is_rfc3339(s) {
                             self.error(
-                                "invalid-timestamp",
+                                Code::InvalidTimestamp,
                                 &kptr(),
                                 v.span,
                                 format!("{} {s:?} is not an RFC 3339 timestamp", k.name),
@@ -2030,7 +2035,7 @@ impl Loader {
             .collect();
         if present.is_empty() {
             self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 node.span,
                 "a Wait state needs one of Seconds, SecondsPath, Timestamp or TimestampPath",
@@ -2040,7 +2045,7 @@ impl Loader {
         if present.len() > 1 {
             let second = node.get(present[1]).map(|n| n.span).unwrap_or(node.span);
             self.error(
-                "exclusive-fields",
+                Code::ExclusiveFields,
                 &child_pointer(ptr, present[1]),
                 second,
                 format!("a Wait state takes exactly one of Seconds, SecondsPath, Timestamp and TimestampPath; it has {}", present.join(" and ")),
@@ -2074,7 +2079,7 @@ impl Loader {
                     }
                     if !is_rfc3339(s) {
                         self.error(
-                            "invalid-timestamp",
+                            Code::InvalidTimestamp,
                             &fptr,
                             n.span,
                             format!("Timestamp {s:?} is not an RFC 3339 timestamp (e.g. \"2016-03-14T01:59:00Z\")"),
@@ -2130,7 +2135,7 @@ impl Loader {
         let bptr = child_pointer(ptr, "Branches");
         let Some(n) = node.get("Branches") else {
             self.error(
-                "missing-field",
+                Code::MissingField,
                 ptr,
                 node.span,
                 "a Parallel state needs Branches",
@@ -2143,7 +2148,7 @@ impl Loader {
         };
         if items.is_empty() {
             self.error(
-                "invalid-value",
+                Code::InvalidValue,
                 &bptr,
                 n.span,
                 "Branches needs at least one branch",
@@ -2177,7 +2182,7 @@ impl Loader {
         let (proc_field, legacy) = match (node.get("ItemProcessor"), node.get("Iterator")) {
             (Some(_), Some(it)) => {
                 self.error(
-                    "exclusive-fields",
+                    Code::ExclusiveFields,
                     &child_pointer(ptr, "Iterator"),
                     it.span,
                     "ItemProcessor and the legacy Iterator cannot be used together",
@@ -2188,7 +2193,7 @@ impl Loader {
             (None, Some(_)) => ("Iterator", true),
             (None, None) => {
                 self.error(
-                    "missing-field",
+                    Code::MissingField,
                     ptr,
                     node.span,
                     "a Map state needs ItemProcessor (or the legacy Iterator)",
@@ -2226,7 +2231,7 @@ impl Loader {
                             Some("INLINE") => mode = ProcessorMode::Inline,
                             Some("DISTRIBUTED") => mode = ProcessorMode::Distributed,
                             _ => self.error(
-                                "invalid-value",
+                                Code::InvalidValue,
                                 &child_pointer(&cptr, "Mode"),
                                 m.span,
                                 "Mode must be \"INLINE\" or \"DISTRIBUTED\"",
@@ -2238,7 +2243,7 @@ impl Loader {
                             Some("STANDARD") => execution_type = Some(MachineType::Standard),
                             Some("EXPRESS") => execution_type = Some(MachineType::Express),
                             _ => self.error(
-                                "invalid-value",
+                                Code::InvalidValue,
                                 &child_pointer(&cptr, "ExecutionType"),
                                 e.span,
                                 "ExecutionType must be \"STANDARD\" or \"EXPRESS\"",
@@ -2357,13 +2362,13 @@ impl Loader {
 
     fn label(&mut self, s: &str, ptr: &str, span: Span) {
         if s.is_empty() {
-            self.error("invalid-name", ptr, span, "Label cannot be empty");
+            self.error(Code::InvalidName, ptr, span, "Label cannot be empty");
             return;
         }
         let len = s.chars().count();
         if len > MAX_LABEL {
             self.error(
-                "invalid-name",
+                Code::InvalidName,
                 ptr,
                 span,
                 format!("Label is {len} characters long; the limit is {MAX_LABEL}"),
@@ -2371,7 +2376,7 @@ impl Loader {
         }
         if let Some(c) = s.chars().find(|c| is_forbidden_label_char(*c)) {
             self.error(
-                "invalid-name",
+                Code::InvalidName,
                 ptr,
                 span,
                 format!("Label contains the invalid character {c:?}: no white space, brackets, wildcards, special characters (\" # % \\ ^ | ~ ` $ & , ; : /) or control characters"),
@@ -2391,7 +2396,7 @@ impl Loader {
         self.unknown_keys(fields, ptr, allowed, "in ItemReader");
         let resource = self.opt_string(n, ptr, "Resource");
         if resource.is_none() && n.get("Resource").is_none() {
-            self.error("missing-field", ptr, n.span, "ItemReader needs Resource");
+            self.error(Code::MissingField, ptr, n.span, "ItemReader needs Resource");
         }
         let parameters = n
             .get("Parameters")
