@@ -419,6 +419,59 @@ impl Loader {
         }
     }
 
+    /// [`Self::unknown_keys`] for an object that takes its payload as
+    /// `Parameters` (JSONPath) or `Arguments` (JSONata), besides `common`:
+    /// the payload field of the other query language is a `query-language`
+    /// error.
+    fn payload_keys(
+        &mut self,
+        fields: &[(Key, Node)],
+        ptr: &str,
+        common: &[&str],
+        lang: QueryLanguage,
+        place: &str,
+    ) {
+        let (own, other, instead) = match lang {
+            QueryLanguage::JsonPath => (
+                "Parameters",
+                "Arguments",
+                "set \"QueryLanguage\": \"JSONata\" on the state or the machine",
+            ),
+            QueryLanguage::Jsonata => ("Arguments", "Parameters", "use Arguments"),
+        };
+        let allowed: Vec<&str> = common.iter().copied().chain([own]).collect();
+        for (k, _) in fields {
+            if allowed.contains(&k.name.as_str()) {
+                continue;
+            }
+            let kptr = child_pointer(ptr, &k.name);
+            if k.name == other {
+                self.error(
+                    Code::QueryLanguage,
+                    &kptr,
+                    k.span,
+                    format!(
+                        "{other} {place} is a {} field, but this state uses {}: {instead}",
+                        if lang == QueryLanguage::JsonPath {
+                            "JSONata"
+                        } else {
+                            "JSONPath"
+                        },
+                        lang.as_str()
+                    ),
+                );
+            } else {
+                let hint = did_you_mean(suggest(&k.name, allowed.iter().copied()));
+                self.error(
+                    Code::UnknownField,
+                    &kptr,
+                    k.span,
+                    format!("unknown field \"{}\" {place}{hint}", k.name),
+                );
+            }
+        }
+    }
+
     fn query_language(&mut self, node: &Node, ptr: &str) -> Option<QueryLanguage> {
         let n = node.get("QueryLanguage")?;
         match n.as_str() {
@@ -1145,9 +1198,16 @@ impl Loader {
             );
         }
         let mut out = Vec::new();
+        // The first States.ALL, by its index in the source array.
+        let mut states_all = None;
         for (i, item) in items.iter().enumerate() {
             match item.as_str() {
-                Some(s) => out.push(s.to_string()),
+                Some(s) => {
+                    if s == "States.ALL" && states_all.is_none() {
+                        states_all = Some((i, item.span));
+                    }
+                    out.push(s.to_string());
+                }
                 None => self.wrong_type(
                     &child_pointer(&eptr, &i.to_string()),
                     item,
@@ -1156,13 +1216,13 @@ impl Loader {
                 ),
             }
         }
-        if let Some(pos) = out.iter().position(|e| e == "States.ALL")
-            && out.len() > 1
+        if let Some((i, span)) = states_all
+            && items.len() > 1
         {
             self.error(
                 Code::StatesAll,
-                &child_pointer(&eptr, &pos.to_string()),
-                n.span,
+                &child_pointer(&eptr, &i.to_string()),
+                span,
                 "States.ALL must appear alone in ErrorEquals",
             );
         }
@@ -1184,6 +1244,7 @@ impl Loader {
             "Comment",
         ];
         let mut out = Vec::new();
+        let mut catch_all = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let iptr = child_pointer(ptr, &i.to_string());
             let Some(fields) = item.as_object() else {
@@ -1195,6 +1256,9 @@ impl Loader {
                 error_equals: self.error_equals(item, &iptr),
                 ..Retrier::default()
             };
+            if r.error_equals.iter().any(|e| e == "States.ALL") {
+                catch_all.push((i, item.span));
+            }
             if let Some(v) = item.get("IntervalSeconds")
                 && let Some(u) = self.positive_int(
                     v,
@@ -1248,21 +1312,22 @@ impl Loader {
             }
             out.push(r);
         }
-        self.states_all_last(out.iter().map(|r| &r.error_equals), ptr, n.span, "Retry");
+        self.states_all_last(&catch_all, items.len(), ptr, "Retry");
         out
     }
 
-    fn states_all_last<'b>(
+    /// `catch_all`: the index in the source array and the span of each
+    /// retrier or catcher whose ErrorEquals holds States.ALL; `count`: the
+    /// length of that array.
+    fn states_all_last(
         &mut self,
-        lists: impl Iterator<Item = &'b Vec<String>>,
+        catch_all: &[(usize, Span)],
+        count: usize,
         ptr: &str,
-        span: Span,
         what: &str,
     ) {
-        let lists: Vec<_> = lists.collect();
-        let count = lists.len();
-        for (i, l) in lists.iter().enumerate() {
-            if l.iter().any(|e| e == "States.ALL") && i + 1 != count {
+        for &(i, span) in catch_all {
+            if i + 1 != count {
                 self.error(
                     Code::StatesAll,
                     &child_pointer(ptr, &i.to_string()),
@@ -1283,6 +1348,7 @@ impl Loader {
             QueryLanguage::Jsonata => &["ErrorEquals", "Next", "Output", "Assign", "Comment"],
         };
         let mut out = Vec::new();
+        let mut catch_all = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let iptr = child_pointer(ptr, &i.to_string());
             let Some(entries) = item.as_object() else {
@@ -1315,6 +1381,9 @@ impl Loader {
                 }
             }
             let error_equals = self.error_equals(item, &iptr);
+            if error_equals.iter().any(|e| e == "States.ALL") {
+                catch_all.push((i, item.span));
+            }
             let next = match item.get("Next") {
                 Some(nn) => match nn.as_str() {
                     Some(s) => s.to_string(),
@@ -1352,7 +1421,7 @@ impl Loader {
                 pointer: iptr,
             });
         }
-        self.states_all_last(out.iter().map(|c| &c.error_equals), ptr, n.span, "Catch");
+        self.states_all_last(&catch_all, items.len(), ptr, "Catch");
         out
     }
 
@@ -2389,11 +2458,13 @@ impl Loader {
             self.wrong_type(ptr, n, "ItemReader", "an object");
             return None;
         };
-        let allowed: &[&str] = match lang {
-            QueryLanguage::JsonPath => &["Resource", "Parameters", "ReaderConfig"],
-            QueryLanguage::Jsonata => &["Resource", "Arguments", "ReaderConfig"],
-        };
-        self.unknown_keys(fields, ptr, allowed, "in ItemReader");
+        self.payload_keys(
+            fields,
+            ptr,
+            &["Resource", "ReaderConfig"],
+            lang,
+            "in ItemReader",
+        );
         let resource = self.opt_string(n, ptr, "Resource");
         if resource.is_none() && n.get("Resource").is_none() {
             self.error(Code::MissingField, ptr, n.span, "ItemReader needs Resource");
@@ -2494,11 +2565,13 @@ impl Loader {
             self.wrong_type(ptr, n, "ResultWriter", "an object");
             return None;
         };
-        let allowed: &[&str] = match lang {
-            QueryLanguage::JsonPath => &["Resource", "Parameters", "WriterConfig"],
-            QueryLanguage::Jsonata => &["Resource", "Arguments", "WriterConfig"],
-        };
-        self.unknown_keys(fields, ptr, allowed, "in ResultWriter");
+        self.payload_keys(
+            fields,
+            ptr,
+            &["Resource", "WriterConfig"],
+            lang,
+            "in ResultWriter",
+        );
         Some(ResultWriter {
             resource: self.opt_string(n, ptr, "Resource"),
             parameters: n
