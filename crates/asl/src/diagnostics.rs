@@ -307,6 +307,6 @@ mod tests {
             assert!(!code.meaning().is_empty());
         }
         assert_eq!(Code::ALL.len(), 26);
-        assert!("E_SYNTAX".parse::<Code>().is_err());
+        assert!("Missing-Field".parse::<Code>().is_err());
     }
 }
