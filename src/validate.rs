@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::files::{ReadError, expand, is_asl_name, read_text};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
 use piflow_asl::{
-    Diagnostic, Format, LoadOptions, MachineType, Severity, SourceText, source, validate_parsed,
-    validate_text,
+    Code, Diagnostic, Format, LoadOptions, MachineType, Severity, SourceText, source,
+    validate_parsed, validate_text,
 };
 
 #[derive(clap::Args, Debug)]
@@ -59,8 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             Ok(t) => t,
             Err(e) => {
                 let (code, unreadable) = match e {
-                    ReadError::TooLarge { .. } => ("too-large", false),
-                    _ => ("unreadable", true),
+                    ReadError::TooLarge { .. } => (Code::TooLarge, false),
+                    _ => (Code::Unreadable, true),
                 };
                 reports.push(FileReport {
                     file: shown,

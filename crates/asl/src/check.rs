@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
-use super::diagnostics::{Diagnostic, child_pointer};
+use super::diagnostics::{Code, Diagnostic, child_pointer};
 use super::load::suggest;
 use super::model::{EdgeKind, Scope, StateMachine};
 
@@ -51,7 +51,7 @@ fn check_scope(scope: &Scope, owner: &HashMap<&str, &str>, out: &mut Vec<Diagnos
     let missing = |target: &str, ptr: String, role: &str, out: &mut Vec<Diagnostic>| {
         match owner.get(target) {
             Some(other) => out.push(Diagnostic::error(
-                "cross-scope",
+                Code::CrossScope,
                 ptr,
                 format!(
                     "{role} \"{target}\" is a state of {}, not of {}: a transition cannot enter or leave a Parallel branch or a Map processor",
@@ -65,7 +65,7 @@ fn check_scope(scope: &Scope, owner: &HashMap<&str, &str>, out: &mut Vec<Diagnos
                     .map(|s| format!("; did you mean \"{s}\"?"))
                     .unwrap_or_default();
                 out.push(Diagnostic::error(
-                    "unknown-state",
+                    Code::UnknownState,
                     ptr,
                     format!("{role} \"{target}\" does not exist in {what}{hint}"),
                 ));
@@ -139,7 +139,7 @@ fn check_scope(scope: &Scope, owner: &HashMap<&str, &str>, out: &mut Vec<Diagnos
         for (name, state) in &scope.states {
             if !reachable.contains(&index[name.as_str()]) {
                 out.push(Diagnostic::error(
-                    "unreachable-state",
+                    Code::UnreachableState,
                     state.pointer.clone(),
                     format!(
                         "state \"{name}\" cannot be reached from StartAt \"{}\"",
@@ -159,7 +159,7 @@ fn check_scope(scope: &Scope, owner: &HashMap<&str, &str>, out: &mut Vec<Diagnos
         .collect();
     if terminals.is_empty() && !scope.states.is_empty() {
         out.push(Diagnostic::error(
-            "no-terminal",
+            Code::NoTerminal,
             child_pointer(&scope.pointer, "States"),
             format!(
                 "{} has no terminal state: it needs a state with \"End\": true, a Succeed or a Fail state",
@@ -186,7 +186,7 @@ fn check_scope(scope: &Scope, owner: &HashMap<&str, &str>, out: &mut Vec<Diagnos
             let i = index[name.as_str()];
             if reachable.contains(&i) && !ends.contains(&i) {
                 out.push(Diagnostic::error(
-                    "no-terminal",
+                    Code::NoTerminal,
                     state.pointer.clone(),
                     format!(
                         "from state \"{name}\" no End, Succeed or Fail state can be reached: it loops forever"

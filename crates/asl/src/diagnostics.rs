@@ -28,7 +28,7 @@ impl std::fmt::Display for Severity {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub pointer: String,
     #[serde(skip)]
@@ -38,11 +38,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(
-        code: &'static str,
-        pointer: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn error(code: Code, pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -54,11 +50,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(
-        code: &'static str,
-        pointer: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn warning(code: Code, pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, pointer, message)
@@ -102,83 +94,219 @@ pub fn child_pointer(base: &str, token: &str) -> String {
     p
 }
 
-/// Every stable diagnostic code, with a one-line meaning (see docs/validation.md).
-pub const CODES: &[(&str, &str)] = &[
-    ("syntax", "the text is not valid JSON or YAML"),
-    (
-        "unreadable",
-        "the file could not be read (missing, not UTF-8)",
-    ),
-    ("duplicate-key", "an object has the same key twice"),
-    ("too-large", "the definition is larger than piflow accepts"),
-    (
-        "too-deep",
-        "the definition nests deeper than piflow accepts",
-    ),
-    ("wrong-type", "a field has the wrong JSON type"),
-    ("missing-field", "a required field is absent"),
-    ("unknown-field", "a field that the language does not define"),
-    (
-        "field-not-allowed",
-        "a field the language defines, but not for this state type",
-    ),
-    (
-        "query-language",
-        "a field that belongs to the other query language (JSONPath or JSONata)",
-    ),
-    (
-        "exclusive-fields",
-        "two fields that cannot be used together",
-    ),
-    ("invalid-value", "a value outside what the field accepts"),
-    (
-        "invalid-path",
-        "a JSONPath or reference path that does not parse",
-    ),
-    (
-        "invalid-intrinsic",
-        "an intrinsic function call that does not parse or has wrong arguments",
-    ),
-    (
-        "invalid-jsonata",
-        "a JSONata expression that does not parse",
-    ),
-    ("invalid-timestamp", "a timestamp that is not RFC 3339"),
-    (
-        "invalid-resource",
-        "a Task resource that is not a valid ARN or a known integration",
-    ),
-    (
-        "invalid-name",
-        "a state name or Map label that breaks the naming rules",
-    ),
-    (
-        "duplicate-state",
-        "two states with the same name in one state machine",
-    ),
-    (
-        "unknown-state",
-        "StartAt, Next, Default or a Catch names a state that does not exist in its scope",
-    ),
-    (
-        "cross-scope",
-        "a transition into or out of a Parallel branch or Map processor",
-    ),
-    (
-        "unreachable-state",
-        "a state that no path from StartAt reaches",
-    ),
-    (
-        "no-terminal",
-        "a state from which no End, Succeed or Fail state can be reached",
-    ),
-    ("states-all", "States.ALL is not alone or not last"),
-    (
-        "express-unsupported",
-        "a feature that EXPRESS state machines do not support",
-    ),
-    (
-        "substitution",
-        "a ${placeholder} left for DefinitionSubstitutions",
-    ),
-];
+/// A stable diagnostic code.
+///
+/// Codes are stable across releases: scripts may match on them. Each is
+/// written (by [`Code::as_str`], `Display` and `Serialize`) as a kebab-case
+/// string, e.g. `missing-field`; docs/codes.md explains every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Code {
+    /// `syntax`: the text is not valid JSON or YAML (reported at the first error).
+    Syntax,
+    /// `unreadable`: the file could not be read: missing, a directory, or not UTF-8 (reported by the CLI only).
+    Unreadable,
+    /// `duplicate-key`: an object has the same key twice (or `x` and `x.$` in one payload template).
+    DuplicateKey,
+    /// `too-large`: the definition is larger than piflow accepts (8 MiB of text, or 100,000 nodes of YAML alias expansion).
+    TooLarge,
+    /// `too-deep`: the definition nests arrays and objects deeper than piflow accepts (128 levels).
+    TooDeep,
+    /// `wrong-type`: a field has the wrong JSON type.
+    WrongType,
+    /// `missing-field`: a required field is absent.
+    MissingField,
+    /// `unknown-field`: a field that the language does not define.
+    UnknownField,
+    /// `field-not-allowed`: a field the language defines, but not for this state type.
+    FieldNotAllowed,
+    /// `query-language`: a field that belongs to the other query language (JSONPath or JSONata).
+    QueryLanguage,
+    /// `exclusive-fields`: two fields that cannot be used together.
+    ExclusiveFields,
+    /// `invalid-value`: a value outside what the field accepts.
+    InvalidValue,
+    /// `invalid-path`: a JSONPath or reference path that does not parse.
+    InvalidPath,
+    /// `invalid-intrinsic`: an intrinsic function call that does not parse or has wrong arguments.
+    InvalidIntrinsic,
+    /// `invalid-jsonata`: a JSONata expression that does not parse.
+    InvalidJsonata,
+    /// `invalid-timestamp`: a timestamp that is not RFC 3339.
+    InvalidTimestamp,
+    /// `invalid-resource`: a Task resource that is not a valid ARN or a known integration.
+    InvalidResource,
+    /// `invalid-name`: a state name or Map label that breaks the naming rules.
+    InvalidName,
+    /// `duplicate-state`: two states with the same name in one state machine.
+    DuplicateState,
+    /// `unknown-state`: `StartAt`, `Next`, `Default` or a catcher names a state that does not exist in its scope.
+    UnknownState,
+    /// `cross-scope`: a transition into or out of a Parallel branch or Map processor.
+    CrossScope,
+    /// `unreachable-state`: a state that no path from `StartAt` reaches.
+    UnreachableState,
+    /// `no-terminal`: a state from which no `End`, Succeed or Fail state can be reached.
+    NoTerminal,
+    /// `states-all`: `States.ALL` is not alone in `ErrorEquals`, or its retrier or catcher is not last.
+    StatesAll,
+    /// `express-unsupported`: a feature that EXPRESS state machines do not support.
+    ExpressUnsupported,
+    /// `substitution`: a `${placeholder}` left for CloudFormation `DefinitionSubstitutions` (a warning).
+    Substitution,
+}
+
+impl Code {
+    /// Every code, in the order of docs/codes.md.
+    pub const ALL: &[Code] = &[
+        Code::Syntax,
+        Code::Unreadable,
+        Code::DuplicateKey,
+        Code::TooLarge,
+        Code::TooDeep,
+        Code::WrongType,
+        Code::MissingField,
+        Code::UnknownField,
+        Code::FieldNotAllowed,
+        Code::QueryLanguage,
+        Code::ExclusiveFields,
+        Code::InvalidValue,
+        Code::InvalidPath,
+        Code::InvalidIntrinsic,
+        Code::InvalidJsonata,
+        Code::InvalidTimestamp,
+        Code::InvalidResource,
+        Code::InvalidName,
+        Code::DuplicateState,
+        Code::UnknownState,
+        Code::CrossScope,
+        Code::UnreachableState,
+        Code::NoTerminal,
+        Code::StatesAll,
+        Code::ExpressUnsupported,
+        Code::Substitution,
+    ];
+
+    /// The stable string, e.g. `missing-field`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "syntax",
+            Code::Unreadable => "unreadable",
+            Code::DuplicateKey => "duplicate-key",
+            Code::TooLarge => "too-large",
+            Code::TooDeep => "too-deep",
+            Code::WrongType => "wrong-type",
+            Code::MissingField => "missing-field",
+            Code::UnknownField => "unknown-field",
+            Code::FieldNotAllowed => "field-not-allowed",
+            Code::QueryLanguage => "query-language",
+            Code::ExclusiveFields => "exclusive-fields",
+            Code::InvalidValue => "invalid-value",
+            Code::InvalidPath => "invalid-path",
+            Code::InvalidIntrinsic => "invalid-intrinsic",
+            Code::InvalidJsonata => "invalid-jsonata",
+            Code::InvalidTimestamp => "invalid-timestamp",
+            Code::InvalidResource => "invalid-resource",
+            Code::InvalidName => "invalid-name",
+            Code::DuplicateState => "duplicate-state",
+            Code::UnknownState => "unknown-state",
+            Code::CrossScope => "cross-scope",
+            Code::UnreachableState => "unreachable-state",
+            Code::NoTerminal => "no-terminal",
+            Code::StatesAll => "states-all",
+            Code::ExpressUnsupported => "express-unsupported",
+            Code::Substitution => "substitution",
+        }
+    }
+
+    /// A one-line meaning.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Code::Syntax => "the text is not valid JSON or YAML",
+            Code::Unreadable => "the file could not be read (missing, not UTF-8)",
+            Code::DuplicateKey => "an object has the same key twice",
+            Code::TooLarge => "the definition is larger than piflow accepts",
+            Code::TooDeep => "the definition nests deeper than piflow accepts",
+            Code::WrongType => "a field has the wrong JSON type",
+            Code::MissingField => "a required field is absent",
+            Code::UnknownField => "a field that the language does not define",
+            Code::FieldNotAllowed => "a field the language defines, but not for this state type",
+            Code::QueryLanguage => {
+                "a field that belongs to the other query language (JSONPath or JSONata)"
+            }
+            Code::ExclusiveFields => "two fields that cannot be used together",
+            Code::InvalidValue => "a value outside what the field accepts",
+            Code::InvalidPath => "a JSONPath or reference path that does not parse",
+            Code::InvalidIntrinsic => {
+                "an intrinsic function call that does not parse or has wrong arguments"
+            }
+            Code::InvalidJsonata => "a JSONata expression that does not parse",
+            Code::InvalidTimestamp => "a timestamp that is not RFC 3339",
+            Code::InvalidResource => {
+                "a Task resource that is not a valid ARN or a known integration"
+            }
+            Code::InvalidName => "a state name or Map label that breaks the naming rules",
+            Code::DuplicateState => "two states with the same name in one state machine",
+            Code::UnknownState => {
+                "StartAt, Next, Default or a Catch names a state that does not exist in its scope"
+            }
+            Code::CrossScope => "a transition into or out of a Parallel branch or Map processor",
+            Code::UnreachableState => "a state that no path from StartAt reaches",
+            Code::NoTerminal => "a state from which no End, Succeed or Fail state can be reached",
+            Code::StatesAll => "States.ALL is not alone or not last",
+            Code::ExpressUnsupported => "a feature that EXPRESS state machines do not support",
+            Code::Substitution => "a ${placeholder} left for DefinitionSubstitutions",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A string that is not the stable string of any [`Code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown diagnostic code {0:?}")]
+pub struct UnknownCode(pub String);
+
+impl std::str::FromStr for Code {
+    type Err = UnknownCode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCode(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert_eq!(code.as_str().parse::<Code>(), Ok(code));
+            assert_eq!(code.to_string(), code.as_str());
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+            assert!(!code.meaning().is_empty());
+        }
+        assert_eq!(Code::ALL.len(), 26);
+        assert!("Missing-Field".parse::<Code>().is_err());
+    }
+}

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use jsonata_core::ast::AstNode;
 
+use super::diagnostics::Code;
+
 /// A parsed JSONata expression.
 #[derive(Debug, Clone)]
 pub struct JsonataExpr {
@@ -53,8 +55,9 @@ pub enum JsonataError {
 }
 
 impl JsonataError {
-    pub fn code(&self) -> &'static str {
-        "invalid-jsonata"
+    /// The diagnostic code of every JSONata error.
+    pub fn code(&self) -> Code {
+        Code::InvalidJsonata
     }
 }
 

@@ -31,7 +31,7 @@ pub mod render;
 pub mod source;
 pub mod yaml;
 
-pub use diagnostics::{Diagnostic, Severity};
+pub use diagnostics::{Code, Diagnostic, Severity};
 pub use load::LoadOptions;
 pub use model::{MachineType, StateMachine};
 pub use source::{Format, Node, SourceText};
@@ -62,14 +62,8 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
     let node = match source::parse(text, format) {
         Ok(n) => n,
         Err(e) => {
-            let code = match e.code {
-                "E_DUPLICATE_KEY" => "duplicate-key",
-                "E_TOO_LARGE" => "too-large",
-                "E_TOO_DEEP" => "too-deep",
-                _ => "syntax",
-            };
             let mut d =
-                Diagnostic::error(code, "", e.message).at(source::Span::new(e.offset, e.offset));
+                Diagnostic::error(e.code, "", e.message).at(source::Span::new(e.offset, e.offset));
             d.locate(&SourceText::new(name, text));
             return Validation {
                 machine: None,
@@ -78,6 +72,35 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
         }
     };
     validate_parsed(name, text, node, options)
+}
+
+/// Validate a definition given as the bytes of a file: bytes that are not
+/// UTF-8 text are reported as [`Code::Unreadable`] (at the first invalid
+/// byte), anything else as by [`validate_text`].
+pub fn validate_bytes(
+    name: &str,
+    bytes: &[u8],
+    format: Format,
+    options: LoadOptions,
+) -> Validation {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => validate_text(name, text, format, options),
+        Err(e) => {
+            let offset = e.valid_up_to();
+            let mut d = Diagnostic::error(
+                Code::Unreadable,
+                "",
+                format!("{name} is not UTF-8 text (invalid byte at offset {offset})"),
+            )
+            .at(source::Span::new(offset, offset));
+            // Everything before `offset` is valid: the position is exact.
+            d.locate(&SourceText::new(name, String::from_utf8_lossy(bytes)));
+            Validation {
+                machine: None,
+                diagnostics: vec![d],
+            }
+        }
+    }
 }
 
 /// Validate a definition already read from `text` (its diagnostics are
@@ -116,7 +139,15 @@ pub fn validate_node(node: &Node, options: LoadOptions) -> Validation {
     let machine = loader.machine(node);
     let mut diagnostics = loader.diagnostics;
     if let Some(m) = &machine {
+        let loaded = diagnostics.len();
         check::check_machine(m, &mut diagnostics);
+        // The graph checks know pointers, not spans: find the spans before
+        // sorting, so that all diagnostics come in source order.
+        for d in &mut diagnostics[loaded..] {
+            if d.span.is_none() {
+                d.span = pointer_span(node, &d.pointer);
+            }
+        }
     }
     diagnostics.sort_by_key(|d| (d.span.map(|s| s.start), d.severity));
     Validation {

@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use super::diagnostics::Code;
+
 /// Largest definition accepted, in bytes. AWS Step Functions caps a
 /// definition at 1 MiB; piflow allows generated definitions up to 8 MiB.
 pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
@@ -229,7 +231,9 @@ impl SourceText {
 pub struct SyntaxError {
     pub message: String,
     pub offset: usize,
-    pub code: &'static str,
+    /// [`Code::Syntax`], [`Code::DuplicateKey`], [`Code::TooDeep`] or
+    /// [`Code::TooLarge`].
+    pub code: Code,
 }
 
 impl fmt::Display for SyntaxError {
@@ -239,7 +243,7 @@ impl fmt::Display for SyntaxError {
 }
 
 impl SyntaxError {
-    fn new(code: &'static str, message: impl Into<String>, offset: usize) -> Self {
+    fn new(code: Code, message: impl Into<String>, offset: usize) -> Self {
         SyntaxError {
             code,
             message: message.into(),
@@ -252,7 +256,7 @@ impl SyntaxError {
 pub fn parse(text: &str, format: Format) -> Result<Node, SyntaxError> {
     if text.len() > MAX_SOURCE_BYTES {
         return Err(SyntaxError::new(
-            "E_TOO_LARGE",
+            Code::TooLarge,
             format!(
                 "definition is {} bytes; the limit is {} bytes",
                 text.len(),
@@ -280,7 +284,7 @@ pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
     p.skip_ws();
     if p.pos >= p.s.len() {
         return Err(SyntaxError::new(
-            "E_SYNTAX",
+            Code::Syntax,
             "the definition is empty: expected a JSON object",
             p.pos,
         ));
@@ -289,7 +293,7 @@ pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
     p.skip_ws();
     if p.pos < p.s.len() {
         return Err(SyntaxError::new(
-            "E_SYNTAX",
+            Code::Syntax,
             "unexpected text after the end of the JSON value",
             p.pos,
         ));
@@ -321,7 +325,7 @@ impl JsonParser<'_> {
     }
 
     fn err(&self, msg: impl Into<String>) -> SyntaxError {
-        SyntaxError::new("E_SYNTAX", msg, self.pos)
+        SyntaxError::new(Code::Syntax, msg, self.pos)
     }
 
     fn unexpected(&self, expected: &str) -> SyntaxError {
@@ -397,7 +401,7 @@ impl JsonParser<'_> {
         let lexeme = &self.text[start..self.pos];
         let number = parse_number(lexeme).ok_or_else(|| {
             SyntaxError::new(
-                "E_SYNTAX",
+                Code::Syntax,
                 format!("number {lexeme} is out of range"),
                 start,
             )
@@ -493,7 +497,7 @@ impl JsonParser<'_> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(SyntaxError::new(
-                "E_TOO_DEEP",
+                Code::TooDeep,
                 format!("nesting deeper than {MAX_DEPTH} levels"),
                 self.pos,
             ));
@@ -581,7 +585,7 @@ impl JsonParser<'_> {
             };
             if duplicate {
                 return Err(SyntaxError::new(
-                    "E_DUPLICATE_KEY",
+                    Code::DuplicateKey,
                     format!("duplicate key {:?} in object", key.name),
                     key_start,
                 ));
@@ -649,7 +653,7 @@ mod tests {
     fn duplicate_keys_are_rejected_with_position() {
         let text = r#"{"a": 1, "b": {"x": 1, "x": 2}}"#;
         let err = parse_json(text).unwrap_err();
-        assert_eq!(err.code, "E_DUPLICATE_KEY");
+        assert_eq!(err.code, Code::DuplicateKey);
         assert_eq!(err.offset, text.rfind("\"x\"").unwrap());
     }
 
@@ -673,7 +677,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused() {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert_eq!(parse_json(&deep).unwrap_err().code, "E_TOO_DEEP");
+        assert_eq!(parse_json(&deep).unwrap_err().code, Code::TooDeep);
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse_json(&ok).is_ok());
     }

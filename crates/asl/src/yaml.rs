@@ -41,6 +41,7 @@ use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, StrInput, Tag};
 
+use super::diagnostics::Code;
 use super::source::{Key, MAX_DEPTH, Node, NodeKind, Span, SyntaxError, parse_number};
 
 /// Most nodes alias expansion may create in one document (and most nodes the
@@ -52,8 +53,9 @@ const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
 /// Read YAML text holding exactly one document.
 ///
-/// Errors carry a byte offset into `text` and one of the codes `E_SYNTAX`,
-/// `E_DUPLICATE_KEY`, `E_TOO_DEEP` or `E_TOO_LARGE`.
+/// Errors carry a byte offset into `text` and one of the codes
+/// [`Code::Syntax`], [`Code::DuplicateKey`], [`Code::TooDeep`] or
+/// [`Code::TooLarge`].
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     let offsets = Offsets::new(text);
     let referenced = referenced_anchors(text);
@@ -69,7 +71,7 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     builder.run()
 }
 
-fn err(code: &'static str, message: impl Into<String>, offset: usize) -> SyntaxError {
+fn err(code: Code, message: impl Into<String>, offset: usize) -> SyntaxError {
     SyntaxError {
         message: message.into(),
         offset,
@@ -222,7 +224,7 @@ fn classify_tag(tag: Option<&Tag>) -> TagKind {
 
 fn unsupported_tag(name: &str, offset: usize) -> SyntaxError {
     err(
-        "E_SYNTAX",
+        Code::Syntax,
         format!("YAML tag {name} is not supported in a state machine definition"),
         offset,
     )
@@ -246,7 +248,7 @@ fn check_collection_tag(
             ) =>
         {
             Err(err(
-                "E_SYNTAX",
+                Code::Syntax,
                 format!("YAML tag !!{name} cannot be applied to a {what}"),
                 offset,
             ))
@@ -310,7 +312,7 @@ fn is_special_float(s: &str) -> bool {
 
 fn not_representable(s: &str, offset: usize) -> SyntaxError {
     err(
-        "E_SYNTAX",
+        Code::Syntax,
         format!("the number {s} is not representable in JSON (JSON has no infinity or NaN)"),
         offset,
     )
@@ -331,7 +333,7 @@ fn int_number(s: &str, offset: usize) -> Result<serde_json::Number, SyntaxError>
     };
     number.ok_or_else(|| {
         err(
-            "E_SYNTAX",
+            Code::Syntax,
             format!("the integer {s} is out of range"),
             offset,
         )
@@ -378,7 +380,7 @@ fn resolve_scalar(
 ) -> Result<NodeKind, SyntaxError> {
     let invalid = |tag: &str| {
         err(
-            "E_SYNTAX",
+            Code::Syntax,
             format!("{s:?} is not a valid value for the YAML tag !!{tag}"),
             offset,
         )
@@ -397,7 +399,7 @@ fn resolve_scalar(
             "float" if is_special_float(s) => Err(not_representable(s, offset)),
             "null" | "int" | "float" => Err(invalid(&name)),
             "map" | "seq" => Err(err(
-                "E_SYNTAX",
+                Code::Syntax,
                 format!("YAML tag !!{name} cannot be applied to a scalar"),
                 offset,
             )),
@@ -452,7 +454,7 @@ struct Builder<'a> {
 
 fn too_deep(offset: usize) -> SyntaxError {
     err(
-        "E_TOO_DEEP",
+        Code::TooDeep,
         format!("nesting deeper than {MAX_DEPTH} levels"),
         offset,
     )
@@ -460,14 +462,14 @@ fn too_deep(offset: usize) -> SyntaxError {
 
 fn non_scalar_key(offset: usize) -> SyntaxError {
     err(
-        "E_SYNTAX",
+        Code::Syntax,
         "a mapping key must be a scalar (a string), not a mapping or a sequence",
         offset,
     )
 }
 
 fn internal(offset: usize) -> SyntaxError {
-    err("E_SYNTAX", "malformed YAML event stream", offset)
+    err(Code::Syntax, "malformed YAML event stream", offset)
 }
 
 /// The entries a `<<` merge key brings: its value must be a mapping or a
@@ -475,7 +477,7 @@ fn internal(offset: usize) -> SyntaxError {
 fn merge_entries(node: Node) -> Result<Vec<(Key, Node)>, SyntaxError> {
     let bad = |offset| {
         err(
-            "E_SYNTAX",
+            Code::Syntax,
             "the value of a merge key (<<) must be a mapping or a sequence of mappings",
             offset,
         )
@@ -505,7 +507,7 @@ impl<'a> Builder<'a> {
             Some(Ok((event, span))) => Ok((event, self.offsets.span(span))),
             Some(Err(e)) => Err(self.scan_error(&e)),
             None => Err(err(
-                "E_SYNTAX",
+                Code::Syntax,
                 "unexpected end of the YAML stream",
                 self.text.len(),
             )),
@@ -519,7 +521,7 @@ impl<'a> Builder<'a> {
             // levels) can hit its own limit before the parser reports ours.
             return too_deep(offset);
         }
-        err("E_SYNTAX", e.info().to_string(), offset)
+        err(Code::Syntax, e.info().to_string(), offset)
     }
 
     fn run(&mut self) -> Result<Node, SyntaxError> {
@@ -533,7 +535,7 @@ impl<'a> Builder<'a> {
             Event::DocumentStart(_) => {}
             Event::StreamEnd => {
                 return Err(err(
-                    "E_SYNTAX",
+                    Code::Syntax,
                     "the definition is empty: expected a YAML mapping",
                     span.start,
                 ));
@@ -554,7 +556,7 @@ impl<'a> Builder<'a> {
         match event {
             Event::StreamEnd => Ok(root),
             Event::DocumentStart(_) => Err(err(
-                "E_SYNTAX",
+                Code::Syntax,
                 "the YAML text holds more than one document; a definition must be a single document",
                 span.start,
             )),
@@ -622,7 +624,7 @@ impl<'a> Builder<'a> {
         };
         if !names.insert(key.name.clone()) {
             return Err(err(
-                "E_DUPLICATE_KEY",
+                Code::DuplicateKey,
                 format!("duplicate key {:?} in mapping", key.name),
                 key.span.start,
             ));
@@ -643,7 +645,7 @@ impl<'a> Builder<'a> {
                 .unwrap_or("")
                 .trim_start_matches('*');
             return Err(err(
-                "E_SYNTAX",
+                Code::Syntax,
                 format!(
                     "alias *{name} refers to a node that contains it (a recursive alias) or is not defined"
                 ),
@@ -663,7 +665,7 @@ impl<'a> Builder<'a> {
         self.expanded = self.expanded.saturating_add(anchored.size);
         if self.expanded > MAX_ALIAS_NODES {
             return Err(err(
-                "E_TOO_LARGE",
+                Code::TooLarge,
                 format!(
                     "expanding the YAML aliases would create more than {MAX_ALIAS_NODES} nodes"
                 ),
@@ -798,7 +800,7 @@ impl<'a> Builder<'a> {
         self.anchored = self.anchored.saturating_add(size);
         if self.anchored > MAX_ALIAS_NODES {
             return Err(err(
-                "E_TOO_LARGE",
+                Code::TooLarge,
                 format!("the YAML anchors used by aliases cover more than {MAX_ALIAS_NODES} nodes"),
                 node.span.start,
             ));
@@ -865,18 +867,18 @@ mod tests {
     fn duplicate_keys_are_rejected_at_the_second_key() {
         let text = "a: 1\nb: 2\na: 3\n";
         let e = error(text);
-        assert_eq!(e.code, "E_DUPLICATE_KEY");
+        assert_eq!(e.code, Code::DuplicateKey);
         assert_eq!(e.message, "duplicate key \"a\" in mapping");
         assert_eq!(e.offset, 10);
 
         let text = "States:\n  A: {Type: Pass, Next: B, Type: Task}\n";
         let e = error(text);
-        assert_eq!(e.code, "E_DUPLICATE_KEY");
+        assert_eq!(e.code, Code::DuplicateKey);
         assert_eq!(e.message, "duplicate key \"Type\" in mapping");
         assert_eq!(e.offset, text.rfind("Type").unwrap());
 
         // Equal keys written differently are still equal.
-        assert_eq!(error("'a': 1\n\"a\": 2\n").code, "E_DUPLICATE_KEY");
+        assert_eq!(error("'a': 1\n\"a\": 2\n").code, Code::DuplicateKey);
         // The same key in two mappings is fine.
         assert_eq!(
             value("a: {k: 1}\nb: {k: 2}"),
@@ -940,7 +942,7 @@ mod tests {
             "a: [.INF]",
         ] {
             let e = error(text);
-            assert_eq!(e.code, "E_SYNTAX", "{text}");
+            assert_eq!(e.code, Code::Syntax, "{text}");
             assert!(
                 e.message.contains("not representable in JSON"),
                 "{text}: {e}"
@@ -988,7 +990,7 @@ mod tests {
     fn bad_aliases() {
         // Unknown anchor (reported by the YAML parser).
         let e = error("a: *nope\n");
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         assert_eq!(e.offset, 3);
         // Recursive alias.
         let e = error("a: &x [1, *x]\n");
@@ -996,7 +998,7 @@ mod tests {
         assert_eq!(e.offset, 10);
         // A collection as a key.
         let e = error("a: &k {b: 1}\n*k : 2\n");
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         assert_eq!(e.offset, 13);
     }
 
@@ -1010,7 +1012,7 @@ mod tests {
             ));
         }
         let e = error(&text);
-        assert_eq!(e.code, "E_TOO_LARGE");
+        assert_eq!(e.code, Code::TooLarge);
         // A moderate amount of sharing is fine.
         let ok = "a: &a [1, 2, 3]\nb: [*a, *a, *a, *a]\n";
         assert_eq!(
@@ -1022,9 +1024,9 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused() {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert_eq!(error(&deep).code, "E_TOO_DEEP");
+        assert_eq!(error(&deep).code, Code::TooDeep);
         let very_deep = "[".repeat(100_000);
-        assert_eq!(error(&very_deep).code, "E_TOO_DEEP");
+        assert_eq!(error(&very_deep).code, Code::TooDeep);
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse_yaml(&ok).is_ok());
         // Block style counts the same.
@@ -1035,7 +1037,7 @@ mod tests {
         }
         block.push_str(&" ".repeat(MAX_DEPTH + 1));
         block.push_str("k: 1\n");
-        assert_eq!(error(&block).code, "E_TOO_DEEP");
+        assert_eq!(error(&block).code, Code::TooDeep);
         // An alias to a deep node, used deep down, counts its own depth.
         let half = MAX_DEPTH / 2 + 1;
         let nested = "[".repeat(half) + &"]".repeat(half);
@@ -1044,7 +1046,7 @@ mod tests {
             "[".repeat(half),
             "]".repeat(half)
         );
-        assert_eq!(error(&text).code, "E_TOO_DEEP");
+        assert_eq!(error(&text).code, Code::TooDeep);
     }
 
     #[test]
@@ -1060,7 +1062,7 @@ mod tests {
         assert_eq!(value("!!map {a: !!seq [1]}"), json!({"a": [1]}));
         let text = "Resource: !Ref MyFunction\n";
         let e = error(text);
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         assert_eq!(
             e.message,
             "YAML tag !Ref is not supported in a state machine definition"
@@ -1085,7 +1087,7 @@ mod tests {
             "!!seq x",
         ] {
             let e = error(bad);
-            assert_eq!(e.code, "E_SYNTAX", "{bad}");
+            assert_eq!(e.code, Code::Syntax, "{bad}");
             assert_eq!(e.offset, 0, "{bad}");
         }
         assert!(error("!!float .inf").message.contains("not representable"));
@@ -1095,12 +1097,12 @@ mod tests {
     fn exactly_one_document() {
         for empty in ["", "   \n", "# only a comment\n"] {
             let e = error(empty);
-            assert_eq!(e.code, "E_SYNTAX");
+            assert_eq!(e.code, Code::Syntax);
             assert!(e.message.contains("empty"), "{e}");
         }
         let text = "a: 1\n---\nb: 2\n";
         let e = error(text);
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         assert!(e.message.contains("more than one document"), "{e}");
         assert_eq!(e.offset, 5);
         assert!(
@@ -1116,22 +1118,22 @@ mod tests {
     fn syntax_errors_are_positioned() {
         let text = "a: [1, 2\nb: 3\n";
         let e = error(text);
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         assert!(e.offset <= text.len());
         let e = error("a: 'unterminated\n");
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         let e = error("a: b: c\n");
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
         assert_eq!(e.offset, 4);
         let e = error("a:\n\t- b\n");
-        assert_eq!(e.code, "E_SYNTAX");
+        assert_eq!(e.code, Code::Syntax);
     }
 
     #[test]
     fn non_ascii_offsets_are_bytes() {
         let text = "é: ünïcödé\n名前: [😀, x]\nzé: {k: v, k: w}\n";
         let e = error(text);
-        assert_eq!(e.code, "E_DUPLICATE_KEY");
+        assert_eq!(e.code, Code::DuplicateKey);
         assert_eq!(e.offset, text.rfind("k:").unwrap());
 
         let text = "é: ünïcödé\n名前: [😀, x]\n";
@@ -1167,18 +1169,18 @@ mod tests {
         assert_eq!(keys, ["Type", "Retry", "TimeoutSeconds"]);
         // A quoted "<<" is an ordinary key.
         assert_eq!(value("'<<': {a: 1}"), json!({"<<": {"a": 1}}));
-        assert_eq!(error("a:\n  <<: 1\n").code, "E_SYNTAX");
-        assert_eq!(error("a:\n  <<: [{b: 1}, 2]\n").code, "E_SYNTAX");
+        assert_eq!(error("a:\n  <<: 1\n").code, Code::Syntax);
+        assert_eq!(error("a:\n  <<: [{b: 1}, 2]\n").code, Code::Syntax);
         assert_eq!(
             error("a:\n  <<: {b: 1}\n  <<: {c: 1}\n").code,
-            "E_DUPLICATE_KEY"
+            Code::DuplicateKey
         );
     }
 
     #[test]
     fn non_scalar_keys_are_refused() {
-        assert_eq!(error("? [a, b]\n: c\n").code, "E_SYNTAX");
-        assert_eq!(error("{[a]: b}").code, "E_SYNTAX");
+        assert_eq!(error("? [a, b]\n: c\n").code, Code::Syntax);
+        assert_eq!(error("{[a]: b}").code, Code::Syntax);
         assert_eq!(error("? {a: 1}\n: c\n").offset, 2);
     }
 
