@@ -71,7 +71,7 @@ fn corpus_executions() {
         "every pure-language case must match AWS exactly"
     );
     assert_eq!(s.pure_total, 842);
-    // With stub services (src/conformance_services.rs): a floor, so that a
+    // With stub services (crates/conformance/src/services.rs): a floor, so that a
     // regression in the service-backed cases fails the build.
     assert!(
         s.passed >= 1027,

@@ -191,7 +191,7 @@ fn main() {
             }
         } else {
             println!(
-                "dynamodb: skipped (set MOTO_PORT and the AWS environment; see the top of benches/durable.rs)"
+                "dynamodb: skipped (set MOTO_PORT and the AWS environment; see the top of crates/runner/benches/durable.rs)"
             );
         }
     });
