@@ -38,8 +38,8 @@ use serde::de::DeserializeOwned;
 
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
-    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Store,
-    StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
+    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Status,
+    Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
 };
 
 /// The global secondary index of every execution, newest first
@@ -1213,7 +1213,7 @@ fn execution_items(r: &ExecutionRecord) -> Result<Vec<Item>, StoreError> {
     let attrs = HashMap::from([
         ("id".to_string(), s(&r.id)),
         ("rev".to_string(), n(r.revision)),
-        ("status".to_string(), s(&r.status)),
+        ("status".to_string(), s(r.status.as_str())),
         ("GSI1PK".to_string(), s("EXECUTIONS")),
         ("GSI1SK".to_string(), s(&sort)),
         ("GSI2PK".to_string(), s(format!("STATUS#{}", r.status))),
@@ -1436,7 +1436,7 @@ impl DynamoStore {
 
     async fn do_executions(
         &self,
-        status: Option<&str>,
+        status: Option<Status>,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let items = match status {
             Some(st) => {
@@ -2104,6 +2104,8 @@ fn waiter_item(pk: &str, w: &Waiter) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+audit_log_of_store!(DynamoStore);
+
 impl Store for DynamoStore {
     fn publish(&self, new: NewDefinition) -> StoreFuture<'_, DefinitionVersion> {
         Box::pin(self.do_publish(new))
@@ -2192,9 +2194,8 @@ impl Store for DynamoStore {
         Box::pin(async move { self.do_execution(&id).await })
     }
 
-    fn executions(&self, status: Option<&str>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
-        let status = status.map(str::to_string);
-        Box::pin(async move { self.do_executions(status.as_deref()).await })
+    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        Box::pin(async move { self.do_executions(status).await })
     }
 
     fn append_events(&self, execution: &str, events: Vec<StoredEvent>) -> StoreFuture<'_, ()> {
