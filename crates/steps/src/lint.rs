@@ -523,7 +523,7 @@ async fn cfn_lint(
     args.extend(files.iter().map(|f| f.clone().into_os_string()));
     let out = process::run(program, args, workdir, vec![], limit)
         .await
-        .map_err(|e| Failure::new("Lint.ToolFailed", e))?;
+        .map_err(|e| Failure::new("Lint.ToolFailed", e.to_string()))?;
     let code = out.code.unwrap_or(-1);
     if out.timed_out || !(0..16).contains(&code) || code & 1 == 1 {
         return Err(tool_failed("cfn-lint", &out, limit));
@@ -580,7 +580,7 @@ async fn tflint(
         ];
         let out = process::run(program, args, workdir, vec![], limit)
             .await
-            .map_err(|e| Failure::new("Lint.ToolFailed", e))?;
+            .map_err(|e| Failure::new("Lint.ToolFailed", e.to_string()))?;
         let parsed: Option<Value> = serde_json::from_str(out.stdout.trim()).ok();
         let Some(parsed) = parsed.filter(|_| !out.timed_out && matches!(out.code, Some(0 | 2)))
         else {
@@ -620,7 +620,7 @@ async fn helm_lint(
         let args: Vec<OsString> = vec!["lint".into(), dir.clone().into_os_string()];
         let out = process::run(program, args, workdir, vec![], limit)
             .await
-            .map_err(|e| Failure::new("Lint.ToolFailed", e))?;
+            .map_err(|e| Failure::new("Lint.ToolFailed", e.to_string()))?;
         if out.timed_out || !matches!(out.code, Some(0 | 1)) {
             return Err(tool_failed("helm lint", &out, limit));
         }

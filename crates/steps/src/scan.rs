@@ -283,7 +283,7 @@ async fn run_scan(
         limit,
     )
     .await
-    .map_err(|e| Failure::new("SecurityScan.ToolFailed", e))?;
+    .map_err(|e| Failure::new("SecurityScan.ToolFailed", e.to_string()))?;
     let json_path = run_dir.join("results_json.json");
     let report: Option<Value> = std::fs::read_to_string(&json_path)
         .ok()
