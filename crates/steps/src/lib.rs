@@ -74,10 +74,10 @@ use piflow_engine::{
 };
 
 /// What opens the audit log when it is first needed.
-pub type AuditFuture = BoxFuture<'static, Result<Arc<dyn AuditLog>, StorageError>>;
+pub type OpenFuture = BoxFuture<'static, Result<Arc<dyn AuditLog>, StorageError>>;
 
 /// Opens the audit log when first needed.
-type Opener = dyn Fn() -> AuditFuture + Send + Sync;
+type Opener = dyn Fn() -> OpenFuture + Send + Sync;
 
 /// The audit trail (the engine's [`AuditLog`], e.g. a store upcast to it),
 /// opened on first use: a workflow that writes nothing to it never opens
@@ -102,7 +102,7 @@ pub type StoreHandle = AuditHandle;
 impl AuditHandle {
     /// Open the log with `open` the first time a step needs it; an error
     /// is that step's failure, and the next step tries again.
-    pub fn lazy(open: impl Fn() -> AuditFuture + Send + Sync + 'static) -> Self {
+    pub fn lazy(open: impl Fn() -> OpenFuture + Send + Sync + 'static) -> Self {
         AuditHandle {
             source: Source::Lazy {
                 open: Arc::new(open),
