@@ -59,7 +59,7 @@ pub struct ExecutionsArgs {
     /// Only executions with this status (RUNNING, SUCCEEDED, FAILED,
     /// TIMED_OUT, ABORTED).
     #[arg(long)]
-    status: Option<String>,
+    status: Option<Status>,
     /// Only executions of this workflow.
     #[arg(long)]
     workflow: Option<String>,
@@ -139,8 +139,6 @@ pub fn reject(args: ApproveArgs) -> anyhow::Result<u8> {
     ))
 }
 
-const STATUSES: [&str; 5] = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -160,7 +158,7 @@ fn runner(
     sink: Option<Arc<dyn HistorySink>>,
     human: bool,
 ) -> Runner {
-    piflow_steps::register_builtins(&mut tasks, piflow_steps::StoreHandle::ready(store.clone()));
+    piflow_steps::register_builtins(&mut tasks, piflow_steps::AuditHandle::ready(store.clone()));
     let mut r = Runner::new(store, tasks, Arc::new(SystemClock));
     r.sink = sink;
     if human {
@@ -185,9 +183,9 @@ fn finished_json(f: &Finished) -> Value {
         None => {
             let r = &f.record;
             let mut v = json!({"execution": arn_of(r), "status": r.status});
-            if r.status == "SUCCEEDED" {
+            if r.status == Status::Succeeded {
                 v["output"] = r.output.clone().unwrap_or(Value::Null);
-            } else if r.status != "RUNNING" {
+            } else if r.status != Status::Running {
                 v["error"] = r.error.clone().map(Value::String).unwrap_or(Value::Null);
                 v["cause"] = r.cause.clone().map(Value::String).unwrap_or(Value::Null);
             }
@@ -199,7 +197,7 @@ fn finished_json(f: &Finished) -> Value {
 }
 
 fn exit_of(f: &Finished) -> u8 {
-    if f.record.status == Status::Succeeded.as_str() {
+    if f.record.status == Status::Succeeded {
         0
     } else {
         EXIT_FAILED
@@ -223,14 +221,14 @@ fn report(f: &Finished, format: OutputFormat, history: bool) -> anyhow::Result<u
                         );
                     }
                     println!("{}", r.status);
-                    match r.status.as_str() {
-                        "SUCCEEDED" => println!(
+                    match r.status {
+                        Status::Succeeded => println!(
                             "output: {}",
                             serde_json::to_string_pretty(
                                 r.output.as_ref().unwrap_or(&Value::Null)
                             )?
                         ),
-                        "RUNNING" => {}
+                        Status::Running => {}
                         _ => {
                             println!("error: {}", r.error.as_deref().unwrap_or("-"));
                             println!("cause: {}", r.cause.as_deref().unwrap_or("-"));
@@ -239,7 +237,7 @@ fn report(f: &Finished, format: OutputFormat, history: bool) -> anyhow::Result<u
                 }
             }
             println!("id: {}", f.record.id);
-            if f.record.status == "RUNNING" {
+            if f.record.status == Status::Running {
                 println!(
                     "the execution did not finish; continue it with: piflow resume {}",
                     f.record.id
@@ -419,7 +417,7 @@ pub fn stop(args: StopArgs) -> anyhow::Result<u8> {
                             "execution": arn_of(&rec), "id": rec.id, "status": rec.status
                         }))?
                     ),
-                    OutputFormat::Human if rec.status == "RUNNING" => println!(
+                    OutputFormat::Human if rec.status == Status::Running => println!(
                         "asked the process running {} to stop; it stops within its lease renewal ({} s)",
                         rec.id,
                         r.lease_ttl.as_secs() / 3
@@ -434,23 +432,12 @@ pub fn stop(args: StopArgs) -> anyhow::Result<u8> {
 }
 
 pub fn executions(args: ExecutionsArgs) -> anyhow::Result<u8> {
-    if let Some(s) = args
-        .status
-        .as_ref()
-        .filter(|s| !STATUSES.contains(&s.as_str()))
-    {
-        eprintln!(
-            "piflow: error: --status {s}: not a status; use one of {}",
-            STATUSES.join(", ")
-        );
-        return Ok(EXIT_USAGE);
-    }
     runtime()?.block_on(async move {
         let store = match open(&args.store).await {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let mut list = store.executions(args.status.as_deref()).await?;
+        let mut list = store.executions(args.status).await?;
         if let Some(w) = &args.workflow {
             list.retain(|e| &e.workflow == w);
         }
@@ -484,11 +471,12 @@ pub fn executions(args: ExecutionsArgs) -> anyhow::Result<u8> {
             OutputFormat::Human => {
                 let color = use_color();
                 for e in &list {
-                    let status = match (e.status.as_str(), color) {
-                        ("SUCCEEDED", true) => format!("{:<10}", e.status.green()),
-                        ("RUNNING", true) => format!("{:<10}", e.status.yellow()),
-                        (_, true) => format!("{:<10}", e.status.red()),
-                        _ => format!("{:<10}", e.status),
+                    let text = e.status.as_str();
+                    let status = match (e.status, color) {
+                        (Status::Succeeded, true) => format!("{:<10}", text.green()),
+                        (Status::Running, true) => format!("{:<10}", text.yellow()),
+                        (_, true) => format!("{:<10}", text.red()),
+                        _ => format!("{text:<10}"),
                     };
                     let note = if orphans.contains(&e.id) {
                         "  (orphaned: piflow resume to continue)"
@@ -603,7 +591,7 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
         );
         return Ok(EXIT_USAGE);
     };
-    if rec.status != "RUNNING" {
+    if rec.status != Status::Running {
         eprintln!(
             "piflow: error: [task-does-not-exist] execution {id} is {}; its tasks no longer wait",
             rec.status

@@ -467,9 +467,12 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
     let store_arg = args.store.clone();
     piflow_steps::register_builtins(
         &mut tasks,
-        piflow_steps::StoreHandle::lazy(move || {
+        piflow_steps::AuditHandle::lazy(move || {
             let store_arg = store_arg.clone();
-            Box::pin(async move { store_arg.open().await })
+            Box::pin(async move {
+                let store = piflow_store::open(store_arg.spec()).await?;
+                Ok(store as Arc<dyn piflow_engine::AuditLog>)
+            })
         }),
     );
     let execution_name = args

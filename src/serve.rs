@@ -374,10 +374,13 @@ impl App {
             match fut.await {
                 Ok(f) => {
                     tracing::info!(execution = %task_id, status = %f.record.status, existing = f.existing, "execution ended");
-                    if f.record.status != "RUNNING" {
+                    if f.record.status != piflow_engine::Status::Running {
                         app.metrics
                             .finished
-                            .get_or_create(&vec![("status".to_string(), f.record.status.clone())])
+                            .get_or_create(&vec![(
+                                "status".to_string(),
+                                f.record.status.to_string(),
+                            )])
                             .inc();
                     }
                 }
@@ -939,8 +942,13 @@ struct ListQuery {
 }
 
 async fn get_executions(State(app): State<Shared>, Query(q): Query<ListQuery>) -> Response {
-    let status = q.status.map(|s| s.to_ascii_uppercase());
-    match app.store.executions(status.as_deref()).await {
+    let status = match q.status.map(|s| s.to_ascii_uppercase().parse()) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        // No execution has a status that does not exist.
+        Some(Err(_)) => return reply(StatusCode::OK, Value::Array(Vec::new())),
+    };
+    match app.store.executions(status).await {
         Ok(rs) => {
             let list: Vec<Value> = rs
                 .iter()
@@ -1170,7 +1178,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 return Ok::<_, anyhow::Error>(None);
             }
         };
-        piflow_steps::register_builtins(&mut tasks, piflow_steps::StoreHandle::ready(store.clone()));
+        piflow_steps::register_builtins(&mut tasks, piflow_steps::AuditHandle::ready(store.clone()));
         let runner = Runner::new(store.clone(), tasks, Arc::new(SystemClock));
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,

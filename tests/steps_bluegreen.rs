@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::estate::{self, BLUE_IMAGE, Estate};
 use piflow_engine::{TaskHandler, TaskRequest};
-use piflow_steps::StoreHandle;
+use piflow_steps::AuditHandle;
 use piflow_steps::bluegreen::EcsBlueGreen;
 use piflow_store::Store;
 use serde_json::{Value, json};
@@ -29,7 +29,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let (dir, store) = common::steps::temp_store();
-    let mut step = EcsBlueGreen::new(StoreHandle::ready(store.clone()));
+    let mut step = EcsBlueGreen::new(AuditHandle::ready(store.clone()));
     step.poll = Duration::from_millis(100);
     Fixture {
         _dir: dir,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use piflow_engine::{TaskHandler, TaskRequest};
-use piflow_steps::StoreHandle;
+use piflow_steps::AuditHandle;
 use piflow_steps::cfn::{CfnDeploy, change_set_name};
 use piflow_store::Store;
 use serde_json::{Value, json};
@@ -40,7 +40,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let (dir, store) = common::steps::temp_store();
-    let mut step = CfnDeploy::new(StoreHandle::ready(store.clone()));
+    let mut step = CfnDeploy::new(AuditHandle::ready(store.clone()));
     step.poll = Duration::from_millis(50);
     Fixture {
         _dir: dir,

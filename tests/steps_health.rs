@@ -22,7 +22,7 @@ use piflow_engine::{
     Engine, ExecutionRequest, Failure, Status, TaskHandler, TaskRegistry, TaskRequest,
     VirtualClock, clock,
 };
-use piflow_steps::StoreHandle;
+use piflow_steps::AuditHandle;
 use piflow_steps::health::HealthGate;
 use piflow_store::Store;
 use serde_json::{Value, json};
@@ -114,7 +114,7 @@ async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
 }
 
 fn gate(store: Arc<dyn Store>, s: &Servers) -> HealthGate {
-    HealthGate::new(StoreHandle::ready(store))
+    HealthGate::new(AuditHandle::ready(store))
         .with_endpoints(vec![
             ("us-east-1".into(), s.east1.uri()),
             ("us-east-2".into(), s.east2.uri()),
@@ -438,7 +438,7 @@ async fn input_is_checked() {
     // The built-ins resolve `piflow:health-gate` to this step.
     let (_d2, st2) = store().await;
     let mut registry = TaskRegistry::new();
-    piflow_steps::register_builtins(&mut registry, StoreHandle::ready(st2));
+    piflow_steps::register_builtins(&mut registry, AuditHandle::ready(st2));
     let e = registry
         .invoke(request(json!({"region": "eu-west-1"})))
         .await

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use piflow_engine::{TaskHandler, TaskRegistry, TaskRequest};
-use piflow_steps::StoreHandle;
+use piflow_steps::AuditHandle;
 use piflow_steps::http_check::{AUDIT_ACTION, HttpCheck};
 use piflow_store::{AuditRecord, Store};
 use rustls::pki_types::pem::PemObject;
@@ -34,7 +34,7 @@ fn request(input: Value) -> TaskRequest {
 }
 
 fn step(store: &Arc<dyn Store>) -> HttpCheck {
-    HttpCheck::new(StoreHandle::ready(store.clone()))
+    HttpCheck::new(AuditHandle::ready(store.clone()))
 }
 
 async fn checks(store: &Arc<dyn Store>, env: &str) -> Vec<AuditRecord> {
@@ -538,7 +538,7 @@ async fn the_builtins_resolve_the_resource() {
         .await;
     let (_d, st) = common::steps::temp_store();
     let mut registry = TaskRegistry::new();
-    piflow_steps::register_builtins(&mut registry, StoreHandle::ready(st.clone()));
+    piflow_steps::register_builtins(&mut registry, AuditHandle::ready(st.clone()));
     let out = registry
         .invoke(request(json!({
             "url": format!("{}/health", server.uri()),
@@ -647,7 +647,7 @@ async fn https_is_checked_with_certificate_verification() {
         .collect::<Result<_, _>>()
         .expect("CA");
     let url = format!("https://127.0.0.1:{port}/health");
-    let trusting = HttpCheck::new(StoreHandle::ready(st.clone())).with_root_certificates(ca);
+    let trusting = HttpCheck::new(AuditHandle::ready(st.clone())).with_root_certificates(ca);
     let out = trusting
         .invoke(request(json!({
             "url": url,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use piflow_engine::{Failure, TaskHandler, TaskRequest};
-use piflow_steps::StoreHandle;
+use piflow_steps::AuditHandle;
 use piflow_steps::lint::Lint;
 use piflow_steps::process::ToolSearch;
 use piflow_steps::scan::SecurityScan;
@@ -88,7 +88,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn lint(&self, tools: ToolSearch) -> Lint {
         Lint {
-            store: StoreHandle::ready(self.store.clone()),
+            store: AuditHandle::ready(self.store.clone()),
             tools: Some(tools),
             workdir: Some(root()),
         }
@@ -96,7 +96,7 @@ impl Fixture {
 
     fn scan(&self, tools: ToolSearch) -> SecurityScan {
         SecurityScan {
-            store: StoreHandle::ready(self.store.clone()),
+            store: AuditHandle::ready(self.store.clone()),
             tools: Some(tools),
             workdir: Some(root()),
             today: None,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_ecs::types as ecs_t;
 use common::estate;
 use piflow_engine::{TaskHandler, TaskRequest};
-use piflow_steps::StoreHandle;
+use piflow_steps::AuditHandle;
 use piflow_steps::repoint::Repoint;
 use piflow_steps::restore::{EfsRestore, RdsRestore};
 use piflow_store::Store;
@@ -23,7 +23,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
-    handle: StoreHandle,
+    handle: AuditHandle,
     env: String,
 }
 
@@ -31,7 +31,7 @@ fn fixture() -> Fixture {
     let (dir, store) = common::steps::temp_store();
     Fixture {
         _dir: dir,
-        handle: StoreHandle::ready(store.clone()),
+        handle: AuditHandle::ready(store.clone()),
         store,
         env: common::moto::unique("dev"),
     }

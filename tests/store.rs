@@ -10,8 +10,8 @@ mod common;
 use chrono::{Duration, Utc};
 use piflow_store::embedded::EmbeddedStore;
 use piflow_store::{
-    AuditEntry, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, Store, StoreError,
-    StoredEvent, TaskAnswer, verify_audit,
+    AuditEntry, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, Status, Store,
+    StoreError, StoredEvent, TaskAnswer, verify_audit,
 };
 use redb::ReadableTable;
 use serde_json::json;
@@ -30,7 +30,7 @@ fn execution(id: &str, name: &str) -> ExecutionRecord {
         workflow: "upgrade".into(),
         name: name.into(),
         version: 1,
-        status: "RUNNING".into(),
+        status: Status::Running,
         input: json!({"v": 1}),
         output: None,
         error: None,
@@ -143,7 +143,7 @@ async fn suite(store: &dyn Store) {
         other => panic!("a second start with the same name must return the first: {other:?}"),
     }
     let mut done = execution("e1", "release-1.0");
-    done.status = "SUCCEEDED".into();
+    done.status = Status::Succeeded;
     done.output = Some(json!({"ok": true}));
     let stored = store.update_execution(done.clone()).await.expect("update");
     assert_eq!(stored.revision, 1, "an update bumps the revision");
@@ -156,11 +156,11 @@ async fn suite(store: &dyn Store) {
     );
     assert_eq!(
         store.execution("e1").await.expect("get").map(|e| e.status),
-        Some("SUCCEEDED".into())
+        Some(Status::Succeeded)
     );
     assert_eq!(
         store
-            .executions(Some("SUCCEEDED"))
+            .executions(Some(Status::Succeeded))
             .await
             .expect("list")
             .len(),
@@ -168,7 +168,7 @@ async fn suite(store: &dyn Store) {
     );
     assert!(
         store
-            .executions(Some("FAILED"))
+            .executions(Some(Status::Failed))
             .await
             .expect("list")
             .is_empty()
@@ -559,7 +559,7 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
             Some(rec.clone())
         );
         let mut done = rec.clone();
-        done.status = "SUCCEEDED".into();
+        done.status = Status::Succeeded;
         done.output = Some(json!({"blob": kib(250), "more": "é".repeat(1000)}));
         let stored = store.update_execution(done.clone()).await.expect("update");
         assert_eq!(stored.revision, 1);
@@ -572,7 +572,10 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
             store.execution("big").await.expect("get"),
             Some(stored.clone())
         );
-        let listed = store.executions(Some("SUCCEEDED")).await.expect("list");
+        let listed = store
+            .executions(Some(Status::Succeeded))
+            .await
+            .expect("list");
         assert_eq!(listed, vec![stored.clone()]);
         assert!(matches!(
             store.update_execution(done.clone()).await,
@@ -595,7 +598,7 @@ fn dynamodb_large_records_are_chunked_and_come_back_whole() {
         );
         let writes = store.write_requests();
         let mut small2 = small.clone();
-        small2.status = "FAILED".into();
+        small2.status = Status::Failed;
         store.update_execution(small2).await.expect("update");
         assert_eq!(store.write_requests() - writes, 1, "an update is one write");
 

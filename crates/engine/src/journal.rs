@@ -26,17 +26,73 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use super::audit::StorageError;
 use super::history::HistoryEvent;
 
 /// The error name of a failed journal commit: the execution stops where it
 /// is, unrecorded work is not done, and it can be resumed.
 pub const JOURNAL_FAILED: &str = "piflow.JournalFailed";
 
+/// Why a journal could not commit, each with a stable code. The engine
+/// stops the execution with [`JOURNAL_FAILED`] and this error (its code
+/// included) as the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// The storage refused or failed the write; its own code
+    /// (`store-conflict`, `store-corrupt`, … — the store's
+    /// `StoreError::CODES`) is kept.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The execution's lease went to another process: it runs there now.
+    #[error("execution {execution} is now run by another process (its lease was lost)")]
+    LeaseLost { execution: String },
+    /// The execution's leases were not renewed in time: another process
+    /// may take them, so this one acts on nothing more.
+    #[error(
+        "the leases of execution {execution} were not renewed in time (the store was slow or unreachable); it stopped so that no other process can run it at the same time"
+    )]
+    LeaseExpired { execution: String },
+    /// The journal failed for a reason of its own.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl JournalError {
+    /// Every code [`JournalError::code`] returns for the journal's own
+    /// errors, with its meaning. [`JournalError::Storage`] returns the
+    /// storage's code instead (the store's `StoreError::CODES`).
+    pub const CODES: &[(&str, &str)] = &[
+        (
+            "journal-lease-lost",
+            "the execution's lease went to another process, which runs it now",
+        ),
+        (
+            "journal-lease-expired",
+            "the execution's leases were not renewed in time, so it stopped before acting again",
+        ),
+        (
+            "journal-failed",
+            "the execution's history could not be written for a reason of the journal's own",
+        ),
+    ];
+
+    /// The stable code: the storage's for [`JournalError::Storage`], else
+    /// one of [`JournalError::CODES`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            JournalError::Storage(e) => e.code(),
+            JournalError::LeaseLost { .. } => "journal-lease-lost",
+            JournalError::LeaseExpired { .. } => "journal-lease-expired",
+            JournalError::Failed(_) => "journal-failed",
+        }
+    }
+}
+
 /// Where a durable execution's history goes.
 pub trait Journal: Send + Sync {
     /// Make `events` durable (in order, after every event committed
     /// before); resolves once they are.
-    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), String>>;
+    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), JournalError>>;
 }
 
 /// An event read back from the store.
@@ -178,6 +234,29 @@ mod tests {
             details: Value::Null,
             key: Some(key.into()),
             checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn journal_errors_keep_their_codes() {
+        let e = JournalError::from(StorageError::new("store-conflict", "seq 4 exists"));
+        assert_eq!(e.code(), "store-conflict");
+        assert_eq!(e.to_string(), "[store-conflict] seq 4 exists");
+        let own = [
+            JournalError::LeaseLost {
+                execution: "w:e".into(),
+            },
+            JournalError::LeaseExpired {
+                execution: "w:e".into(),
+            },
+            JournalError::Failed("kept failing".into()),
+        ];
+        for e in own {
+            assert!(
+                JournalError::CODES.iter().any(|(c, _)| *c == e.code()),
+                "{} is listed",
+                e.code()
+            );
         }
     }
 

@@ -13,6 +13,7 @@
 //! **Never:** an AWS SDK crate, the store's crate, HTTP, the file system.
 //! Whoever implements its traits decides what is durable.
 
+pub mod audit;
 pub mod clock;
 pub mod error;
 pub mod history;
@@ -25,15 +26,16 @@ pub mod tokens;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use piflow_asl::StateMachine;
 
+pub use audit::{AuditEntry, AuditFuture, AuditLog, AuditRecord, StorageError, sha256_hex};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::Failure;
 pub use history::HistoryEvent;
-pub use journal::{JOURNAL_FAILED, Journal, RecordedEvent, Replay};
+pub use journal::{JOURNAL_FAILED, Journal, JournalError, RecordedEvent, Replay};
 pub use tasks::{MockConfig, TaskHandler, TaskRegistry, TaskRequest};
 pub use tokens::TokenRegistry;
 
@@ -60,8 +62,9 @@ impl Default for EngineOptions {
     }
 }
 
-/// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How an execution ended (or that it still runs), written as AWS writes
+/// it: `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Running,
@@ -72,6 +75,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order AWS lists them.
+    pub const ALL: [Status; 5] = [
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "RUNNING",
@@ -80,6 +92,35 @@ impl Status {
             Status::TimedOut => "TIMED_OUT",
             Status::Aborted => "ABORTED",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A text that is not a [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a status; use one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED")]
+pub struct UnknownStatus(pub String);
+
+impl UnknownStatus {
+    pub fn code(&self) -> &'static str {
+        "unknown-status"
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    /// `RUNNING`, `SUCCEEDED`, … exactly as written by [`Status::as_str`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
     }
 }
 
@@ -170,5 +211,24 @@ impl Engine {
         stop: impl std::future::Future<Output = ()>,
     ) -> ExecutionOutcome {
         interp::run(self, request, stop).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_and_write_as_aws_writes_them() {
+        for st in Status::ALL {
+            let json = serde_json::to_value(st).unwrap_or_default();
+            assert_eq!(json, Value::String(st.as_str().into()));
+            assert_eq!(serde_json::from_value::<Status>(json).ok(), Some(st));
+            assert_eq!(st.as_str().parse::<Status>(), Ok(st));
+            assert_eq!(st.to_string(), st.as_str());
+        }
+        let bad = "running".parse::<Status>();
+        assert_eq!(bad, Err(UnknownStatus("running".into())));
+        assert!(bad.is_err_and(|e| e.to_string().contains("TIMED_OUT")));
     }
 }

@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 use piflow_asl::{LoadOptions, StateMachine, validate_value};
 use piflow_engine::{
     Durable, Engine, ExecutionOutcome, ExecutionRequest, Failure, HistoryEvent, JOURNAL_FAILED,
-    Journal, RecordedEvent, Replay, Status, TaskHandler, TaskRegistry, TaskRequest, VirtualClock,
-    clock,
+    Journal, JournalError, RecordedEvent, Replay, Status, TaskHandler, TaskRegistry, TaskRequest,
+    VirtualClock, clock,
 };
 use serde_json::{Value, json};
 
@@ -36,21 +36,27 @@ struct MemJournal {
 }
 
 impl Journal for MemJournal {
-    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), String>> {
+    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(async move {
-            let mut n = self.commits.lock().map_err(|e| e.to_string())?;
+            let mut n = self
+                .commits
+                .lock()
+                .map_err(|e| JournalError::Failed(e.to_string()))?;
             if self.limit.is_some_and(|l| *n >= l) {
-                return Err("the process was killed".into());
+                return Err(JournalError::Failed("the process was killed".into()));
             }
             *n += 1;
-            let mut all = self.events.lock().map_err(|e| e.to_string())?;
+            let mut all = self
+                .events
+                .lock()
+                .map_err(|e| JournalError::Failed(e.to_string()))?;
             let next = all.last().map_or(1, |e| e.id + 1);
             if events.first().map(|e| e.id) != Some(next) {
-                return Err(format!(
+                return Err(JournalError::Failed(format!(
                     "out of order: {:?} after {}",
                     events.first().map(|e| e.id),
                     next - 1
-                ));
+                )));
             }
             all.extend(events);
             Ok(())

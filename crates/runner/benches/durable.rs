@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use piflow_asl::{LoadOptions, validate_value};
-use piflow_engine::{SystemClock, TaskRegistry};
+use piflow_engine::{Status, SystemClock, TaskRegistry};
 use piflow_runner::{Runner, StartRequest};
 use piflow_store::Store;
 use piflow_store::embedded::EmbeddedStore;
@@ -77,7 +77,7 @@ async fn measure(
                 })
                 .await;
             match f {
-                Ok(f) if f.record.status == "SUCCEEDED" => {}
+                Ok(f) if f.record.status == Status::Succeeded => {}
                 Ok(f) => panic!(
                     "execution ended {}: {:?}",
                     f.record.status,

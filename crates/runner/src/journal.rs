@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use piflow_engine::{HistoryEvent, Journal};
+use piflow_engine::{HistoryEvent, Journal, JournalError, StorageError};
 use piflow_store::{Store, StoreError, StoredEvent};
 
 /// Appends an execution's history to the store. A write that fails for a
@@ -50,13 +50,12 @@ fn stored(e: HistoryEvent) -> StoredEvent {
 }
 
 impl Journal for StoreJournal {
-    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), String>> {
+    fn commit(&self, events: Vec<HistoryEvent>) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(async move {
             if self.lost.load(Ordering::SeqCst) {
-                return Err(format!(
-                    "execution {} is now run by another process (its lease was lost)",
-                    self.execution
-                ));
+                return Err(JournalError::LeaseLost {
+                    execution: self.execution.clone(),
+                });
             }
             // A lease not renewed in time may already be someone else's:
             // act on nothing more (no step runs after this refusal).
@@ -66,10 +65,9 @@ impl Journal for StoreJournal {
                 .map(|v| tokio::time::Instant::now() < *v)
                 .unwrap_or(false);
             if !valid {
-                return Err(format!(
-                    "the leases of execution {} were not renewed in time (the store was slow or unreachable); it stopped so that no other process can run it at the same time",
-                    self.execution
-                ));
+                return Err(JournalError::LeaseExpired {
+                    execution: self.execution.clone(),
+                });
             }
             let batch: Vec<StoredEvent> = events.into_iter().map(stored).collect();
             let last = batch.last().map_or(0, |e| e.seq);
@@ -89,7 +87,7 @@ impl Journal for StoreJournal {
                                 return Ok(());
                             }
                         }
-                        return Err(format!("[store-conflict] {why}"));
+                        return Err(StorageError::new("store-conflict", why).into());
                     }
                     Err(e @ (StoreError::Io(_) | StoreError::Unavailable { .. }))
                         if attempt < 4 =>
@@ -98,10 +96,12 @@ impl Journal for StoreJournal {
                         tokio::time::sleep(delay).await;
                         delay *= 3;
                     }
-                    Err(e) => return Err(format!("[{}] {e}", e.code())),
+                    Err(e) => return Err(StorageError::from(e).into()),
                 }
             }
-            Err("the history write kept failing".into())
+            Err(JournalError::Failed(
+                "the history write kept failing".into(),
+            ))
         })
     }
 }

@@ -69,7 +69,7 @@ pub enum RunnerError {
     #[error("execution {id} is {status}: {what}")]
     WrongStatus {
         id: String,
-        status: String,
+        status: Status,
         what: String,
     },
     #[error(
@@ -83,6 +83,36 @@ pub enum RunnerError {
 }
 
 impl RunnerError {
+    /// Every code [`RunnerError::code`] returns for the runner's own
+    /// errors, with its meaning. [`RunnerError::Store`] returns the store
+    /// error's code instead ([`StoreError::CODES`]).
+    pub const CODES: &[(&str, &str)] = &[
+        ("execution-not-found", "no execution has this id"),
+        (
+            "lease-held",
+            "the environment is leased to another execution and the call was not to wait",
+        ),
+        (
+            "execution-running",
+            "another live process runs this execution",
+        ),
+        (
+            "wrong-status",
+            "the execution's status does not allow what was asked",
+        ),
+        (
+            "execution-already-exists",
+            "an execution of this name exists with a different input",
+        ),
+        (
+            "definition-invalid",
+            "the workflow definition is not valid or is missing from the store",
+        ),
+        ("bad-request", "the request itself is not valid"),
+    ];
+
+    /// The stable code: the store's for [`RunnerError::Store`], else one of
+    /// [`RunnerError::CODES`].
     pub fn code(&self) -> &'static str {
         match self {
             RunnerError::Store(e) => e.code(),
@@ -305,7 +335,7 @@ impl Runner {
             workflow: req.workflow.clone(),
             name: name.clone(),
             version: version.version,
-            status: Status::Running.as_str().into(),
+            status: Status::Running,
             input: req.input.clone(),
             output: None,
             error: None,
@@ -354,7 +384,7 @@ impl Runner {
             .execution(&id)
             .await?
             .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
-        if record.status != Status::Running.as_str() {
+        if record.status != Status::Running {
             return Ok(Finished {
                 record,
                 outcome: None,
@@ -380,7 +410,10 @@ impl Runner {
             .execution(&id)
             .await?
             .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
-        if !matches!(record.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+        if !matches!(
+            record.status,
+            Status::Failed | Status::TimedOut | Status::Aborted
+        ) {
             return Err(RunnerError::WrongStatus {
                 id,
                 status: record.status,
@@ -411,7 +444,7 @@ impl Runner {
             .await?;
         let record = self
             .update(&id, |r| {
-                r.status = Status::Running.as_str().into();
+                r.status = Status::Running;
                 r.redrive_count = n;
                 r.stopped = None;
                 r.error = None;
@@ -433,7 +466,7 @@ impl Runner {
             .execution(&id)
             .await?
             .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
-        if record.status != Status::Running.as_str() {
+        if record.status != Status::Running {
             return Err(RunnerError::WrongStatus {
                 id,
                 status: record.status,
@@ -452,9 +485,7 @@ impl Runner {
                         .execution(&id)
                         .await?
                         .ok_or_else(|| RunnerError::NotFound(id.clone()))?;
-                    if r.status != Status::Running.as_str()
-                        || tokio::time::Instant::now() >= deadline
-                    {
+                    if r.status != Status::Running || tokio::time::Instant::now() >= deadline {
                         return Ok(r);
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -492,7 +523,7 @@ impl Runner {
                 let stopped = self.clock.now();
                 let r = self
                     .update(&id, |r| {
-                        r.status = Status::Aborted.as_str().into();
+                        r.status = Status::Aborted;
                         r.stopped = Some(stopped);
                         r.stop_requested = Some(who.to_string());
                     })
@@ -522,7 +553,7 @@ impl Runner {
     /// RUNNING executions that no live process holds.
     pub async fn orphans(&self) -> Result<Vec<ExecutionRecord>, RunnerError> {
         let mut out = Vec::new();
-        for r in self.store.executions(Some("RUNNING")).await? {
+        for r in self.store.executions(Some(Status::Running)).await? {
             if self.live_owner(&r.id).await?.is_none() {
                 out.push(r);
             }
@@ -630,7 +661,7 @@ impl Runner {
             let at = end.timestamp;
             let r = self
                 .update(&id, |r| {
-                    r.status = status.into();
+                    r.status = status;
                     r.output = output.clone();
                     r.error = error.clone();
                     r.cause = cause.clone();
@@ -733,7 +764,7 @@ impl Runner {
         }
         let r = self
             .update(&id, |r| {
-                r.status = outcome.status.as_str().into();
+                r.status = outcome.status;
                 r.output = outcome.output.clone();
                 r.error = outcome.error.clone();
                 r.cause = outcome.cause.clone();
@@ -753,13 +784,13 @@ impl Runner {
 }
 
 /// Status, output, error and cause from a terminal history event.
-fn ended_by(e: &RecordedEvent) -> (&'static str, Option<Value>, Option<String>, Option<String>) {
+fn ended_by(e: &RecordedEvent) -> (Status, Option<Value>, Option<String>, Option<String>) {
     let text = |f: &str| e.details.get(f).and_then(Value::as_str).map(str::to_string);
     match e.event_type.as_str() {
-        "ExecutionSucceeded" => ("SUCCEEDED", Some(e.details.clone()), None, None),
-        "ExecutionFailed" => ("FAILED", None, text("error"), text("cause")),
-        "ExecutionTimedOut" => ("TIMED_OUT", None, None, None),
-        _ => ("ABORTED", None, text("error"), text("cause")),
+        "ExecutionSucceeded" => (Status::Succeeded, Some(e.details.clone()), None, None),
+        "ExecutionFailed" => (Status::Failed, None, text("error"), text("cause")),
+        "ExecutionTimedOut" => (Status::TimedOut, None, None, None),
+        _ => (Status::Aborted, None, text("error"), text("cause")),
     }
 }
 
@@ -785,5 +816,44 @@ mod tests {
         assert!(check_name("has space").is_err());
         assert!(check_name("a:b").is_err());
         assert!(check_name(&"x".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        let errors = [
+            RunnerError::NotFound("w:e".into()),
+            RunnerError::LeaseHeld {
+                key: "env:prod".into(),
+                holder: "w:f".into(),
+                until: now(),
+                waiting: 0,
+            },
+            RunnerError::Running {
+                id: "w:e".into(),
+                holder: "p".into(),
+                until: now(),
+            },
+            RunnerError::WrongStatus {
+                id: "w:e".into(),
+                status: Status::Succeeded,
+                what: "only a RUNNING execution can be stopped".into(),
+            },
+            RunnerError::AlreadyExists {
+                workflow: "w".into(),
+                name: "e".into(),
+            },
+            RunnerError::Definition("bad".into()),
+            RunnerError::BadRequest("bad".into()),
+        ];
+        for e in &errors {
+            assert!(
+                RunnerError::CODES.iter().any(|(c, _)| *c == e.code()),
+                "{}",
+                e.code()
+            );
+        }
+        assert_eq!(errors.len(), RunnerError::CODES.len());
+        let store = RunnerError::Store(StoreError::Corrupt("x".into()));
+        assert!(StoreError::CODES.iter().any(|(c, _)| *c == store.code()));
     }
 }

@@ -14,15 +14,17 @@
 //! (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, …), so a step
 //! reaches moto exactly as it reaches AWS.
 
+#[cfg(feature = "aws")]
 use aws_config::{Region, SdkConfig};
 use serde_json::Value;
 
-use super::StoreHandle;
+use super::AuditHandle;
+use piflow_engine::AuditEntry;
 use piflow_engine::{Failure, TaskRequest};
-use piflow_store::AuditEntry;
 
 /// The SDK configuration for a step: the standard chain, the input's
 /// `region`, and the input's `role_arn` assumed when present.
+#[cfg(feature = "aws")]
 pub async fn sdk_config(request: &TaskRequest, step: &str) -> Result<SdkConfig, Failure> {
     let base = piflow_aws_config::sdk_config().await;
     let region = match request.input.get("region") {
@@ -93,7 +95,7 @@ pub fn valid_region(r: &str) -> bool {
 /// record).
 #[allow(clippy::too_many_arguments)]
 pub async fn audit(
-    store: &StoreHandle,
+    store: &AuditHandle,
     request: &TaskRequest,
     step: &str,
     env: &str,
@@ -106,9 +108,9 @@ pub async fn audit(
     let store = store
         .get()
         .await
-        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e))?;
+        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e.to_string()))?;
     store
-        .append_audit(AuditEntry {
+        .append_entry(AuditEntry {
             env: env.to_string(),
             actor: request.execution.clone(),
             action: action.to_string(),
@@ -121,7 +123,7 @@ pub async fn audit(
             token: Some(format!("{}#{action}", request.idempotency_token)),
         })
         .await
-        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), format!("[{}] {e}", e.code())))?;
+        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e.to_string()))?;
     Ok(())
 }
 

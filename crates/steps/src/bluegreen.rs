@@ -59,17 +59,17 @@ use aws_sdk_ecs::types as ecs_t;
 use aws_sdk_elasticloadbalancingv2::types as elb_t;
 use serde_json::{Value, json};
 
-use super::StoreHandle;
+use super::AuditHandle;
 use super::aws_step;
+use piflow_engine::AuditEntry;
 use piflow_engine::{Failure, TaskRequest};
-use piflow_store::AuditEntry;
 
 const STEP: &str = "BlueGreen";
 
 /// The step and its test hooks.
 #[derive(Clone)]
 pub struct EcsBlueGreen {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// An ELBv2 endpoint for `DescribeTargetHealth` only (tests); `None`:
     /// the standard configuration.
     pub health_endpoint: Option<String>,
@@ -81,7 +81,7 @@ pub struct EcsBlueGreen {
 }
 
 impl EcsBlueGreen {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         EcsBlueGreen {
             store,
             health_endpoint: None,
@@ -459,7 +459,7 @@ impl Run {
     }
 
     fn external_id(&self) -> String {
-        let h = piflow_store::sha256_hex(self.token().as_bytes());
+        let h = piflow_engine::sha256_hex(self.token().as_bytes());
         format!("piflow-{}", &h[..32.min(h.len())])
     }
 
@@ -481,11 +481,11 @@ impl Run {
             .store
             .get()
             .await
-            .map_err(|e| fail("StoreFailed", e))?;
+            .map_err(|e| fail("StoreFailed", e.to_string()))?;
         store
-            .append_audit(entry)
+            .append_entry(entry)
             .await
-            .map_err(|e| fail("StoreFailed", format!("[{}] {e}", e.code())))?;
+            .map_err(|e| fail("StoreFailed", e.to_string()))?;
         Ok(())
     }
 
@@ -1016,11 +1016,11 @@ impl Run {
             .store
             .get()
             .await
-            .map_err(|e| fail("StoreFailed", e))?;
+            .map_err(|e| fail("StoreFailed", e.to_string()))?;
         let records = store
-            .audit(Some(&self.env), None)
+            .records(&self.env, None)
             .await
-            .map_err(|e| fail("StoreFailed", format!("[{}] {e}", e.code())))?;
+            .map_err(|e| fail("StoreFailed", e.to_string()))?;
         let token = |action: &str, key: &str| format!("{}#{action}#{key}", self.token());
         let done = token("bluegreen.done", "done");
         let primary = [

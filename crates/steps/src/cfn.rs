@@ -25,10 +25,10 @@ use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudformation::types as cfn_t;
 use serde_json::{Map, Value, json};
 
-use super::StoreHandle;
+use super::AuditHandle;
 use super::aws_step;
+use piflow_engine::AuditEntry;
 use piflow_engine::{Failure, TaskRequest};
-use piflow_store::AuditEntry;
 
 const STEP: &str = "CloudFormation";
 /// CloudFormation's limit for an inline `TemplateBody`.
@@ -37,7 +37,7 @@ const MAX_BODY: usize = 51_200;
 /// The step and its test hooks.
 #[derive(Clone)]
 pub struct CfnDeploy {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// A CloudFormation endpoint (tests); `None`: the standard configuration.
     pub endpoint: Option<String>,
     /// How often the change set and the stack are read while waiting.
@@ -45,7 +45,7 @@ pub struct CfnDeploy {
 }
 
 impl CfnDeploy {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         CfnDeploy {
             store,
             endpoint: None,
@@ -90,7 +90,7 @@ fn no_changes(reason: &str) -> bool {
 
 /// The change set name for an idempotency token (`[A-Za-z][-A-Za-z0-9]*`).
 pub fn change_set_name(token: &str) -> String {
-    let h = piflow_store::sha256_hex(token.as_bytes());
+    let h = piflow_engine::sha256_hex(token.as_bytes());
     format!("piflow-{}", &h[..32.min(h.len())])
 }
 
@@ -267,9 +267,9 @@ impl Run {
             .store
             .get()
             .await
-            .map_err(|e| fail("StoreFailed", e))?;
+            .map_err(|e| fail("StoreFailed", e.to_string()))?;
         store
-            .append_audit(AuditEntry {
+            .append_entry(AuditEntry {
                 env: self.env.clone(),
                 actor: self.request.execution.clone(),
                 action: "cloudformation.deploy".into(),
@@ -285,7 +285,7 @@ impl Run {
                 )),
             })
             .await
-            .map_err(|e| fail("StoreFailed", format!("[{}] {e}", e.code())))?;
+            .map_err(|e| fail("StoreFailed", e.to_string()))?;
         Ok(())
     }
 

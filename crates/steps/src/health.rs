@@ -49,7 +49,7 @@ use aws_sdk_health::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_health::types::{Event, EventFilter, EventStatusCode, EventTypeCategory};
 use serde_json::{Map, Value, json};
 
-use super::{StoreHandle, aws_step};
+use super::{AuditHandle, aws_step};
 use piflow_engine::{Failure, TaskRequest};
 
 const STEP: &str = "HealthGate";
@@ -73,7 +73,7 @@ pub struct HealthEndpoint {
 /// The `piflow:health-gate` step.
 #[derive(Clone)]
 pub struct HealthGate {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// Explicit endpoints (else [`ENDPOINTS_ENV`], else us-east-1 then us-east-2).
     pub endpoints: Option<Vec<HealthEndpoint>>,
     /// Retry settings for each endpoint (else the AWS configuration's).
@@ -81,7 +81,7 @@ pub struct HealthGate {
 }
 
 impl HealthGate {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         HealthGate {
             store,
             endpoints: None,

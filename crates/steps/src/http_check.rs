@@ -46,7 +46,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 use serde_json::{Map, Value, json};
 
-use super::{StoreHandle, aws_step};
+use super::{AuditHandle, aws_step};
 use piflow_engine::{Failure, TaskRequest};
 
 const STEP: &str = "HttpCheck";
@@ -67,13 +67,13 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 /// The `piflow:http-check` step.
 #[derive(Clone)]
 pub struct HttpCheck {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// Trust exactly these roots for https (else the system's).
     roots: Option<Arc<RootCertStore>>,
 }
 
 impl HttpCheck {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         HttpCheck { store, roots: None }
     }
 

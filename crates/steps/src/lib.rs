@@ -46,14 +46,21 @@ macro_rules! real_time_step {
 pub(crate) use real_time_step;
 
 pub mod aws_step;
+#[cfg(feature = "aws")]
 pub mod bluegreen;
+#[cfg(feature = "aws")]
 pub mod cfn;
+#[cfg(feature = "aws")]
+mod codebuild;
+#[cfg(feature = "aws")]
 pub mod health;
 pub mod http_check;
 pub mod lint;
 pub mod process;
 pub mod release;
+#[cfg(feature = "aws")]
 pub mod repoint;
+#[cfg(feature = "aws")]
 pub mod restore;
 pub mod scan;
 
@@ -62,98 +69,128 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use piflow_engine::{Failure, TaskHandler, TaskRegistry, TaskRequest};
-use piflow_store::{AuditEntry, Store};
+use piflow_engine::{
+    AuditEntry, AuditLog, Failure, StorageError, TaskHandler, TaskRegistry, TaskRequest,
+};
 
-/// Opens a store when first needed.
-type Opener = dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Store>, String>> + Send + Sync;
+/// What opens the audit log when it is first needed.
+pub type OpenFuture = BoxFuture<'static, Result<Arc<dyn AuditLog>, StorageError>>;
 
-/// A store opened on first use: a workflow that writes nothing to the store
-/// never opens it.
+/// Opens the audit log when first needed.
+type Opener = dyn Fn() -> OpenFuture + Send + Sync;
+
+/// The audit trail (the engine's [`AuditLog`], e.g. a store upcast to it),
+/// opened on first use: a workflow that writes nothing to it never opens
+/// it.
 #[derive(Clone)]
-pub struct StoreHandle {
-    open: Arc<Opener>,
-    opened: Arc<tokio::sync::Mutex<Option<Arc<dyn Store>>>>,
+pub struct AuditHandle {
+    source: Source,
 }
 
-impl StoreHandle {
-    pub fn lazy(
-        open: impl Fn() -> BoxFuture<'static, Result<Arc<dyn Store>, String>> + Send + Sync + 'static,
-    ) -> Self {
-        StoreHandle {
-            open: Arc::new(open),
-            opened: Arc::new(tokio::sync::Mutex::new(None)),
+#[derive(Clone)]
+enum Source {
+    Ready(Arc<dyn AuditLog>),
+    Lazy {
+        open: Arc<Opener>,
+        opened: Arc<tokio::sync::Mutex<Option<Arc<dyn AuditLog>>>>,
+    },
+}
+
+/// The handle's former name, for callers written against it.
+pub type StoreHandle = AuditHandle;
+
+impl AuditHandle {
+    /// Open the log with `open` the first time a step needs it; an error
+    /// is that step's failure, and the next step tries again.
+    pub fn lazy(open: impl Fn() -> OpenFuture + Send + Sync + 'static) -> Self {
+        AuditHandle {
+            source: Source::Lazy {
+                open: Arc::new(open),
+                opened: Arc::new(tokio::sync::Mutex::new(None)),
+            },
         }
     }
 
-    pub fn ready(store: Arc<dyn Store>) -> Self {
-        StoreHandle {
-            open: Arc::new(|| {
-                Box::pin(async { Err("unreachable: the store is already open".to_string()) })
-            }),
-            opened: Arc::new(tokio::sync::Mutex::new(Some(store))),
+    /// A log that is already open (an `Arc<dyn Store>` coerces to it).
+    pub fn ready(log: Arc<dyn AuditLog>) -> Self {
+        AuditHandle {
+            source: Source::Ready(log),
         }
     }
 
-    pub async fn get(&self) -> Result<Arc<dyn Store>, String> {
-        let mut slot = self.opened.lock().await;
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
+    /// The log, opened now if it was not yet.
+    pub async fn get(&self) -> Result<Arc<dyn AuditLog>, StorageError> {
+        match &self.source {
+            Source::Ready(log) => Ok(log.clone()),
+            Source::Lazy { open, opened } => {
+                let mut slot = opened.lock().await;
+                if let Some(s) = slot.as_ref() {
+                    return Ok(s.clone());
+                }
+                let s = open().await?;
+                *slot = Some(s.clone());
+                Ok(s)
+            }
         }
-        let s = (self.open)().await?;
-        *slot = Some(s.clone());
-        Ok(s)
     }
 }
 
-/// Register every built-in step that needs only the store.
-pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
-    registry.register(
-        "piflow:health-gate",
-        Arc::new(health::HealthGate::new(store.clone())),
-    );
+/// Register every built-in step (the AWS ones with the `aws` feature), all
+/// writing to the audit trail behind `audit`.
+pub fn register_builtins(registry: &mut TaskRegistry, audit: AuditHandle) {
+    #[cfg(feature = "aws")]
+    register_aws(registry, &audit);
     registry.register(
         "piflow:audit-note",
         Arc::new(AuditNote {
-            store: store.clone(),
+            store: audit.clone(),
         }),
-    );
-    registry.register(
-        "piflow:ecs-blue-green",
-        Arc::new(bluegreen::EcsBlueGreen::new(store.clone())),
-    );
-    registry.register(
-        "piflow:cloudformation-deploy",
-        Arc::new(cfn::CfnDeploy::new(store.clone())),
     );
     registry.register(
         "piflow:last-release",
         Arc::new(release::LastRelease {
-            store: store.clone(),
+            store: audit.clone(),
         }),
     );
-    registry.register("piflow:lint", Arc::new(lint::Lint::new(store.clone())));
+    registry.register("piflow:lint", Arc::new(lint::Lint::new(audit.clone())));
     registry.register(
         "piflow:security-scan",
-        Arc::new(scan::SecurityScan::new(store.clone())),
-    );
-    registry.register(
-        "piflow:rds-restore",
-        Arc::new(restore::RdsRestore::new(store.clone())),
-    );
-    registry.register(
-        "piflow:efs-restore",
-        Arc::new(restore::EfsRestore::new(store.clone())),
-    );
-    registry.register(
-        "piflow:repoint",
-        Arc::new(repoint::Repoint::new(store.clone())),
+        Arc::new(scan::SecurityScan::new(audit.clone())),
     );
     registry.register(
         "piflow:http-check",
-        Arc::new(http_check::HttpCheck::new(store.clone())),
+        Arc::new(http_check::HttpCheck::new(audit.clone())),
     );
-    registry.register("piflow:approval", Arc::new(Approval { store }));
+    registry.register("piflow:approval", Arc::new(Approval { store: audit }));
+}
+
+/// The steps that call AWS.
+#[cfg(feature = "aws")]
+fn register_aws(registry: &mut TaskRegistry, audit: &AuditHandle) {
+    registry.register(
+        "piflow:health-gate",
+        Arc::new(health::HealthGate::new(audit.clone())),
+    );
+    registry.register(
+        "piflow:ecs-blue-green",
+        Arc::new(bluegreen::EcsBlueGreen::new(audit.clone())),
+    );
+    registry.register(
+        "piflow:cloudformation-deploy",
+        Arc::new(cfn::CfnDeploy::new(audit.clone())),
+    );
+    registry.register(
+        "piflow:rds-restore",
+        Arc::new(restore::RdsRestore::new(audit.clone())),
+    );
+    registry.register(
+        "piflow:efs-restore",
+        Arc::new(restore::EfsRestore::new(audit.clone())),
+    );
+    registry.register(
+        "piflow:repoint",
+        Arc::new(repoint::Repoint::new(audit.clone())),
+    );
 }
 
 /// `piflow:approval.waitForTaskToken`: a manual gate. It records an
@@ -166,7 +203,7 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
 /// Input: `environment` (required), optional `message`. Output (shown while
 /// waiting): `{"token", "message", "approve", "reject"}`.
 pub struct Approval {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
 }
 
 impl TaskHandler for Approval {
@@ -200,9 +237,9 @@ impl TaskHandler for Approval {
             let store = store
                 .get()
                 .await
-                .map_err(|e| Failure::new("Approval.StoreFailed", e))?;
+                .map_err(|e| Failure::new("Approval.StoreFailed", e.to_string()))?;
             store
-                .append_audit(AuditEntry {
+                .append_entry(AuditEntry {
                     env: env.to_string(),
                     actor: request.execution.clone(),
                     action: "approval.requested".into(),
@@ -215,7 +252,7 @@ impl TaskHandler for Approval {
                     token: Some(request.idempotency_token.clone()),
                 })
                 .await
-                .map_err(|e| Failure::new("Approval.StoreFailed", format!("[{}] {e}", e.code())))?;
+                .map_err(|e| Failure::new("Approval.StoreFailed", e.to_string()))?;
             tracing::info!(state = %request.state_name, %token, "approval requested");
             Ok(json!({
                 "token": token,
@@ -238,7 +275,7 @@ impl TaskHandler for Approval {
 /// `before`; every other field is kept as the record's `after`. Output:
 /// `{"env", "seq", "hash"}` of the record written.
 pub struct AuditNote {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
 }
 
 impl TaskHandler for AuditNote {
@@ -285,15 +322,102 @@ impl TaskHandler for AuditNote {
             let store = store
                 .get()
                 .await
-                .map_err(|e| Failure::new("AuditNote.StoreFailed", e))?;
-            let record = store.append_audit(entry).await.map_err(|e| {
-                Failure::new("AuditNote.StoreFailed", format!("[{}] {e}", e.code()))
-            })?;
+                .map_err(|e| Failure::new("AuditNote.StoreFailed", e.to_string()))?;
+            let record = store
+                .append_entry(entry)
+                .await
+                .map_err(|e| Failure::new("AuditNote.StoreFailed", e.to_string()))?;
             Ok(json!({"env": record.entry.env, "seq": record.seq, "hash": record.hash}))
         })
     }
 
     fn real_time(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An audit log in memory.
+    #[derive(Default)]
+    struct Memory(std::sync::Mutex<Vec<piflow_engine::AuditRecord>>);
+
+    impl AuditLog for Memory {
+        fn append_entry(
+            &self,
+            entry: AuditEntry,
+        ) -> piflow_engine::AuditFuture<'_, piflow_engine::AuditRecord> {
+            Box::pin(async move {
+                let mut all = self.0.lock().unwrap();
+                let record = piflow_engine::AuditRecord {
+                    seq: all.len() as u64 + 1,
+                    entry,
+                    prev_hash: String::new(),
+                    hash: String::new(),
+                };
+                all.push(record.clone());
+                Ok(record)
+            })
+        }
+
+        fn records(
+            &self,
+            env: &str,
+            _since: Option<chrono::DateTime<chrono::Utc>>,
+        ) -> piflow_engine::AuditFuture<'_, Vec<piflow_engine::AuditRecord>> {
+            let env = env.to_string();
+            Box::pin(async move {
+                let all = self.0.lock().unwrap();
+                Ok(all.iter().filter(|r| r.entry.env == env).cloned().collect())
+            })
+        }
+    }
+
+    fn note(n: u32) -> TaskRequest {
+        TaskRequest {
+            execution: "arn:x".into(),
+            state_name: "Note".into(),
+            resource: "piflow:audit-note".into(),
+            input: json!({"environment": "dev", "outcome": "ok"}),
+            task_token: None,
+            idempotency_token: format!("tok{n}"),
+            credentials: None,
+            attempt: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_opens_once_and_its_errors_keep_their_code() {
+        let opened = Arc::new(AtomicUsize::new(0));
+        let count = opened.clone();
+        let handle = AuditHandle::lazy(move || {
+            let count = count.clone();
+            Box::pin(async move {
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(StorageError::new("store-unavailable", "locked"));
+                }
+                let log: Arc<dyn AuditLog> = Arc::new(Memory::default());
+                Ok(log)
+            })
+        });
+        let step = AuditNote {
+            store: handle.clone(),
+        };
+        let failed = step.invoke(note(0)).await;
+        let Err(f) = failed else {
+            panic!("the first open fails");
+        };
+        assert_eq!(f.error_name(), "AuditNote.StoreFailed");
+        assert_eq!(f.cause.as_deref(), Some("[store-unavailable] locked"));
+        for n in 1..3 {
+            let out = step.invoke(note(n)).await;
+            assert!(out.is_ok(), "{out:?}");
+        }
+        assert_eq!(opened.load(Ordering::SeqCst), 2, "opened once it worked");
+        let log = handle.get().await.unwrap();
+        assert_eq!(log.records("dev", None).await.unwrap().len(), 2);
     }
 }

@@ -95,6 +95,39 @@ impl ToolOutput {
     }
 }
 
+/// Why a tool could not be run (its own failures are in its
+/// [`ToolOutput`]), each with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// The program could not be started (missing, not executable, bad
+    /// working directory).
+    #[error("cannot run {program}: {reason}")]
+    Start { program: String, reason: String },
+    /// Waiting for the running program failed.
+    #[error("waiting for {program} failed: {reason}")]
+    Wait { program: String, reason: String },
+    /// The thread that runs the program failed.
+    #[error("the thread running the tool failed: {0}")]
+    Thread(String),
+}
+
+impl ToolError {
+    /// Every code [`ToolError::code`] returns, with its meaning.
+    pub const CODES: &[(&str, &str)] = &[
+        ("tool-start", "the tool could not be started"),
+        ("tool-wait", "waiting for the running tool failed"),
+        ("tool-thread", "the thread running the tool failed"),
+    ];
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ToolError::Start { .. } => "tool-start",
+            ToolError::Wait { .. } => "tool-wait",
+            ToolError::Thread(_) => "tool-thread",
+        }
+    }
+}
+
 /// Run `program args` in `cwd` with extra `envs`, stopping it after
 /// `timeout`. Err: it could not be started.
 pub async fn run(
@@ -103,12 +136,12 @@ pub async fn run(
     cwd: &Path,
     envs: Vec<(String, String)>,
     timeout: Duration,
-) -> Result<ToolOutput, String> {
+) -> Result<ToolOutput, ToolError> {
     let program = program.to_path_buf();
     let cwd = cwd.to_path_buf();
     tokio::task::spawn_blocking(move || run_blocking(&program, &args, &cwd, &envs, timeout))
         .await
-        .map_err(|e| format!("the thread running the tool failed: {e}"))?
+        .map_err(|e| ToolError::Thread(e.to_string()))?
 }
 
 fn run_blocking(
@@ -117,7 +150,7 @@ fn run_blocking(
     cwd: &Path,
     envs: &[(String, String)],
     timeout: Duration,
-) -> Result<ToolOutput, String> {
+) -> Result<ToolOutput, ToolError> {
     let started = Instant::now();
     use std::os::unix::process::CommandExt;
     // Its own process group, so that a time limit stops the tool's children
@@ -131,7 +164,10 @@ fn run_blocking(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|e| ToolError::Start {
+            program: program.display().to_string(),
+            reason: e.to_string(),
+        })?;
     let reader = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -172,7 +208,10 @@ fn run_blocking(
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("waiting for {} failed: {e}", program.display()));
+                return Err(ToolError::Wait {
+                    program: program.display().to_string(),
+                    reason: e.to_string(),
+                });
             }
         }
     };
@@ -236,16 +275,20 @@ mod tests {
         .unwrap();
         assert!(o.timed_out);
         assert!(o.elapsed < Duration::from_secs(4));
+        let missing = run(
+            Path::new("/nonexistent/tool"),
+            vec![],
+            Path::new("/"),
+            vec![],
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(missing.code(), "tool-start");
         assert!(
-            run(
-                Path::new("/nonexistent/tool"),
-                vec![],
-                Path::new("/"),
-                vec![],
-                Duration::from_secs(1)
-            )
-            .await
-            .is_err()
+            missing
+                .to_string()
+                .starts_with("cannot run /nonexistent/tool: ")
         );
     }
 }

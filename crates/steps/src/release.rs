@@ -13,12 +13,12 @@
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::StoreHandle;
+use super::AuditHandle;
+use piflow_engine::AuditRecord;
 use piflow_engine::{Failure, TaskHandler, TaskRequest};
-use piflow_store::AuditRecord;
 
 pub struct LastRelease {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
 }
 
 fn is_release(r: &AuditRecord, service: Option<&str>) -> bool {
@@ -87,10 +87,11 @@ impl TaskHandler for LastRelease {
             let store = store
                 .get()
                 .await
-                .map_err(|e| Failure::new("LastRelease.StoreFailed", e))?;
-            let records = store.audit(Some(&env), None).await.map_err(|e| {
-                Failure::new("LastRelease.StoreFailed", format!("[{}] {e}", e.code()))
-            })?;
+                .map_err(|e| Failure::new("LastRelease.StoreFailed", e.to_string()))?;
+            let records = store
+                .records(&env, None)
+                .await
+                .map_err(|e| Failure::new("LastRelease.StoreFailed", e.to_string()))?;
             let Some(r) = last_release(&records, service.as_deref(), before.as_deref()) else {
                 return Err(Failure::new(
                     "LastRelease.NotFound",
@@ -125,7 +126,7 @@ impl TaskHandler for LastRelease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use piflow_store::AuditEntry;
+    use piflow_engine::AuditEntry;
 
     fn rec(seq: u64, result: &str, version: &str, service: &str) -> AuditRecord {
         AuditRecord {

@@ -49,7 +49,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecs::types as ecs_t;
 use serde_json::{Value, json};
 
-use super::StoreHandle;
+use super::AuditHandle;
 use super::aws_step;
 use super::restore::{TOKEN_TAG, aws_err, token_key};
 use piflow_engine::{Failure, TaskRequest};
@@ -63,11 +63,11 @@ fn fail(reason: &str, cause: impl Into<String>) -> Failure {
 /// `piflow:repoint`.
 #[derive(Clone)]
 pub struct Repoint {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
 }
 
 impl Repoint {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         Repoint { store }
     }
 }

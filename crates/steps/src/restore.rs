@@ -30,7 +30,7 @@ use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_rds::types as rds_t;
 use serde_json::{Value, json};
 
-use super::StoreHandle;
+use super::AuditHandle;
 use super::aws_step;
 use piflow_engine::{Failure, TaskRequest};
 
@@ -40,7 +40,7 @@ pub const TOKEN_TAG: &str = "piflow:token";
 /// A short, stable form of an idempotency token (tag values and AWS client
 /// tokens have length limits).
 pub fn token_key(token: &str) -> String {
-    let h = piflow_store::sha256_hex(token.as_bytes());
+    let h = piflow_engine::sha256_hex(token.as_bytes());
     format!("piflow-{}", &h[..32.min(h.len())])
 }
 
@@ -87,13 +87,13 @@ fn rds_fail(reason: &str, cause: impl Into<String>) -> Failure {
 /// `piflow:rds-restore`.
 #[derive(Clone)]
 pub struct RdsRestore {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// How often DescribeDBInstances is read while waiting.
     pub poll: Duration,
 }
 
 impl RdsRestore {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         RdsRestore {
             store,
             poll: Duration::from_secs(15),
@@ -385,7 +385,7 @@ fn efs_fail(reason: &str, cause: impl Into<String>) -> Failure {
 /// `piflow:efs-restore`.
 #[derive(Clone)]
 pub struct EfsRestore {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// How often DescribeRestoreJob is read.
     pub poll: Duration,
     /// Another AWS Backup endpoint (tests: moto does not emulate restore
@@ -394,7 +394,7 @@ pub struct EfsRestore {
 }
 
 impl EfsRestore {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         EfsRestore {
             store,
             poll: Duration::from_secs(15),

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::StoreHandle;
+use super::AuditHandle;
 use super::aws_step;
 use super::lint;
 use super::process::{self, ToolSearch};
@@ -40,7 +40,7 @@ const STEP: &str = "SecurityScan";
 
 /// The `piflow:security-scan` handler.
 pub struct SecurityScan {
-    pub store: StoreHandle,
+    pub store: AuditHandle,
     /// Where checkov is found; `None`: [`ToolSearch::from_env`].
     pub tools: Option<ToolSearch>,
     /// The directory `path` is relative to; `None`: the current directory.
@@ -50,7 +50,7 @@ pub struct SecurityScan {
 }
 
 impl SecurityScan {
-    pub fn new(store: StoreHandle) -> Self {
+    pub fn new(store: AuditHandle) -> Self {
         SecurityScan {
             store,
             tools: None,
@@ -170,7 +170,7 @@ fn check_suppressions(
 }
 
 async fn run_scan(
-    store: &StoreHandle,
+    store: &AuditHandle,
     request: &TaskRequest,
     workdir: &Path,
     tools: &ToolSearch,
@@ -251,7 +251,7 @@ async fn run_scan(
     };
     let run_dir = artifacts.join(format!(
         ".checkov-{}",
-        &piflow_store::sha256_hex(request.idempotency_token.as_bytes())[..16]
+        &piflow_engine::sha256_hex(request.idempotency_token.as_bytes())[..16]
     ));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir).map_err(|e| {
@@ -283,7 +283,7 @@ async fn run_scan(
         limit,
     )
     .await
-    .map_err(|e| Failure::new("SecurityScan.ToolFailed", e))?;
+    .map_err(|e| Failure::new("SecurityScan.ToolFailed", e.to_string()))?;
     let json_path = run_dir.join("results_json.json");
     let report: Option<Value> = std::fs::read_to_string(&json_path)
         .ok()

@@ -2,48 +2,11 @@
 //! its content and the previous record's hash, so an edited, removed or
 //! reordered record breaks the chain at a place [`verify_chain`] names.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use super::sha256_hex;
-
-/// What an audit record says, before the store chains it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// The environment whose chain it joins (`dev`, `prod`, …).
-    pub env: String,
-    /// Who: a user, a trigger, an execution.
-    pub actor: String,
-    /// What: `ecs.shift-traffic`, `decision.health-gate`, `tag.refused`, …
-    pub action: String,
-    /// The resource it touched (an ARN or name).
-    pub target: String,
-    pub before: Value,
-    pub after: Value,
-    /// `ok`, `failed: …`, `refused: …`
-    pub result: String,
-    pub execution: Option<String>,
-    pub at: DateTime<Utc>,
-    /// The idempotency token of the step that wrote it: a step re-run after
-    /// a crash with the same token gets the record already written instead
-    /// of a second one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-/// A chained audit record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// 1, 2, 3 … per environment.
-    pub seq: u64,
-    #[serde(flatten)]
-    pub entry: AuditEntry,
-    /// Hash of the previous record of the environment ("" for the first).
-    pub prev_hash: String,
-    /// SHA-256 over `seq`, `prev_hash` and the entry.
-    pub hash: String,
-}
+use piflow_engine::sha256_hex;
+pub use piflow_engine::{AuditEntry, AuditRecord};
 
 /// The hash of a record: SHA-256 of its canonical JSON (entry fields in a
 /// fixed order) with its sequence number and the previous hash.
@@ -124,6 +87,7 @@ pub fn verify_chain(records: &[AuditRecord]) -> Vec<ChainProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use serde_json::json;
 
     fn entry(n: u64) -> AuditEntry {

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
-    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Store,
-    StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
+    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Status,
+    Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
 };
 
 const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
@@ -296,6 +296,8 @@ fn last_in<T: DeserializeOwned>(
     }
 }
 
+audit_log_of_store!(EmbeddedStore);
+
 impl Store for EmbeddedStore {
     fn publish(&self, new: NewDefinition) -> StoreFuture<'_, DefinitionVersion> {
         Box::pin(async move {
@@ -443,12 +445,11 @@ impl Store for EmbeddedStore {
         Box::pin(async move { self.read_one(EXECUTIONS, &id) })
     }
 
-    fn executions(&self, status: Option<&str>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
-        let status = status.map(str::to_string);
+    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
         Box::pin(async move {
             let mut all: Vec<ExecutionRecord> =
                 self.read_range(EXECUTIONS, (String::new(), "\u{10FFFF}".to_string()))?;
-            all.retain(|e| status.as_deref().is_none_or(|s| e.status == s));
+            all.retain(|e| status.is_none_or(|s| e.status == s));
             all.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| a.id.cmp(&b.id)));
             Ok(all)
         })

@@ -19,7 +19,33 @@
 //! **Never:** runs a workflow, calls a step, or reaches any AWS service but
 //! DynamoDB.
 
+/// A backend's [`AuditLog`]: its own [`Store::append_audit`] and
+/// [`Store::audit`], with the store error's code kept.
+macro_rules! audit_log_of_store {
+    ($backend:ty) => {
+        impl piflow_engine::AuditLog for $backend {
+            fn append_entry(
+                &self,
+                entry: $crate::AuditEntry,
+            ) -> piflow_engine::AuditFuture<'_, $crate::AuditRecord> {
+                let append = $crate::Store::append_audit(self, entry);
+                Box::pin(async move { Ok(append.await?) })
+            }
+
+            fn records(
+                &self,
+                env: &str,
+                since: Option<chrono::DateTime<chrono::Utc>>,
+            ) -> piflow_engine::AuditFuture<'_, Vec<$crate::AuditRecord>> {
+                let read = $crate::Store::audit(self, Some(env), since);
+                Box::pin(async move { Ok(read.await?) })
+            }
+        }
+    };
+}
+
 pub mod audit;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod embedded;
 
@@ -31,6 +57,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use audit::{AuditEntry, AuditRecord, ChainProblem, verify_chain};
+/// SHA-256 of a text, hex (the engine's).
+pub use piflow_engine::sha256_hex;
+pub use piflow_engine::{AuditLog, Status, StorageError};
 
 /// What a store call returns.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
@@ -63,6 +92,36 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Every code [`StoreError::code`] returns, with its meaning.
+    pub const CODES: &[(&str, &str)] = &[
+        (
+            "store-conflict",
+            "an ordering or uniqueness rule of the store refused the write",
+        ),
+        (
+            "store-not-found",
+            "the record asked for is not in the store",
+        ),
+        (
+            "store-unavailable",
+            "the store cannot be opened: another program's file, damaged, or open in another process",
+        ),
+        ("store-io", "reading or writing the store failed"),
+        ("store-corrupt", "a stored record cannot be read back"),
+        (
+            "store-throttled",
+            "the backend kept refusing for lack of capacity after its retries",
+        ),
+        (
+            "store-auth",
+            "the backend refused the credentials or the permissions",
+        ),
+        (
+            "store-too-large",
+            "a record is larger than the backend can hold",
+        ),
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::Conflict(_) => "store-conflict",
@@ -74,6 +133,14 @@ impl StoreError {
             StoreError::Auth(_) => "store-auth",
             StoreError::TooLarge(_) => "store-too-large",
         }
+    }
+}
+
+/// The engine's traits see a store error as a [`StorageError`] with the
+/// same code and text.
+impl From<StoreError> for StorageError {
+    fn from(e: StoreError) -> Self {
+        StorageError::new(e.code(), e.to_string())
     }
 }
 
@@ -108,7 +175,8 @@ pub struct ExecutionRecord {
     /// Unique per workflow.
     pub name: String,
     pub version: u64,
-    pub status: String,
+    /// Written as AWS writes it (`RUNNING`, `SUCCEEDED`, …).
+    pub status: Status,
     pub input: Value,
     pub output: Option<Value>,
     pub error: Option<String>,
@@ -195,8 +263,10 @@ pub struct TaskAnswer {
     pub at: DateTime<Utc>,
 }
 
-/// The store.
-pub trait Store: Send + Sync {
+/// The store. It is also the engine's [`AuditLog`] (its audit chain, as
+/// steps reach it), so an `Arc<dyn Store>` upcasts to an
+/// `Arc<dyn AuditLog>`.
+pub trait Store: AuditLog {
     /// Publish a definition. Publishing text identical to the latest version
     /// returns that version instead of creating a new one.
     fn publish(&self, new: NewDefinition) -> StoreFuture<'_, DefinitionVersion>;
@@ -219,7 +289,7 @@ pub trait Store: Send + Sync {
     fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ExecutionRecord>;
     fn execution(&self, id: &str) -> StoreFuture<'_, Option<ExecutionRecord>>;
     /// Executions, newest first, optionally with one status.
-    fn executions(&self, status: Option<&str>) -> StoreFuture<'_, Vec<ExecutionRecord>>;
+    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>>;
 
     /// Append events; the first must have `seq` = the last stored + 1 and
     /// the rest follow without gaps, else `Conflict` and nothing is written.
@@ -268,6 +338,20 @@ pub trait Store: Send + Sync {
     fn task_answer(&self, token: &str) -> StoreFuture<'_, Option<TaskAnswer>>;
 }
 
+#[cfg(feature = "dynamodb")]
+async fn open_dynamodb(_spec: &str, table: &str) -> Result<Arc<dyn Store>, StoreError> {
+    dynamodb::open(table).await
+}
+
+/// Without the `dynamodb` feature, a `dynamodb://` store cannot be opened.
+#[cfg(not(feature = "dynamodb"))]
+async fn open_dynamodb(spec: &str, _table: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Err(StoreError::Unavailable {
+        path: spec.to_string(),
+        reason: "this piflow was built without the dynamodb feature: use an embedded store, or a build with the feature".into(),
+    })
+}
+
 /// Verify an environment's chain: [`verify_chain`] over its records, and
 /// the last record against the stored head.
 pub async fn verify_audit(store: &dyn Store, env: &str) -> Result<Vec<ChainProblem>, StoreError> {
@@ -306,7 +390,7 @@ pub async fn open(spec: Option<&str>) -> Result<Arc<dyn Store>, StoreError> {
                     reason: "no table name: write dynamodb://TABLE".into(),
                 });
             }
-            dynamodb::open(table).await
+            open_dynamodb(s, table).await
         }
         Some(path) => Ok(Arc::new(embedded::EmbeddedStore::open(path)?)),
         None => Ok(Arc::new(embedded::EmbeddedStore::open(
@@ -315,13 +399,103 @@ pub async fn open(spec: Option<&str>) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
-/// SHA-256 of a text, hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(data);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_error_code_is_listed() {
+        let errors = [
+            StoreError::Conflict("x".into()),
+            StoreError::NotFound("x".into()),
+            StoreError::Unavailable {
+                path: "p".into(),
+                reason: "r".into(),
+            },
+            StoreError::Io("x".into()),
+            StoreError::Corrupt("x".into()),
+            StoreError::Throttled("x".into()),
+            StoreError::Auth("x".into()),
+            StoreError::TooLarge("x".into()),
+        ];
+        for e in &errors {
+            assert!(
+                StoreError::CODES.iter().any(|(c, _)| *c == e.code()),
+                "{}",
+                e.code()
+            );
+        }
+        assert_eq!(errors.len(), StoreError::CODES.len());
+        let seen = StorageError::from(StoreError::Io("disk full".into()));
+        assert_eq!(seen.code(), "store-io");
+        assert_eq!(seen.to_string(), "[store-io] store I/O failed: disk full");
     }
-    out
+
+    /// Records written when the status was a string read back, and are
+    /// written again, unchanged.
+    #[test]
+    fn stored_statuses_read_as_before() {
+        for status in ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"] {
+            let stored = serde_json::json!({
+                "id": "w:e", "workflow": "w", "name": "e", "version": 1,
+                "status": status, "input": {}, "output": null, "error": null,
+                "cause": null, "trigger": "cli:test",
+                "started": "2024-01-01T00:00:00Z", "stopped": null,
+            });
+            let r: Result<ExecutionRecord, _> = serde_json::from_value(stored);
+            let Ok(r) = r else {
+                panic!("{status} does not read: {r:?}");
+            };
+            assert_eq!(r.status.as_str(), status);
+            let again = serde_json::to_value(&r).unwrap_or_default();
+            assert_eq!(again["status"], status);
+        }
+        let bad = serde_json::from_value::<ExecutionRecord>(serde_json::json!({
+            "id": "w:e", "workflow": "w", "name": "e", "version": 1,
+            "status": "PENDING", "input": {}, "output": null, "error": null,
+            "cause": null, "trigger": "cli:test",
+            "started": "2024-01-01T00:00:00Z", "stopped": null,
+        }));
+        assert!(bad.is_err(), "an unknown status is a corrupt record");
+    }
+
+    #[test]
+    fn a_store_is_an_audit_log() {
+        fn upcast(store: Arc<dyn Store>) -> Arc<dyn AuditLog> {
+            store
+        }
+        let dir = std::env::temp_dir().join(format!("piflow-store-{}", uuid::Uuid::new_v4()));
+        let store: Arc<dyn Store> = match embedded::EmbeddedStore::open(dir.join("s.redb")) {
+            Ok(s) => Arc::new(s),
+            Err(e) => panic!("open: {e}"),
+        };
+        let log = upcast(store.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().build();
+        let Ok(rt) = rt else {
+            panic!("runtime");
+        };
+        rt.block_on(async {
+            let entry = AuditEntry {
+                env: "dev".into(),
+                actor: "test".into(),
+                action: "note".into(),
+                target: "t".into(),
+                before: Value::Null,
+                after: Value::Null,
+                result: "ok".into(),
+                execution: None,
+                at: Utc::now(),
+                token: Some("tok".into()),
+            };
+            let first = log.append_entry(entry.clone()).await;
+            let again = log.append_entry(entry).await;
+            assert!(first.is_ok() && first == again, "idempotent by token");
+            let records = log.records("dev", None).await.unwrap_or_default();
+            assert_eq!(records.len(), 1);
+            let by_store = store.audit(Some("dev"), None).await.unwrap_or_default();
+            assert_eq!(records, by_store);
+            assert!(log.records("prod", None).await.is_ok_and(|r| r.is_empty()));
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
