@@ -20,6 +20,7 @@
 //! DynamoDB.
 
 pub mod audit;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod embedded;
 
@@ -306,13 +307,27 @@ pub async fn open(spec: Option<&str>) -> Result<Arc<dyn Store>, StoreError> {
                     reason: "no table name: write dynamodb://TABLE".into(),
                 });
             }
-            dynamodb::open(table).await
+            open_dynamodb(table).await
         }
         Some(path) => Ok(Arc::new(embedded::EmbeddedStore::open(path)?)),
         None => Ok(Arc::new(embedded::EmbeddedStore::open(
             embedded::EmbeddedStore::default_path(),
         )?)),
     }
+}
+
+#[cfg(feature = "dynamodb")]
+async fn open_dynamodb(table: &str) -> Result<Arc<dyn Store>, StoreError> {
+    dynamodb::open(table).await
+}
+
+/// Without the `dynamodb` feature there is no DynamoDB backend.
+#[cfg(not(feature = "dynamodb"))]
+async fn open_dynamodb(table: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Err(StoreError::Unavailable {
+        path: format!("dynamodb://{table}"),
+        reason: "this piflow was built without the dynamodb feature".into(),
+    })
 }
 
 /// SHA-256 of a text, hex.
