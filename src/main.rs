@@ -29,6 +29,7 @@ mod graph;
 mod run;
 mod serve;
 mod store_cmds;
+mod tasks;
 mod trigger;
 mod validate;
 
