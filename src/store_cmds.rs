@@ -391,6 +391,9 @@ pub fn store(cmd: StoreCmd) -> anyhow::Result<u8> {
         match cmd {
             StoreCmd::Init { store } => {
                 let result = match store.spec() {
+                    // (Without the dynamodb feature, opening dynamodb://
+                    // says the backend is not built in.)
+                    #[cfg(feature = "dynamodb")]
                     Some(s) if s.starts_with("dynamodb://") => {
                         piflow_store::dynamodb::init(&s["dynamodb://".len()..]).await
                     }
