@@ -14,6 +14,7 @@
 //! (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, …), so a step
 //! reaches moto exactly as it reaches AWS.
 
+#[cfg(feature = "aws")]
 use aws_config::{Region, SdkConfig};
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ use piflow_store::AuditEntry;
 
 /// The SDK configuration for a step: the standard chain, the input's
 /// `region`, and the input's `role_arn` assumed when present.
+#[cfg(feature = "aws")]
 pub async fn sdk_config(request: &TaskRequest, step: &str) -> Result<SdkConfig, Failure> {
     let base = piflow_aws_config::sdk_config().await;
     let region = match request.input.get("region") {

@@ -46,14 +46,19 @@ macro_rules! real_time_step {
 pub(crate) use real_time_step;
 
 pub mod aws_step;
+#[cfg(feature = "aws")]
 pub mod bluegreen;
+#[cfg(feature = "aws")]
 pub mod cfn;
+#[cfg(feature = "aws")]
 pub mod health;
 pub mod http_check;
 pub mod lint;
 pub mod process;
 pub mod release;
+#[cfg(feature = "aws")]
 pub mod repoint;
+#[cfg(feature = "aws")]
 pub mod restore;
 pub mod scan;
 
@@ -108,6 +113,7 @@ impl StoreHandle {
 
 /// Register every built-in step that needs only the store.
 pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
+    #[cfg(feature = "aws")]
     registry.register(
         "piflow:health-gate",
         Arc::new(health::HealthGate::new(store.clone())),
@@ -118,10 +124,12 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
             store: store.clone(),
         }),
     );
+    #[cfg(feature = "aws")]
     registry.register(
         "piflow:ecs-blue-green",
         Arc::new(bluegreen::EcsBlueGreen::new(store.clone())),
     );
+    #[cfg(feature = "aws")]
     registry.register(
         "piflow:cloudformation-deploy",
         Arc::new(cfn::CfnDeploy::new(store.clone())),
@@ -137,14 +145,17 @@ pub fn register_builtins(registry: &mut TaskRegistry, store: StoreHandle) {
         "piflow:security-scan",
         Arc::new(scan::SecurityScan::new(store.clone())),
     );
+    #[cfg(feature = "aws")]
     registry.register(
         "piflow:rds-restore",
         Arc::new(restore::RdsRestore::new(store.clone())),
     );
+    #[cfg(feature = "aws")]
     registry.register(
         "piflow:efs-restore",
         Arc::new(restore::EfsRestore::new(store.clone())),
     );
+    #[cfg(feature = "aws")]
     registry.register(
         "piflow:repoint",
         Arc::new(repoint::Repoint::new(store.clone())),

@@ -653,12 +653,33 @@ async fn helm_lint(
     Ok(found)
 }
 
+/// Without the `aws` feature there is no CodeBuild runner: a step asked
+/// for one fails, naming the project.
+#[cfg(not(feature = "aws"))]
+pub(crate) async fn run_codebuild(
+    _store: &StoreHandle,
+    request: &TaskRequest,
+    step: &str,
+    _action: &str,
+    project: &str,
+    _policy: &Value,
+) -> Result<Value, Failure> {
+    Err(Failure::new(
+        format!("{step}.CodeBuildUnavailable"),
+        format!(
+            "state {}: CodeBuild project {project}: this piflow was built without the aws feature",
+            request.state_name
+        ),
+    ))
+}
+
 /// Run the step as an AWS CodeBuild build of `project`: `StartBuild` with
 /// an idempotency token derived from the request's, then `BatchGetBuilds`
 /// until the build is done. The build id is recorded in the audit trail
 /// under the request's token, so a re-invocation after a crash polls the
 /// same build instead of starting another (moto 5.2.5 ignores CodeBuild's
 /// `idempotencyToken`; AWS honours it for 5 minutes).
+#[cfg(feature = "aws")]
 pub(crate) async fn run_codebuild(
     store: &StoreHandle,
     request: &TaskRequest,
