@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::run::{print_human, progress, result_json, user};
 use super::store_cmds::StoreArg;
-use super::tasks::{Mocks, registry};
+use super::tasks::{Mocks, registry, service};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
 use piflow_engine::{EngineOptions, HistorySink, Status, SystemClock};
 use piflow_runner::{Finished, Runner, RunnerError, StartRequest, execution_of_token, id_from};
@@ -283,9 +283,7 @@ pub fn run_durable(
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let tasks = registry(mocks, StoreHandle::ready(store.clone()));
-        let service = TriggerService::new(store, tasks);
-        start_and_report(service, display, format, history, start).await
+        start_and_report(service(store, mocks), display, format, history, start).await
     })
 }
 

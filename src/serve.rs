@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 use super::EXIT_USAGE;
 use super::run::print_workflow_error;
 use super::store_cmds::StoreArg;
-use super::tasks::{Mocks, registry};
+use super::tasks::{self, Mocks};
 use piflow_runner::{StartRequest, env_key, exec_key};
 use piflow_store::Store;
 use piflow_triggers::config::TriggerConfig;
@@ -948,8 +948,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 return Ok::<_, anyhow::Error>(None);
             }
         };
-        let tasks = registry(mocks, piflow_steps::StoreHandle::ready(store.clone()));
-        let service = Arc::new(TriggerService::new(store.clone(), tasks));
+        let service = Arc::new(tasks::service(store.clone(), mocks));
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {

@@ -3,10 +3,14 @@
 //! (the runner, the trigger service) are handed it; they do not know the
 //! steps.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use piflow_engine::{MockConfig, TaskRegistry};
 use piflow_steps::StoreHandle;
+use piflow_store::Store;
+use piflow_triggers::TriggerService;
 
 /// `--mock FILE[#CASE]`: mocked task responses (a piflow or Step
 /// Functions Local mock file, optionally with #TESTCASE or
@@ -43,4 +47,10 @@ pub fn registry(mocks: Mocks, store: StoreHandle) -> TaskRegistry {
     }
     piflow_steps::register_builtins(&mut tasks, store);
     tasks
+}
+
+/// The trigger service over an open store, its steps reaching that store.
+pub fn service(store: Arc<dyn Store>, mocks: Mocks) -> TriggerService {
+    let tasks = registry(mocks, StoreHandle::ready(store.clone()));
+    TriggerService::new(store, tasks)
 }

@@ -16,14 +16,13 @@ use serde_json::json;
 
 use super::run::{print_workflow_error, progress, user};
 use super::store_cmds::StoreArg;
-use super::tasks::{Mocks, registry};
+use super::tasks::{self, Mocks};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
-use piflow_steps::StoreHandle;
 use piflow_store::Store;
 use piflow_triggers::config::TriggerConfig;
 use piflow_triggers::service::{
     self, Admission, AdmitError, Rules, TagEvent, TagPlan, TagRefusal, TagSource, TagStop,
-    TriggerService, watch as watched,
+    watch as watched,
 };
 use piflow_triggers::tags::{self, list_tags, resolve_tag};
 
@@ -244,8 +243,7 @@ async fn start(opts: &TriggerOpts, plan: &TagPlan, mocks: Mocks) -> anyhow::Resu
             return Ok(EXIT_USAGE);
         }
     };
-    let tasks = registry(mocks, StoreHandle::ready(store.clone()));
-    let service = TriggerService::new(store, tasks);
+    let service = tasks::service(store, mocks);
     match service.admit_tag(plan).await {
         // (A duplicate is a webhook's answer: the command goes on to the
         // runner, which reports the existing execution.)
