@@ -21,7 +21,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let machine = match load_workflow(&args.target) {
-        Ok((_, m)) => m,
+        Ok(w) => w.machine,
         Err(code) => return Ok(code),
     };
     let input = match read_input(&args.input) {

@@ -12,8 +12,7 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
-use super::files::read_text;
-use super::run::{load_workflow, workflow_name};
+use super::run::load_workflow;
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat};
 use piflow_asl::Format;
 use piflow_aws_deploy::policy::{PolicyContext, policy_document};
@@ -135,19 +134,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .unwrap_or("aws")
         .to_string();
 
-    let (path, _machine) = match load_workflow(&args.workflow) {
+    let workflow = match load_workflow(&args.workflow) {
         Ok(w) => w,
         Err(code) => return Ok(code),
     };
-    let shown = path.display().to_string();
-    let text = match read_text(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let source = match piflow_asl::source::parse(&text, Format::from_path(&shown)) {
+    let shown = workflow.path.display().to_string();
+    let text = &workflow.definition;
+    let source = match piflow_asl::source::parse(text, Format::from_path(&shown)) {
         Ok(n) => n.to_value(),
         Err(e) => {
             eprintln!("piflow: error: {shown}: {}", e.message);
@@ -194,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 
     let role_arn = role_arn.unwrap_or_default();
-    let name = args.name.clone().unwrap_or_else(|| workflow_name(&path));
+    let name = args.name.clone().unwrap_or_else(|| workflow.name.clone());
     let request = DeployRequest {
         name: name.clone(),
         role_arn: role_arn.clone(),
@@ -337,7 +330,7 @@ fn run_triggers(args: Args) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let raw = match read_text(&config_path)
+    let raw = match piflow_asl::file::read_text(&config_path)
         .map_err(|e| e.to_string())
         .and_then(|t| {
             piflow_asl::source::parse(&t, Format::Yaml)

@@ -7,12 +7,15 @@ use std::sync::Arc;
 use owo_colors::OwoColorize;
 use serde_json::{Map, Value, json};
 
-use super::run::{print_human, progress, result_json, task_registry, user};
+use super::run::{print_human, progress, result_json, user};
 use super::store_cmds::StoreArg;
+use super::tasks::{Mocks, registry, service};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
-use piflow_engine::{EngineOptions, HistorySink, Status, SystemClock, TaskRegistry};
+use piflow_engine::{EngineOptions, HistorySink, Status, SystemClock};
 use piflow_runner::{Finished, Runner, RunnerError, StartRequest, execution_of_token, id_from};
+use piflow_steps::AuditHandle;
 use piflow_store::{ExecutionRecord, Store, StoreError, StoredEvent, TaskAnswer};
+use piflow_triggers::TriggerService;
 
 #[derive(clap::Args, Debug)]
 pub struct ResumeArgs {
@@ -139,7 +142,7 @@ pub fn reject(args: ApproveArgs) -> anyhow::Result<u8> {
     ))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -154,17 +157,23 @@ async fn open(store: &StoreArg) -> Result<Arc<dyn Store>, u8> {
 
 fn runner(
     store: Arc<dyn Store>,
-    mut tasks: TaskRegistry,
+    mocks: Mocks,
     sink: Option<Arc<dyn HistorySink>>,
     human: bool,
 ) -> Runner {
-    piflow_steps::register_builtins(&mut tasks, piflow_steps::AuditHandle::ready(store.clone()));
+    let tasks = registry(mocks, AuditHandle::ready(store.clone()));
     let mut r = Runner::new(store, tasks, Arc::new(SystemClock));
+    show(&mut r, sink, human);
+    r
+}
+
+/// The live display of a runner: each state as it runs, and (human) what
+/// it waits for.
+fn show(r: &mut Runner, sink: Option<Arc<dyn HistorySink>>, human: bool) {
     r.sink = sink;
     if human {
         r.notice = Some(Arc::new(|text: &str| eprintln!("piflow: {text}")));
     }
-    r
 }
 
 /// The ARN of a stored execution.
@@ -257,10 +266,11 @@ fn refuse(e: &RunnerError) -> u8 {
     }
 }
 
-/// `piflow run` on the wall clock: a durable execution.
+/// `piflow run` on the wall clock: a durable execution, started through
+/// the trigger service.
 pub fn run_durable(
     store: &StoreArg,
-    tasks: TaskRegistry,
+    mocks: Mocks,
     display: Option<Arc<super::run::Progress>>,
     format: OutputFormat,
     history: bool,
@@ -271,36 +281,47 @@ pub fn run_durable(
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let human = format == OutputFormat::Human;
-        let sink = display
-            .clone()
-            .map(|d| -> Arc<dyn HistorySink> { d });
-        // The audit records the steps write, shown live under their state.
-        let tail = match (&display, &start.env) {
-            (Some(d), Some(env)) => Some(d.tail_audit(store.clone(), env.clone()).await),
-            _ => None,
-        };
-        let r = runner(store, tasks, sink, human);
-        let orphans = if human {
-            r.orphans().await.map_or(0, |o| o.len())
-        } else {
-            0
-        };
-        if orphans > 0 {
-            eprintln!(
-                "piflow: note: {orphans} execution(s) stopped without finishing and no process runs them: `piflow executions --status RUNNING`, `piflow resume --orphans`"
-            );
-        }
-        let started = r.start(start).await;
-        if let (Some(d), Some(tail)) = (&display, tail) {
-            d.end_tail();
-            let _ = tail.await;
-        }
-        match started {
-            Ok(f) => report(&f, format, history),
-            Err(e) => Ok(refuse(&e)),
-        }
+        start_and_report(service(store, mocks), display, format, history, start).await
     })
+}
+
+/// Start a checked request through the service and say how it ended: the
+/// states as they run and the audit records the steps write, shown live
+/// (`display`), then the result.
+pub async fn start_and_report(
+    mut service: TriggerService,
+    display: Option<Arc<super::run::Progress>>,
+    format: OutputFormat,
+    history: bool,
+    start: StartRequest,
+) -> anyhow::Result<u8> {
+    let human = format == OutputFormat::Human;
+    let sink = display.clone().map(|d| -> Arc<dyn HistorySink> { d });
+    // The audit records the steps write, shown live under their state.
+    let tail = match (&display, &start.env) {
+        (Some(d), Some(env)) => Some(d.tail_audit(service.store().clone(), env.clone()).await),
+        _ => None,
+    };
+    show(service.runner_mut(), sink, human);
+    let orphans = if human {
+        service.runner().orphans().await.map_or(0, |o| o.len())
+    } else {
+        0
+    };
+    if orphans > 0 {
+        eprintln!(
+            "piflow: note: {orphans} execution(s) stopped without finishing and no process runs them: `piflow executions --status RUNNING`, `piflow resume --orphans`"
+        );
+    }
+    let started = service.start(start).await;
+    if let (Some(d), Some(tail)) = (&display, tail) {
+        d.end_tail();
+        let _ = tail.await;
+    }
+    match started {
+        Ok(f) => report(&f, format, history),
+        Err(e) => Ok(refuse(&e)),
+    }
 }
 
 /// Run `body` with a runner over the store (and `--mock` tasks) in a
@@ -315,8 +336,8 @@ where
     F: FnOnce(Runner) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<u8>>,
 {
-    let tasks = match task_registry(mock) {
-        Ok(t) => t,
+    let mocks = match Mocks::read(mock) {
+        Ok(m) => m,
         Err(e) => {
             eprintln!("piflow: error: {e}");
             return Ok(EXIT_USAGE);
@@ -330,7 +351,7 @@ where
         };
         body(runner(
             store,
-            tasks,
+            mocks,
             human.then(|| -> Arc<dyn HistorySink> { progress(use_color()) }),
             human,
         ))
@@ -407,7 +428,7 @@ pub fn stop(args: StopArgs) -> anyhow::Result<u8> {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let r = runner(store, TaskRegistry::new(), None, false);
+        let r = runner(store, Mocks::default(), None, false);
         match r.stop(&args.id, &format!("cli:{}", user())).await {
             Ok(rec) => {
                 match args.format {
@@ -442,7 +463,7 @@ pub fn executions(args: ExecutionsArgs) -> anyhow::Result<u8> {
             list.retain(|e| &e.workflow == w);
         }
         let orphans: Vec<String> = {
-            let r = runner(store.clone(), TaskRegistry::new(), None, false);
+            let r = runner(store.clone(), Mocks::default(), None, false);
             r.orphans()
                 .await
                 .map(|o| o.into_iter().map(|e| e.id).collect())
@@ -615,7 +636,7 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
         }
         Err(e) => return Err(e.into()),
     }
-    let r = runner(store, TaskRegistry::new(), None, false);
+    let r = runner(store, Mocks::default(), None, false);
     let orphan = r
         .orphans()
         .await

@@ -1,8 +1,7 @@
-//! Finding and reading definition files.
+//! Finding definition files (`piflow validate` walks directories); they
+//! are read with `piflow_asl::file::read_text`.
 
 use std::path::{Path, PathBuf};
-
-use piflow_asl::source::MAX_SOURCE_BYTES;
 
 /// Does this file name look like a definition (`*.json`, `*.yaml`, `*.yml`)?
 pub fn is_definition_name(path: &Path) -> bool {
@@ -49,46 +48,4 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
-}
-
-/// Why a file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not UTF-8 text (invalid byte at offset {offset})")]
-    NotUtf8 { path: String, offset: usize },
-    #[error("{path} is {size} bytes; piflow reads definitions up to {limit} bytes")]
-    TooLarge {
-        path: String,
-        size: u64,
-        limit: usize,
-    },
-}
-
-/// Read a definition file as UTF-8 text, refusing files over the size limit.
-pub fn read_text(path: &Path) -> Result<String, ReadError> {
-    let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| ReadError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    if meta.len() > MAX_SOURCE_BYTES as u64 {
-        return Err(ReadError::TooLarge {
-            path: shown,
-            size: meta.len(),
-            limit: MAX_SOURCE_BYTES,
-        });
-    }
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8 {
-        path: shown,
-        offset: e.utf8_error().valid_up_to(),
-    })
 }

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::files::read_text;
 use super::{EXIT_FAILED, EXIT_USAGE};
+use piflow_asl::file::read_text;
 use piflow_asl::render::{GraphFormat, render};
 use piflow_asl::{Format, LoadOptions, validate_text};
 

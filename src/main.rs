@@ -8,7 +8,9 @@
 //!
 //! **May depend on:** every piflow crate; clap, axum (the `serve` feature),
 //! tracing-subscriber. Cargo features: `serve`, `dynamodb`, `aws-steps`,
-//! `deploy`, all on by default.
+//! `deploy`, all on by default; a build without `serve` or `deploy` lacks
+//! that command (and axum, hmac, … or the Step Functions and EventBridge
+//! SDKs).
 //!
 //! **Never:** logic another entry point would need too (that belongs in a
 //! crate below), or the conformance harness and its stub services.
@@ -21,14 +23,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+#[cfg(feature = "deploy")]
 mod deploy;
 mod events;
 mod executions;
 mod files;
 mod graph;
 mod run;
+#[cfg(feature = "serve")]
 mod serve;
 mod store_cmds;
+mod tasks;
 mod trigger;
 mod validate;
 
@@ -105,6 +110,7 @@ enum Command {
         cmd: trigger::HooksCmd,
     },
     /// Serve EventBridge events, git webhooks and the executions over HTTP.
+    #[cfg(feature = "serve")]
     Serve(serve::Args),
     /// Set up the store (`piflow store init`).
     Store {
@@ -113,6 +119,7 @@ enum Command {
     },
     /// Translate a workflow for AWS Step Functions and deploy it
     /// (`piflow deploy WORKFLOW --to stepfunctions --role-arn ARN`).
+    #[cfg(feature = "deploy")]
     Deploy(deploy::Args),
     /// Show the audit trail, or verify its hash chain (`piflow audit verify`).
     Audit {
@@ -158,7 +165,9 @@ fn main() -> ExitCode {
         Command::Workflows { cmd, store } => store_cmds::workflows(cmd, store),
         Command::Audit { args, store } => store_cmds::audit(args, store),
         Command::Store { cmd } => store_cmds::store(cmd),
+        #[cfg(feature = "serve")]
         Command::Serve(a) => serve::run(a),
+        #[cfg(feature = "deploy")]
         Command::Deploy(a) => deploy::run(a),
         Command::Events { cmd } => events::run(cmd),
         Command::Trigger { cmd } => trigger::trigger(cmd),

@@ -1,20 +1,19 @@
 //! `piflow run` and `piflow test`: execute a workflow.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use owo_colors::OwoColorize;
 use serde_json::{Value, json};
 
-use super::files::read_text;
+use super::tasks::{Mocks, registry};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
-use piflow_asl::{Format, LoadOptions, StateMachine, validate_text};
 use piflow_engine::{
-    Clock, Engine, ExecutionOutcome, ExecutionRequest, HistoryEvent, HistorySink, MockConfig,
-    Status, SystemClock, TaskRegistry, VirtualClock,
+    Clock, Engine, ExecutionOutcome, ExecutionRequest, HistoryEvent, HistorySink, Status,
+    SystemClock, TaskRegistry, VirtualClock,
 };
+use piflow_triggers::service::{InputError, StartOptions, Workflow, WorkflowError};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -46,81 +45,6 @@ pub struct Args {
     no_wait: bool,
     #[command(flatten)]
     store: super::store_cmds::StoreArg,
-}
-
-/// Find the definition file for a target.
-pub fn resolve_target(target: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(target);
-    if p.is_file() {
-        return Some(p);
-    }
-    for ext in ["asl.yaml", "asl.yml", "asl.json", "yaml", "yml", "json"] {
-        let candidate = PathBuf::from("workflows").join(format!("{target}.{ext}"));
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    None
-}
-
-/// The workflow's name: the file name without `.asl.yaml` etc.
-pub fn workflow_name(path: &Path) -> String {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())
-        .unwrap_or_default();
-    for ext in [
-        ".asl.yaml",
-        ".asl.yml",
-        ".asl.json",
-        ".yaml",
-        ".yml",
-        ".json",
-    ] {
-        if let Some(stem) = file.strip_suffix(ext) {
-            return stem.to_string();
-        }
-    }
-    file
-}
-
-/// The input schema of a workflow, if it declares one: `schemas/NAME.input.json`
-/// beside the `workflows/` directory that holds it, else under `base`
-/// (e.g. beside piflow.yaml), else under the current directory.
-pub fn input_schema(path: &Path, base: Option<&Path>, name: &str) -> Option<PathBuf> {
-    let file = format!("{name}.input.json");
-    let mut candidates = Vec::new();
-    if let Some(dir) = path.parent() {
-        candidates.push(dir.join("../schemas").join(&file));
-        candidates.push(dir.join("schemas").join(&file));
-    }
-    if let Some(base) = base {
-        candidates.push(base.join("schemas").join(&file));
-    }
-    candidates.push(PathBuf::from("schemas").join(&file));
-    candidates.into_iter().find(|c| c.is_file())
-}
-
-/// The input against the workflow's schema: the problems, one a line
-/// (`at POINTER: what`); an unreadable or invalid schema is an error.
-pub fn schema_problems(schema_path: &Path, input: &Value) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(schema_path)
-        .map_err(|e| format!("reading input schema {}: {e}", schema_path.display()))?;
-    let schema: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("input schema {} is not JSON: {e}", schema_path.display()))?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| {
-        format!(
-            "input schema {} is not a valid JSON Schema: {e}",
-            schema_path.display()
-        )
-    })?;
-    Ok(validator
-        .iter_errors(input)
-        .map(|e| {
-            let ptr = e.instance_path().to_string();
-            format!("at {}: {e}", if ptr.is_empty() { "/" } else { &ptr })
-        })
-        .collect())
 }
 
 /// Parse `--input`: JSON text or @FILE. Errors name the position.
@@ -336,30 +260,11 @@ impl HistorySink for Progress {
     }
 }
 
-/// Find, read and validate a workflow for running. On failure the errors
-/// are printed and the exit code returned (2: nothing may run).
-pub fn load_workflow(target: &str) -> Result<(PathBuf, StateMachine), u8> {
-    let Some(path) = resolve_target(target) else {
-        eprintln!(
-            "piflow: error: no workflow {target:?}: not a file, and no workflows/{target}.asl.yaml, .asl.json, .yaml or .json"
-        );
-        return Err(EXIT_USAGE);
-    };
-    let shown = path.display().to_string();
-    let text = read_text(&path).map_err(|e| {
-        eprintln!("piflow: error: {e}");
-        EXIT_USAGE
-    })?;
-    let v = validate_text(
-        &shown,
-        &text,
-        Format::from_path(&shown),
-        LoadOptions::default(),
-    );
-    match v.machine {
-        Some(m) if v.diagnostics.iter().all(|d| !d.is_error()) => Ok((path, m)),
-        _ => {
-            for d in v.errors() {
+/// Say why a workflow cannot run (nothing may run: exit 2).
+pub fn print_workflow_error(e: &WorkflowError) {
+    match e {
+        WorkflowError::Invalid { shown, errors } => {
+            for d in errors {
                 eprintln!(
                     "{shown}:{}:{}: error[{}]: {} (at {})",
                     d.line.unwrap_or(0),
@@ -370,17 +275,26 @@ pub fn load_workflow(target: &str) -> Result<(PathBuf, StateMachine), u8> {
                 );
             }
             eprintln!("piflow: {shown} is not a valid state machine; nothing was run");
-            Err(EXIT_USAGE)
         }
+        other => eprintln!("piflow: error: {other}"),
     }
 }
 
+/// Find, read and validate a workflow for running. On failure the errors
+/// are printed and the exit code returned (2: nothing may run).
+pub fn load_workflow(target: &str) -> Result<Workflow, u8> {
+    Workflow::find(target).map_err(|e| {
+        print_workflow_error(&e);
+        EXIT_USAGE
+    })
+}
+
 pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
-    let (path, machine) = match load_workflow(&args.target) {
+    let workflow = match load_workflow(&args.target) {
         Ok(w) => w,
         Err(code) => return Ok(code),
     };
-    let shown = path.display().to_string();
+    let shown = workflow.path.display().to_string();
     let input = match read_input(&args.input) {
         Ok(v) => v,
         Err(e) => {
@@ -388,29 +302,25 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    // As in AWS, an execution's input is at most 256 KiB.
-    let limit = piflow_engine::EngineOptions::default().max_payload_bytes;
-    let size = serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(0);
-    if size > limit {
-        eprintln!(
-            "piflow: error: the input is {size} bytes; an execution's input may be at most {limit} bytes"
-        );
-        return Ok(EXIT_USAGE);
-    }
-    let name = workflow_name(&path);
-    if let Some(schema_path) = input_schema(&path, None, &name) {
-        let errors = schema_problems(&schema_path, &input).map_err(|e| anyhow::anyhow!(e))?;
-        if !errors.is_empty() {
+    // As in AWS, an execution's input is at most 256 KiB; then the
+    // workflow's input schema.
+    match workflow.check_input(&input) {
+        Ok(()) => {}
+        Err(InputError::Mismatch { schema, problems }) => {
             eprintln!(
                 "piflow: error: the input does not match {}:\n  {}",
-                schema_path.display(),
-                errors.join("\n  ")
+                schema.display(),
+                problems.join("\n  ")
             );
             return Ok(EXIT_USAGE);
         }
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
     }
-    let mut tasks = match task_registry(args.mock.as_deref()) {
-        Ok(t) => t,
+    let mocks = match Mocks::read(args.mock.as_deref()) {
+        Ok(m) => m,
         Err(e) => {
             eprintln!("piflow: error: {e}");
             return Ok(EXIT_USAGE);
@@ -429,44 +339,36 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         );
     }
     let display = human.then(|| progress(color));
-    let sink: Option<Arc<dyn HistorySink>> = display.clone().map(|d| -> Arc<dyn HistorySink> { d });
     if !virtual_time {
-        let definition = match read_text(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("piflow: error: {e}");
-                return Ok(EXIT_USAGE);
-            }
-        };
         let env = args
             .env
             .clone()
             .or_else(|| piflow_triggers::events::input_environment(&input));
-        let start = piflow_runner::StartRequest {
-            workflow: name.clone(),
-            definition,
-            source_commit: source_commit(&path),
-            author: user(),
-            name: args.name.clone(),
+        let start = workflow.start_request(
             input,
-            trigger: format!("cli:{}", user()),
-            env,
-            wait: !args.no_wait,
-        };
+            StartOptions {
+                name: args.name.clone(),
+                trigger: format!("cli:{}", user()),
+                author: user(),
+                env,
+                wait: !args.no_wait,
+            },
+        );
         return super::executions::run_durable(
             &args.store,
-            tasks,
+            mocks,
             display,
             args.format,
             args.history,
             start,
         );
     }
+    let sink: Option<Arc<dyn HistorySink>> = display.map(|d| -> Arc<dyn HistorySink> { d });
     // Built-in steps that write to the store (piflow:audit-note); the store
     // is opened on first use.
     let store_arg = args.store.clone();
-    piflow_steps::register_builtins(
-        &mut tasks,
+    let tasks = registry(
+        mocks,
         piflow_steps::AuditHandle::lazy(move || {
             let store_arg = store_arg.clone();
             Box::pin(async move {
@@ -480,8 +382,8 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = ExecutionRequest {
-        machine: Arc::new(machine),
-        state_machine_name: name.clone(),
+        state_machine_name: workflow.name.clone(),
+        machine: Arc::new(workflow.machine),
         execution_name,
         input,
         role_arn: None,
@@ -501,24 +403,6 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
     })
 }
 
-/// The task registry of a run: with `--mock FILE[#CASE]`, mocked responses.
-pub fn task_registry(mock: Option<&str>) -> Result<TaskRegistry, String> {
-    let tasks = TaskRegistry::new();
-    let Some(spec) = mock else {
-        return Ok(tasks);
-    };
-    let (file, case) = match spec.split_once('#') {
-        Some((f, c)) => (f, Some(c)),
-        None => (spec, None),
-    };
-    let text =
-        std::fs::read_to_string(file).map_err(|e| format!("--mock {file}: cannot read it: {e}"))?;
-    let value: Value =
-        serde_json::from_str(&text).map_err(|e| format!("--mock {file} is not valid JSON: {e}"))?;
-    let m = MockConfig::from_value(&value, case).map_err(|e| format!("--mock {file}: {e}"))?;
-    Ok(tasks.with_mocks(m))
-}
-
 /// The live display of states as they run.
 pub fn progress(color: bool) -> Arc<Progress> {
     Arc::new(Progress {
@@ -535,21 +419,6 @@ pub fn user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// The git commit of the directory that holds the definition, when it is
-/// in a repository with a clean copy of the file.
-pub fn source_commit(path: &Path) -> Option<String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && commit.len() == 40).then_some(commit)
 }
 
 /// Run on the wall clock (multi-threaded runtime) or on virtual time.

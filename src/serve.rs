@@ -38,18 +38,17 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::EXIT_USAGE;
-use super::files::read_text;
-use super::run::{load_workflow, task_registry, workflow_name};
+use super::run::print_workflow_error;
 use super::store_cmds::StoreArg;
-use piflow_engine::SystemClock;
-use piflow_runner::{Runner, StartRequest, env_key, exec_key, execution_id};
-use piflow_store::{AuditEntry, Store};
-use piflow_triggers::config::{TagVars, TriggerConfig};
-use piflow_triggers::events::{
-    self, ACCEPTED, EVENTS_ENV, EventRouter, Fired, Misfire, Planned, accept, audit_accepted,
-    event_id,
+use super::tasks::{self, Mocks};
+use piflow_runner::{StartRequest, env_key, exec_key};
+use piflow_store::Store;
+use piflow_triggers::config::TriggerConfig;
+use piflow_triggers::events::{self, ACCEPTED, EVENTS_ENV, Planned, event_id};
+use piflow_triggers::service::{
+    Admission, AdmitError, PreloadError, Rules, TagEvent, TagRefusal, TagSource, TagStop,
+    TriggerService, fetch_and_resolve,
 };
-use piflow_triggers::tags::{self, execution_name as tag_execution_name, resolve_tag};
 
 /// The largest request body: an execution's input limit (256 KiB).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -104,16 +103,6 @@ impl Secrets {
             gitlab: get("PIFLOW_GITLAB_TOKEN"),
         }
     }
-}
-
-/// A workflow a rule starts, read and validated at start-up.
-struct Prepared {
-    /// Its name (the file name without `.asl.yaml`): executions' ids are
-    /// `NAME:EXECUTION`.
-    name: String,
-    definition: String,
-    source_commit: Option<String>,
-    schema: Option<(PathBuf, jsonschema::Validator)>,
 }
 
 type Labels = Vec<(String, String)>;
@@ -179,12 +168,11 @@ impl Metrics {
 
 /// What the server shares between requests.
 struct App {
-    runner: Runner,
+    /// Starts the executions (its runner resumes them too).
+    service: Arc<TriggerService>,
     store: Arc<dyn Store>,
-    config: TriggerConfig,
-    router: EventRouter,
-    /// By the rule's `workflow:` text.
-    workflows: HashMap<String, Arc<Prepared>>,
+    /// piflow.yaml's rules, with every workflow they name loaded.
+    rules: Rules,
     secrets: Secrets,
     repo: Option<PathBuf>,
     metrics: Metrics,
@@ -220,114 +208,7 @@ fn refuse(status: StatusCode, code: &str, reason: impl Into<String>) -> Response
     reply(status, json!({"error": code, "reason": reason.into()}))
 }
 
-fn prepare(config: &TriggerConfig, workflow: &str) -> Result<Prepared, String> {
-    let base = config.base_dir();
-    let path = super::trigger::resolve_workflow(&base, workflow).ok_or_else(|| {
-        format!(
-            "{} names workflow {workflow:?}: no such file, and no workflows/{workflow}.asl.yaml (or .asl.yml, .asl.json, .yaml, .yml, .json) beside it or in the working directory",
-            config.shown()
-        )
-    })?;
-    let (path, _machine) = load_workflow(&path.display().to_string())
-        .map_err(|_| format!("workflow {} is not valid (see above)", path.display()))?;
-    let name = workflow_name(&path);
-    let definition = read_text(&path).map_err(|e| e.to_string())?;
-    let schema = match super::run::input_schema(&path, Some(&base), &name) {
-        None => None,
-        Some(p) => {
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("reading input schema {}: {e}", p.display()))?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| format!("input schema {} is not JSON: {e}", p.display()))?;
-            let validator = jsonschema::validator_for(&v).map_err(|e| {
-                format!(
-                    "input schema {} is not a valid JSON Schema: {e}",
-                    p.display()
-                )
-            })?;
-            Some((p, validator))
-        }
-    };
-    Ok(Prepared {
-        name,
-        source_commit: super::run::source_commit(&path),
-        definition,
-        schema,
-    })
-}
-
 impl App {
-    /// The input checks `piflow run` makes: size and schema.
-    fn check_input(
-        &self,
-        p: &Prepared,
-        input: &Value,
-        what: &str,
-    ) -> Result<(), (&'static str, String)> {
-        let limit = piflow_engine::EngineOptions::default().max_payload_bytes;
-        let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0);
-        if size > limit {
-            return Err((
-                "input-invalid",
-                format!(
-                    "{what}: the input is {size} bytes; an execution's input may be at most {limit} bytes"
-                ),
-            ));
-        }
-        if let Some((path, v)) = &p.schema {
-            let problems: Vec<String> = v
-                .iter_errors(input)
-                .map(|e| {
-                    let ptr = e.instance_path().to_string();
-                    format!("at {}: {e}", if ptr.is_empty() { "/" } else { &ptr })
-                })
-                .collect();
-            if !problems.is_empty() {
-                return Err((
-                    "input-invalid",
-                    format!(
-                        "{what}: the input does not match {}: {}",
-                        path.display(),
-                        problems.join("; ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// A fired rule, checked, as the execution it plans.
-    fn plan(&self, f: Fired, event_id: &str) -> Result<Planned, Misfire> {
-        let misfire = |code: &'static str, reason: String| Misfire {
-            rule: f.rule.clone(),
-            code,
-            reason,
-        };
-        let Some(p) = self.workflows.get(&f.workflow) else {
-            return Err(misfire(
-                "no-workflow",
-                format!(
-                    "rule {:?}: workflow {:?} was not loaded",
-                    f.rule, f.workflow
-                ),
-            ));
-        };
-        self.check_input(
-            p,
-            &f.input,
-            &format!("rule {:?} on event {event_id:?}", f.rule),
-        )
-        .map_err(|(code, reason)| misfire(code, reason))?;
-        Ok(Planned {
-            id: execution_id(&p.name, &f.name),
-            rule: f.rule.clone(),
-            workflow: f.workflow.clone(),
-            name: f.name,
-            env: f.env,
-            input: f.input,
-        })
-    }
-
     fn seen_event(&self, id: &str) -> Option<Vec<String>> {
         self.seen
             .lock()
@@ -406,47 +287,38 @@ impl App {
 
     /// Start a planned execution in the background.
     fn start(self: &Arc<Self>, p: &Planned, trigger: String) {
-        let Some(w) = self.workflows.get(&p.workflow).cloned() else {
+        let author = format!("serve:{}", super::run::user());
+        let Some(req) = self.rules.event_request(p, trigger, author) else {
             tracing::warn!(execution = %p.id, workflow = %p.workflow, "workflow not loaded; not started");
             return;
         };
-        let req = StartRequest {
-            workflow: w.name.clone(),
-            definition: w.definition.clone(),
-            source_commit: w.source_commit.clone(),
-            author: format!("serve:{}", super::run::user()),
-            name: Some(p.name.clone()),
-            input: p.input.clone(),
-            trigger,
-            env: p.env.clone(),
-            wait: true,
-        };
-        let runner = self.runner.clone();
-        self.spawn_run(p.id.clone(), p.env.clone(), async move {
-            runner.start(req).await
-        });
+        self.start_request(p.id.clone(), req);
+    }
+
+    /// Start a checked request in the background, through the service.
+    fn start_request(self: &Arc<Self>, id: String, req: StartRequest) {
+        let service = self.service.clone();
+        let env = req.env.clone();
+        self.spawn_run(id, env, async move { service.start(req).await });
     }
 
     fn resume(self: &Arc<Self>, id: String, env: Option<String>) {
-        let runner = self.runner.clone();
+        let service = self.service.clone();
         let rid = id.clone();
-        self.spawn_run(id, env, async move { runner.resume(&rid).await });
+        self.spawn_run(id, env, async move { service.runner().resume(&rid).await });
     }
 
     /// Executions an accepted event planned that have no record yet (the
     /// server stopped between the dedupe record and the start): start them.
     async fn start_missing(self: &Arc<Self>, planned: &[Planned], trigger: &str) -> usize {
-        let mut n = 0;
-        for p in planned {
-            if self.is_running(&p.id) {
-                continue;
-            }
-            if let Ok(None) = self.store.execution(&p.id).await {
-                self.start(p, trigger.to_string());
-                n += 1;
-            }
+        let missing = self
+            .service
+            .unstarted(planned, &|id: &str| self.is_running(id))
+            .await;
+        for p in &missing {
+            self.start(p, trigger.to_string());
         }
-        n
+        missing.len()
     }
 }
 
@@ -583,68 +455,42 @@ async fn post_events(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             json!({"id": id, "status": "duplicate", "executions": ids}),
         );
     }
-    let mut planned = Vec::new();
-    let mut refused = Vec::new();
-    for r in app.router.route(&event, &id) {
-        match r.and_then(|f| app.plan(f, &id)) {
-            Ok(p) => planned.push(p),
-            Err(m) => refused.push(m),
+    let running = |execution: &str| app.is_running(execution);
+    let receipt = match app
+        .service
+        .receive_event(&app.rules, &event, &id, "serve:events", running)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(event = %id, error = %e, "the event could not be recorded");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                format!(
+                    "the event could not be recorded, so nothing was started (send it again): {e}"
+                ),
+            );
         }
-    }
-    let unavailable = |e: piflow_store::StoreError| {
-        tracing::error!(event = %id, error = %e, "the event could not be recorded");
-        refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.code(),
-            format!("the event could not be recorded, so nothing was started (send it again): {e}"),
-        )
-    };
-    let acc = match accept(app.store.as_ref(), &event, &id, &planned, &refused).await {
-        Ok(a) => a,
-        Err(e) => return unavailable(e),
     };
     let trigger = format!("event:{id}");
-    let ids: Vec<String> = acc.planned.iter().map(|p| p.id.clone()).collect();
-    let actionable = !acc.planned.is_empty() || !acc.refused.is_empty();
-    if !acc.first {
-        // Executions the first delivery planned but never started (it
-        // stopped in between): audit and start them now.
-        let mut missing = Vec::new();
-        for p in &acc.planned {
-            if !app.is_running(&p.id) && matches!(app.store.execution(&p.id).await, Ok(None)) {
-                missing.push(p.clone());
-            }
-        }
-        if !missing.is_empty() {
-            if let Err(e) =
-                audit_accepted(app.store.as_ref(), &event, &id, "serve:events", &acc).await
-            {
-                return unavailable(e);
-            }
-            for p in &missing {
-                app.start(p, trigger.clone());
-            }
-        }
-        app.remember_event(&id, &ids);
+    for p in &receipt.start {
+        app.start(p, trigger.clone());
+    }
+    let ids = receipt.ids();
+    app.remember_event(&id, &ids);
+    let acc = &receipt.acceptance;
+    if !receipt.first() {
         app.metrics.event("duplicate");
         return reply(
             StatusCode::OK,
             json!({
                 "id": id, "status": "duplicate", "executions": ids,
-                "first_seen": acc.at, "restarted": missing.len(),
+                "first_seen": acc.at, "restarted": receipt.start.len(),
             }),
         );
     }
-    // An event that matched rules is audited before its executions start.
-    if actionable
-        && let Err(e) = audit_accepted(app.store.as_ref(), &event, &id, "serve:events", &acc).await
-    {
-        return unavailable(e);
-    }
-    for p in &acc.planned {
-        app.start(p, trigger.clone());
-    }
-    app.remember_event(&id, &ids);
+    let refused = &receipt.refused;
     if acc.planned.is_empty() && !refused.is_empty() {
         app.metrics.event("refused");
         return reply(
@@ -664,7 +510,8 @@ async fn post_events(State(app): State<Shared>, headers: HeaderMap, body: Body) 
 }
 
 /// A tag push from a webhook: resolve the tag in `--repo` (after `git fetch
-/// --tags`), then as `piflow trigger tag` does.
+/// --tags`), then the trigger service plans, admits and starts it as for
+/// `piflow trigger tag`.
 async fn tag_pushed(app: &Shared, tag: &str, actor: &str) -> Response {
     let Some(repo) = app.repo.clone() else {
         return refuse(
@@ -673,124 +520,57 @@ async fn tag_pushed(app: &Shared, tag: &str, actor: &str) -> Response {
             "tag pushes are resolved in a local clone: start piflow serve with --repo PATH",
         );
     };
+    let shown = std::fs::canonicalize(&repo)
+        .unwrap_or_else(|_| repo.clone())
+        .display()
+        .to_string();
     let tag_owned = tag.to_string();
-    let resolved = tokio::task::spawn_blocking(move || {
-        let remotes = tags::git(&repo, &["remote"]).unwrap_or_default();
-        if !remotes.trim().is_empty()
-            && let Err(e) = tags::git(&repo, &["fetch", "--tags", "--quiet"])
-        {
-            tracing::warn!(error = %e, "git fetch --tags failed; resolving with the tags already fetched");
-        }
-        resolve_tag(&repo, &tag_owned)
-    })
-    .await;
+    let resolved = tokio::task::spawn_blocking(move || fetch_and_resolve(&repo, &tag_owned)).await;
     let info = match resolved {
         Ok(Ok(i)) => i,
         Ok(Err(e)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()),
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
-    let refused = |env: Option<&str>, code: &str, reason: String| {
-        let app = app.clone();
-        let entry = AuditEntry {
-            env: env.unwrap_or(EVENTS_ENV).to_string(),
-            actor: actor.to_string(),
-            action: "trigger.refused".into(),
-            target: tag.to_string(),
-            before: Value::Null,
-            after: json!({"reason": reason, "code": code, "commit": info.commit, "config": app.config.shown()}),
-            result: format!("refused: {code}"),
-            execution: None,
-            at: chrono::Utc::now(),
-            token: None,
-        };
-        let code = code.to_string();
-        async move {
-            if let Err(e) = app.store.append_audit(entry).await {
-                tracing::warn!(error = %e, "the refusal could not be audited");
-            }
-            refuse(StatusCode::UNPROCESSABLE_ENTITY, &code, reason)
-        }
+    let event = TagEvent {
+        info,
+        actor: actor.to_string(),
+        origin: TagSource::Webhook { repo: shown },
     };
-    let (rule, fields) = match app.config.match_tag(tag) {
-        Ok(m) => m,
-        Err(r) => return refused(r.env.as_deref(), r.code, r.reason).await,
+    let plan = match app.rules.plan_tag(&event) {
+        Ok(p) => p,
+        Err(TagStop::Refused(r)) => return refused_tag(app, r).await,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.to_string()),
     };
-    let env = fields.env.clone();
-    let input = match rule.input(&TagVars::new(fields, &info)) {
-        Ok(i) => i,
-        Err(e) => {
-            let reason = format!("rule {} of {}: {e}", rule.index + 1, app.config.shown());
-            return refused(env.as_deref(), "input-invalid", reason).await;
-        }
-    };
-    let Some(w) = app.workflows.get(&rule.workflow).cloned() else {
-        let reason = format!(
-            "rule {} names workflow {:?}, which was not loaded",
-            rule.index + 1,
-            rule.workflow
-        );
-        return refused(env.as_deref(), "no-workflow", reason).await;
-    };
-    if let Err((code, reason)) = app.check_input(&w, &input, &format!("tag {tag:?}")) {
-        return refused(env.as_deref(), code, reason).await;
-    }
-    let name = tag_execution_name(tag);
-    let id = execution_id(&w.name, &name);
-    let lease_env = env.clone().or_else(|| events::input_environment(&input));
-    match app.store.execution(&id).await {
-        Ok(Some(r)) if r.input != input => {
-            let reason = format!(
-                "tag {tag:?} started execution {id} with another input; it now points at commit {}: a tag starts one execution, so tag a new version instead of moving it",
-                info.commit
-            );
-            return refused(env.as_deref(), "tag-moved", reason).await;
-        }
-        Ok(Some(r)) => {
+    match app.service.admit_tag(&plan).await {
+        Ok(Admission::Start) => {}
+        Ok(Admission::Duplicate(r)) => {
             return reply(
                 StatusCode::OK,
-                json!({"tag": tag, "status": "duplicate", "execution": id, "execution_status": r.status}),
+                json!({"tag": tag, "status": "duplicate", "execution": plan.id, "execution_status": r.status}),
             );
         }
-        Ok(None) => {}
-        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+        Err(AdmitError::Refused(r)) => return refused_tag(app, r).await,
+        Err(AdmitError::Lookup(e)) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
+        }
+        Err(e @ AdmitError::Record(_)) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
+        }
     }
-    let entry = AuditEntry {
-        env: lease_env.clone().unwrap_or_else(|| EVENTS_ENV.to_string()),
-        actor: actor.to_string(),
-        action: "trigger.tag".into(),
-        target: tag.to_string(),
-        before: Value::Null,
-        after: json!({
-            "workflow": w.name, "execution": id, "rule": rule.index + 1,
-            "repo": app.repo.as_deref().map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.to_path_buf()).display().to_string()),
-            "pattern": rule.pattern.as_str(), "commit": info.commit,
-            "annotated": info.annotated, "tagger": info.tagger(), "date": info.date,
-        }),
-        result: "accepted".into(),
-        execution: Some(id.clone()),
-        at: chrono::Utc::now(),
-        token: Some(format!("trigger.tag:{id}")),
-    };
-    if let Err(e) = app.store.append_audit(entry).await {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.code(),
-            format!("the trigger could not be recorded, so nothing was started: {e}"),
-        );
-    }
-    let planned = Planned {
-        id: id.clone(),
-        rule: format!("tags[{}]", rule.index),
-        workflow: rule.workflow.clone(),
-        name,
-        env: lease_env,
-        input,
-    };
-    app.start(&planned, format!("git-tag:{tag}"));
+    let author = format!("serve:{}", super::run::user());
+    app.start_request(plan.id.clone(), plan.start_request(author, true));
     reply(
         StatusCode::ACCEPTED,
-        json!({"tag": tag, "status": "accepted", "execution": id}),
+        json!({"tag": tag, "status": "accepted", "execution": plan.id}),
     )
+}
+
+/// A refused tag: audited (`trigger.refused`), answered 422.
+async fn refused_tag(app: &Shared, r: Box<TagRefusal>) -> Response {
+    if let Err(e) = app.service.refuse(&r).await {
+        tracing::warn!(error = %e, "the refusal could not be audited");
+    }
+    refuse(StatusCode::UNPROCESSABLE_ENTITY, r.code(), r.reason)
 }
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
@@ -1139,27 +919,25 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     // Every workflow a rule names is read and validated now, not when an
     // event arrives.
-    let mut wanted: Vec<String> = config.events.iter().map(|r| r.workflow.clone()).collect();
-    if args.repo.is_some() {
-        wanted.extend(config.tags.iter().map(|r| r.workflow.clone()));
-    }
-    let mut workflows = HashMap::new();
-    for w in wanted {
-        if workflows.contains_key(&w) {
-            continue;
+    let shown = config.shown();
+    let (n_events, n_tags) = (config.events.len(), config.tags.len());
+    let rules = match Rules::preload(config, args.repo.is_some()) {
+        Ok(r) => r,
+        Err(PreloadError::Workflow { path, source }) => {
+            print_workflow_error(&source);
+            eprintln!(
+                "piflow: error: [no-workflow] workflow {} is not valid (see above)",
+                path.display()
+            );
+            return Ok(EXIT_USAGE);
         }
-        match prepare(&config, &w) {
-            Ok(p) => {
-                workflows.insert(w, Arc::new(p));
-            }
-            Err(e) => {
-                eprintln!("piflow: error: [no-workflow] {e}");
-                return Ok(EXIT_USAGE);
-            }
+        Err(e) => {
+            eprintln!("piflow: error: [{}] {e}", e.code());
+            return Ok(EXIT_USAGE);
         }
-    }
-    let mut tasks = match task_registry(args.mock.as_deref()) {
-        Ok(t) => t,
+    };
+    let mocks = match Mocks::read(args.mock.as_deref()) {
+        Ok(m) => m,
         Err(e) => {
             eprintln!("piflow: error: {e}");
             return Ok(EXIT_USAGE);
@@ -1178,8 +956,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 return Ok::<_, anyhow::Error>(None);
             }
         };
-        piflow_steps::register_builtins(&mut tasks, piflow_steps::AuditHandle::ready(store.clone()));
-        let runner = Runner::new(store.clone(), tasks, Arc::new(SystemClock));
+        let service = Arc::new(tasks::service(store.clone(), mocks));
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -1188,13 +965,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         };
         let local = listener.local_addr().context("reading the bound address")?;
-        let router = EventRouter::new(&config.events);
         let app = Arc::new(App {
-            runner,
+            service,
             store: store.clone(),
-            config: config.clone(),
-            router,
-            workflows,
+            rules,
             secrets: secrets.clone(),
             repo: args.repo.clone(),
             metrics: Metrics::new(),
@@ -1204,10 +978,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         });
         println!("piflow serve: listening on http://{local}");
         eprintln!(
-            "piflow serve: {} event rule(s), {} tag rule(s) from {}; POST /events {}, webhooks: github {}, gitlab {}",
-            config.events.len(),
-            config.tags.len(),
-            config.shown(),
+            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, webhooks: github {}, gitlab {}",
             match (&secrets.api_key, &secrets.hmac) {
                 (None, None) => "off (set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET)",
                 _ => "on",
@@ -1235,7 +1006,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 })
                 .collect()
         };
-        Ok(Some((store, stopped, app.runner.holder.clone())))
+        Ok(Some((store, stopped, app.service.runner().holder.clone())))
     })?;
     let Some((store, stopped, holder)) = outcome else {
         return Ok(EXIT_USAGE);
@@ -1278,7 +1049,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// At start-up: resume the executions no live process holds, and start
 /// those that recent accepted events planned but never started.
 async fn recover(app: &Shared) {
-    match app.runner.orphans().await {
+    match app.service.runner().orphans().await {
         Ok(orphans) => {
             if !orphans.is_empty() {
                 eprintln!(

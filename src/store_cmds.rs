@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::files::read_text;
-use super::run::workflow_name;
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat};
+use piflow_asl::file::read_text;
 use piflow_asl::{Format, LoadOptions, validate_text};
 use piflow_store::{NewDefinition, Store, verify_audit};
+use piflow_triggers::service::workflow::workflow_name;
 use std::sync::Arc;
 
 /// Where the store is: `--store`, else `PIFLOW_STORE`, else the embedded
@@ -391,6 +391,9 @@ pub fn store(cmd: StoreCmd) -> anyhow::Result<u8> {
         match cmd {
             StoreCmd::Init { store } => {
                 let result = match store.spec() {
+                    // (Without the dynamodb feature, opening dynamodb://
+                    // says the backend is not built in.)
+                    #[cfg(feature = "dynamodb")]
                     Some(s) if s.starts_with("dynamodb://") => {
                         piflow_store::dynamodb::init(&s["dynamodb://".len()..]).await
                     }

@@ -1,30 +1,30 @@
 //! Git tags as triggers: `piflow trigger tag TAG`, `piflow watch` and
 //! `piflow hooks install`. See docs/triggers.md ("Git tags").
 //!
-//! A tag is resolved in a real repository, matched against piflow.yaml's
-//! rules, turned into the workflow's input, checked against the workflow's
-//! input schema and started as a durable execution named after the tag, so
-//! the same tag twice is one execution. A tag no rule accepts is refused
-//! (exit 2) and the refusal is written to the audit trail.
+//! A tag is resolved in a real repository, then the trigger service
+//! (`piflow_triggers::service`) matches it against piflow.yaml's rules,
+//! builds and checks the workflow's input, audits it and starts it as a
+//! durable execution named after the tag, so the same tag twice is one
+//! execution. A tag no rule accepts is refused (exit 2) and the refusal is
+//! written to the audit trail. This module parses, prints and exits.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::files::read_text;
-use super::run::{load_workflow, progress, resolve_target, task_registry, user, workflow_name};
+use super::run::{print_workflow_error, progress, user};
 use super::store_cmds::StoreArg;
+use super::tasks::{self, Mocks};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
-use piflow_store::{AuditEntry, Store};
-use piflow_triggers::config::{TagRule, TagVars, TriggerConfig};
-use piflow_triggers::tags::{self, TagInfo, execution_name, list_tags, resolve_tag};
-
-/// The audit environment of refusals whose tag names no environment, and
-/// of what `watch` remembers.
-pub const TRIGGERS_ENV: &str = "triggers";
+use piflow_store::Store;
+use piflow_triggers::config::TriggerConfig;
+use piflow_triggers::service::{
+    self, Admission, AdmitError, Rules, TagEvent, TagPlan, TagRefusal, TagSource, TagStop,
+    watch as watched,
+};
+use piflow_triggers::tags::{self, list_tags, resolve_tag};
 
 /// The first line a piflow hook carries after `#!/bin/sh`.
 const HOOK_MARKER: &str = "# piflow-hook:";
@@ -134,7 +134,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Run `f` on the store (opened for this call only: the embedded store
-/// may be open once per process, and `run_durable` opens it again).
+/// may be open once per process, and a start opens it again).
 fn with_store<T, F, Fut>(store: &StoreArg, f: F) -> Result<T, String>
 where
     F: FnOnce(std::sync::Arc<dyn Store>) -> Fut,
@@ -147,59 +147,26 @@ where
     })
 }
 
-fn audit(store: &StoreArg, entry: AuditEntry) -> Result<(), String> {
-    with_store(store, |s| async move {
-        s.append_audit(entry)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("[{}] {e}", e.code()))
-    })
+/// A tag that starts nothing is said on stderr at once.
+fn say_refused(r: &TagRefusal) {
+    eprintln!("piflow: refused: [{}] {}", r.code(), r.reason);
 }
 
-/// A tag that starts nothing: said on stderr (and as JSON on stdout with
-/// `--format json`), written to the audit trail, exit 2.
-struct Refused<'a> {
-    opts: &'a TriggerOpts,
-    tag: &'a str,
-    info: &'a TagInfo,
-    actor: &'a str,
-    config: &'a TriggerConfig,
-}
-
-impl Refused<'_> {
-    fn refuse(&self, env: Option<&str>, code: &str, reason: &str) -> u8 {
-        let env = env.unwrap_or(TRIGGERS_ENV);
-        eprintln!("piflow: refused: [{code}] {reason}");
-        let entry = AuditEntry {
-            env: env.to_string(),
-            actor: self.actor.to_string(),
-            action: "trigger.refused".into(),
-            target: self.tag.to_string(),
-            before: Value::Null,
-            after: json!({
-                "reason": reason,
-                "code": code,
-                "repo": shown_repo(&self.opts.repo),
-                "commit": self.info.commit,
-                "config": self.config.shown(),
-            }),
-            result: format!("refused: {code}"),
-            execution: None,
-            at: chrono::Utc::now(),
-            token: None,
-        };
-        match audit(&self.opts.store, entry) {
-            Ok(()) => tracing::info!(tag = %self.tag, env, code, "refusal audited"),
-            Err(e) => eprintln!("piflow: warning: the refusal could not be audited: {e}"),
-        }
-        if self.opts.format == OutputFormat::Json {
-            println!(
-                "{}",
-                json!({"tag": self.tag, "status": "REFUSED", "code": code, "reason": reason, "audit_env": env})
-            );
-        }
-        EXIT_USAGE
+/// …then audited (`audited`: how that went), and said as JSON on stdout
+/// with `--format json`: exit 2.
+fn refused(r: &TagRefusal, format: OutputFormat, audited: Result<(), String>) -> u8 {
+    let env = r.audit_env();
+    match audited {
+        Ok(()) => tracing::info!(tag = %r.tag, env, code = r.code(), "refusal audited"),
+        Err(e) => eprintln!("piflow: warning: the refusal could not be audited: {e}"),
     }
+    if format == OutputFormat::Json {
+        println!(
+            "{}",
+            json!({"tag": r.tag, "status": "REFUSED", "code": r.code(), "reason": r.reason, "audit_env": env})
+        );
+    }
+    EXIT_USAGE
 }
 
 fn shown_repo(repo: &Path) -> String {
@@ -209,23 +176,9 @@ fn shown_repo(repo: &Path) -> String {
         .to_string()
 }
 
-/// Find the rule's workflow: a path relative to piflow.yaml, a name in
-/// `workflows/` beside piflow.yaml, or a name in `./workflows/`.
-pub(super) fn resolve_workflow(base: &Path, workflow: &str) -> Option<PathBuf> {
-    let direct = base.join(workflow);
-    if direct.is_file() {
-        return Some(direct);
-    }
-    for ext in ["asl.yaml", "asl.yml", "asl.json", "yaml", "yml", "json"] {
-        let c = base.join("workflows").join(format!("{workflow}.{ext}"));
-        if c.is_file() {
-            return Some(c);
-        }
-    }
-    resolve_target(workflow)
-}
-
-/// Resolve, match, build the input, check it, start. Returns the exit code.
+/// Resolve the tag, then the trigger service plans it (match, input,
+/// workflow, checks), admits it (`tag-moved`, the `trigger.tag` record)
+/// and starts it. Returns the exit code.
 pub fn trigger_tag(opts: &TriggerOpts, tag: &str, actor: &str) -> anyhow::Result<u8> {
     let config = match TriggerConfig::find(opts.config.as_deref()) {
         Ok(c) => c,
@@ -241,173 +194,80 @@ pub fn trigger_tag(opts: &TriggerOpts, tag: &str, actor: &str) -> anyhow::Result
             return Ok(EXIT_USAGE);
         }
     };
-    let refused = Refused {
-        opts,
-        tag,
-        info: &info,
-        actor,
-        config: &config,
+    let event = TagEvent {
+        info,
+        actor: actor.to_string(),
+        origin: TagSource::Command {
+            repo: shown_repo(&opts.repo),
+        },
     };
-    let (rule, fields) = match config.match_tag(tag) {
-        Ok(m) => m,
-        Err(r) => return Ok(refused.refuse(r.env.as_deref(), r.code, &r.reason)),
-    };
-    let env = fields.env.clone();
-    let vars = TagVars::new(fields, &info);
-    let input = match rule.input(&vars) {
-        Ok(i) => i,
-        Err(e) => {
-            let reason = format!("rule {} of {}: {e}", rule.index + 1, config.shown());
-            return Ok(refused.refuse(env.as_deref(), "input-invalid", &reason));
+    let plan = match Rules::on_demand(config).plan_tag(&event) {
+        Ok(p) => p,
+        Err(TagStop::Refused(r)) => {
+            say_refused(&r);
+            let audited = with_store(&opts.store, |s| {
+                let r = &r;
+                async move {
+                    service::audit_refusal(s.as_ref(), r)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("[{}] {e}", e.code()))
+                }
+            });
+            return Ok(refused(&r, opts.format, audited));
+        }
+        Err(TagStop::Workflow(e)) => {
+            print_workflow_error(&e);
+            return Ok(EXIT_USAGE);
+        }
+        Err(TagStop::Schema(e)) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
         }
     };
-    start(opts, &config, rule, &info, env, input, &refused)
+    let mocks = match Mocks::read(opts.mock.as_deref()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    super::executions::runtime()?.block_on(start(opts, &plan, mocks))
 }
 
-fn start(
-    opts: &TriggerOpts,
-    config: &TriggerConfig,
-    rule: &TagRule,
-    info: &TagInfo,
-    env: Option<String>,
-    input: Value,
-    refused: &Refused<'_>,
-) -> anyhow::Result<u8> {
-    let tag = info.name.as_str();
-    let base = config.base_dir();
-    let Some(path) = resolve_workflow(&base, &rule.workflow) else {
-        let looked = if rule.workflow.contains('/') || rule.workflow.contains('.') {
-            format!("no file {}", base.join(&rule.workflow).display())
-        } else {
-            format!(
-                "no workflows/{}.asl.yaml (or .asl.yml, .asl.json, .yaml, .yml, .json) in {} or in the working directory",
-                rule.workflow,
-                base.display()
-            )
-        };
-        let reason = format!(
-            "rule {} of {} names workflow {:?}: {looked}",
-            rule.index + 1,
-            config.shown(),
-            rule.workflow,
-        );
-        return Ok(refused.refuse(env.as_deref(), "no-workflow", &reason));
-    };
-    let (path, _machine) = match load_workflow(&path.display().to_string()) {
-        Ok(w) => w,
-        Err(code) => return Ok(code),
-    };
-    let name = workflow_name(&path);
-    let limit = piflow_engine::EngineOptions::default().max_payload_bytes;
-    let size = serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(0);
-    if size > limit {
-        let reason =
-            format!("the input is {size} bytes; an execution's input may be at most {limit} bytes");
-        return Ok(refused.refuse(env.as_deref(), "input-invalid", &reason));
-    }
-    if let Some(schema) = super::run::input_schema(&path, Some(&base), &name) {
-        match super::run::schema_problems(&schema, &input) {
-            Ok(p) if p.is_empty() => {}
-            Ok(p) => {
-                let reason = format!(
-                    "the input rule {} of {} builds for tag {tag:?} does not match {}: {}",
-                    rule.index + 1,
-                    config.shown(),
-                    schema.display(),
-                    p.join("; ")
-                );
-                return Ok(refused.refuse(env.as_deref(), "input-invalid", &reason));
-            }
-            Err(e) => {
-                eprintln!("piflow: error: {e}");
-                return Ok(EXIT_USAGE);
-            }
-        }
-    }
-    let tasks = match task_registry(opts.mock.as_deref()) {
-        Ok(t) => t,
+async fn start(opts: &TriggerOpts, plan: &TagPlan, mocks: Mocks) -> anyhow::Result<u8> {
+    let store = match opts.store.open().await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("piflow: error: {e}");
             return Ok(EXIT_USAGE);
         }
     };
-    let definition = match read_text(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let exec_name = execution_name(tag);
-    let id = piflow_runner::execution_id(&name, &exec_name);
-    let lease_env = env
-        .clone()
-        .or_else(|| piflow_triggers::events::input_environment(&input));
-    let audit_env = lease_env
-        .clone()
-        .unwrap_or_else(|| TRIGGERS_ENV.to_string());
-    let entry = AuditEntry {
-        env: audit_env,
-        actor: refused.actor.to_string(),
-        action: "trigger.tag".into(),
-        target: tag.to_string(),
-        before: Value::Null,
-        after: json!({
-            "workflow": name,
-            "execution": id,
-            "rule": rule.index + 1,
-            "pattern": rule.pattern.as_str(),
-            "repo": shown_repo(&opts.repo),
-            "commit": info.commit,
-            "annotated": info.annotated,
-            "tagger": info.tagger(),
-            "date": info.date,
-        }),
-        result: "accepted".into(),
-        execution: Some(id.clone()),
-        at: chrono::Utc::now(),
-        // The same tag twice is one execution, and one record.
-        token: Some(format!("trigger.tag:{id}")),
-    };
-    // A tag moved to another commit since it was triggered builds another
-    // input under the same name: refuse it here, saying so.
-    let existing = with_store(&opts.store, |s| {
-        let id = id.clone();
-        async move {
-            s.execution(&id)
+    let service = tasks::service(store, mocks);
+    match service.admit_tag(plan).await {
+        // (A duplicate is a webhook's answer: the command goes on to the
+        // runner, which reports the existing execution.)
+        Ok(Admission::Start | Admission::Duplicate(_)) => {}
+        Err(AdmitError::Refused(r)) => {
+            say_refused(&r);
+            let audited = service
+                .refuse(&r)
                 .await
-                .map_err(|e| format!("[{}] {e}", e.code()))
+                .map(|_| ())
+                .map_err(|e| format!("[{}] {e}", e.code()));
+            return Ok(refused(&r, opts.format, audited));
         }
-    });
-    match existing {
-        Ok(Some(r)) if r.input != input => {
-            let before = r
-                .input
-                .pointer("/release/commit")
-                .and_then(Value::as_str)
-                .map(|c| format!(" (its input then named commit {c})"))
-                .unwrap_or_default();
-            let reason = format!(
-                "tag {tag:?} started execution {id} on {} with another input{before}; it now points at commit {}: a tag starts one execution, so tag a new version instead of moving it",
-                r.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                info.commit
-            );
-            return Ok(refused.refuse(env.as_deref(), "tag-moved", &reason));
-        }
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("piflow: error: {e}");
+        Err(AdmitError::Lookup(e) | AdmitError::Record(e)) => {
+            eprintln!("piflow: error: [{}] {e}", e.code());
             return Ok(EXIT_USAGE);
         }
-    }
-    if let Err(e) = audit(&opts.store, entry) {
-        eprintln!("piflow: error: {e}");
-        return Ok(EXIT_USAGE);
     }
     let human = opts.format == OutputFormat::Human;
     if human {
+        let info = &plan.event.info;
         println!(
-            "Tag {tag} ({}, commit {}, by {} at {}) → rule {} ({}): {} as {id}",
+            "Tag {} ({}, commit {}, by {} at {}) → rule {} ({}): {} as {}",
+            plan.tag(),
             if info.annotated {
                 "annotated"
             } else {
@@ -416,90 +276,20 @@ fn start(
             info.commit.get(..12).unwrap_or(&info.commit),
             info.tagger(),
             info.date,
-            rule.index + 1,
-            rule.pattern.as_str(),
-            path.display()
+            plan.rule + 1,
+            plan.pattern,
+            plan.workflow.path.display(),
+            plan.id
         );
     }
-    let start = piflow_runner::StartRequest {
-        workflow: name,
-        definition,
-        source_commit: super::run::source_commit(&path),
-        author: user(),
-        name: Some(exec_name),
-        input,
-        trigger: format!("git-tag:{tag}"),
-        env: lease_env,
-        wait: !opts.no_wait,
-    };
-    super::executions::run_durable(
-        &opts.store,
-        tasks,
+    super::executions::start_and_report(
+        service,
         human.then(|| progress(use_color())),
         opts.format,
         false,
-        start,
+        plan.start_request(user(), !opts.no_wait),
     )
-}
-
-/// What `watch` knows of a repository: whether it looked before, and the
-/// tags it has seen.
-struct Seen {
-    started: bool,
-    tags: HashSet<String>,
-}
-
-async fn seen(store: &dyn Store, repo: &str) -> Result<Seen, String> {
-    let records = store
-        .audit(Some(TRIGGERS_ENV), None)
-        .await
-        .map_err(|e| format!("[{}] {e}", e.code()))?;
-    let mut out = Seen {
-        started: false,
-        tags: HashSet::new(),
-    };
-    for r in records {
-        let e = &r.entry;
-        if e.after.get("repo").and_then(Value::as_str) != Some(repo) {
-            continue;
-        }
-        match e.action.as_str() {
-            "watch.baseline" => {
-                out.started = true;
-                for t in e
-                    .after
-                    .get("tags")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(t) = t.as_str() {
-                        out.tags.insert(t.to_string());
-                    }
-                }
-            }
-            "watch.seen" => {
-                out.tags.insert(e.target.clone());
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-fn watch_record(action: &str, target: &str, after: Value, result: &str) -> AuditEntry {
-    AuditEntry {
-        env: TRIGGERS_ENV.into(),
-        actor: format!("watch:{}", user()),
-        action: action.into(),
-        target: target.into(),
-        before: Value::Null,
-        after,
-        result: result.into(),
-        execution: None,
-        at: chrono::Utc::now(),
-        token: None,
-    }
+    .await
 }
 
 /// `piflow watch`: look at the repository's tags every `--interval`
@@ -527,31 +317,13 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<u8> {
                 return Ok(EXIT_USAGE);
             }
         };
+        let actor = format!("watch:{}", user());
         let known = match with_store(&opts.store, |s| {
-            let repo = repo.clone();
-            let tags = tags.clone();
-            let from_start = args.from_start;
+            let (repo, tags, actor) = (&repo, &tags, &actor);
             async move {
-                let mut known = seen(s.as_ref(), &repo).await?;
-                if !known.started {
-                    // The first watch of this repository.
-                    let baseline: Vec<String> = if from_start {
-                        Vec::new()
-                    } else {
-                        tags.iter().map(|(n, _)| n.clone()).collect()
-                    };
-                    s.append_audit(watch_record(
-                        "watch.baseline",
-                        &repo,
-                        json!({"repo": repo, "tags": baseline, "from_start": from_start}),
-                        "ok",
-                    ))
+                watched::look(s.as_ref(), repo, tags, args.from_start, actor)
                     .await
-                    .map_err(|e| format!("[{}] {e}", e.code()))?;
-                    known.tags.extend(baseline);
-                    known.started = true;
-                }
-                Ok(known)
+                    .map_err(|e| format!("[{}] {e}", e.code()))
             }
         }) {
             Ok(k) => k,
@@ -572,21 +344,15 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<u8> {
             );
         }
         for (tag, object) in new {
-            let code = trigger_tag(opts, tag, &format!("watch:{}", user()))?;
+            let code = trigger_tag(opts, tag, &actor)?;
             worst = worst.max(code);
             // Recorded after the trigger: a watch that dies in between
             // triggers the tag again, which finds the same execution.
             let recorded = with_store(&opts.store, |s| {
-                let entry = watch_record(
-                    "watch.seen",
-                    tag,
-                    json!({"repo": repo, "object": object, "exit": code}),
-                    if code == 0 { "ok" } else { "failed" },
-                );
+                let (repo, actor) = (&repo, &actor);
                 async move {
-                    s.append_audit(entry)
+                    watched::saw(s.as_ref(), repo, tag, object, code, actor)
                         .await
-                        .map(|_| ())
                         .map_err(|e| format!("[{}] {e}", e.code()))
                 }
             });

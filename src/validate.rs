@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use super::files::{ReadError, expand, is_asl_name, read_text};
+use super::files::{expand, is_asl_name};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
+use piflow_asl::file::{ReadError, read_text};
 use piflow_asl::{
     Code, Diagnostic, Format, LoadOptions, MachineType, Severity, SourceText, source,
     validate_parsed, validate_text,

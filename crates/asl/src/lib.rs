@@ -10,7 +10,8 @@
 //! jsonata-core, serde_json_path, petgraph, sha2, …). Nothing of piflow's.
 //!
 //! **Never:** tokio or any async runtime, an AWS SDK crate, the store, the
-//! file system beyond what a caller hands it, the network. Validation never
+//! file system beyond what a caller hands it ([`file::read_text`] reads the
+//! one path it is given), the network. Validation never
 //! stops at the first problem.
 //!
 //! ```
@@ -22,6 +23,7 @@
 
 pub mod check;
 pub mod diagnostics;
+pub mod file;
 pub mod intrinsic;
 pub mod jsonata;
 pub mod load;

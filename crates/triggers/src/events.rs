@@ -139,6 +139,7 @@ pub struct Misfire {
 }
 
 /// The compiled `events:` rules.
+#[derive(Debug)]
 pub struct EventRouter {
     rules: Vec<EventRule>,
     set: PatternSet,

@@ -20,8 +20,10 @@
 pub mod config;
 pub mod events;
 pub mod pattern;
+pub mod service;
 pub mod tags;
 pub mod transform;
 
 pub use pattern::{Pattern, PatternError, PatternErrorKind, PatternSet};
+pub use service::{Rules, TriggerService, Workflow};
 pub use transform::{InputPath, InputTransformer, RuleContext, TransformError};

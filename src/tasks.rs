@@ -1,0 +1,56 @@
+//! The task registry of every execution this binary runs: `--mock`
+//! responses and the built-in steps (`piflow-steps`). The crates below
+//! (the runner, the trigger service) are handed it; they do not know the
+//! steps.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use piflow_engine::{MockConfig, TaskRegistry};
+use piflow_steps::AuditHandle;
+use piflow_store::Store;
+use piflow_triggers::TriggerService;
+
+/// `--mock FILE[#CASE]`: mocked task responses (a piflow or Step
+/// Functions Local mock file, optionally with #TESTCASE or
+/// #MACHINE/TESTCASE), read before anything runs.
+#[derive(Default)]
+pub struct Mocks(Option<MockConfig>);
+
+impl Mocks {
+    /// Read `--mock`; the error names the file.
+    pub fn read(spec: Option<&str>) -> Result<Mocks, String> {
+        let Some(spec) = spec else {
+            return Ok(Mocks(None));
+        };
+        let (file, case) = match spec.split_once('#') {
+            Some((f, c)) => (f, Some(c)),
+            None => (spec, None),
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--mock {file}: cannot read it: {e}"))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("--mock {file} is not valid JSON: {e}"))?;
+        let m = MockConfig::from_value(&value, case).map_err(|e| format!("--mock {file}: {e}"))?;
+        Ok(Mocks(Some(m)))
+    }
+}
+
+/// The registry: the mocked responses, then the built-in steps, which
+/// reach the store through `store`. The one place the binary registers
+/// the built-in steps.
+pub fn registry(mocks: Mocks, store: AuditHandle) -> TaskRegistry {
+    let mut tasks = TaskRegistry::new();
+    if let Mocks(Some(m)) = mocks {
+        tasks = tasks.with_mocks(m);
+    }
+    piflow_steps::register_builtins(&mut tasks, store);
+    tasks
+}
+
+/// The trigger service over an open store, its steps reaching that store.
+pub fn service(store: Arc<dyn Store>, mocks: Mocks) -> TriggerService {
+    let tasks = registry(mocks, AuditHandle::ready(store.clone()));
+    TriggerService::new(store, tasks)
+}
