@@ -23,6 +23,9 @@
 # Every AWS call goes through the standard configuration: AWS_ENDPOINT_URL
 # points at the emulator and the credentials are the emulator's dummies,
 # so nothing reaches a real account. Exit status: piflow's.
+#
+# PIFLOW_PROFILE=dev runs the debug build instead of the release build (CI
+# does, to reuse the binary its tests built rather than compile it again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,9 +34,22 @@ say() { printf '\n== %s\n' "$*"; }
 say "emulator (moto server, cfn-lint, checkov in .emu/venv)"
 integration/emulator/setup.sh
 
-say "building piflow (release)"
-cargo build --release --quiet
-piflow="$PWD/target/release/piflow"
+case "${PIFLOW_PROFILE:-release}" in
+  release)
+    say "building piflow (release)"
+    cargo build --release --quiet -p piflow --bin piflow
+    piflow="$PWD/target/release/piflow"
+    ;;
+  dev)
+    say "building piflow (debug: PIFLOW_PROFILE=dev)"
+    cargo build --quiet -p piflow --bin piflow
+    piflow="$PWD/target/debug/piflow"
+    ;;
+  *)
+    echo "PIFLOW_PROFILE must be release or dev, not ${PIFLOW_PROFILE}" >&2
+    exit 2
+    ;;
+esac
 
 moto_pid=""
 cleanup() {

@@ -436,12 +436,14 @@ StartAt: Hold
 States:
   Hold:
     Type: Wait
-    Seconds: 30
+    Seconds: 120
     End: true
 "#;
 
 fn wait_for_status(b: &Backend, id: &str, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Generous for a loaded machine; the holder waits 120 s, so a stop
+    // that does not work still fails this (SUCCEEDED comes too late).
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let list = b.json(&["executions", "--format", "json"]);
         if list.as_array().is_some_and(|a| {

@@ -26,6 +26,13 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("unreadable", "the definition file cannot be read"),
+        ("not-utf8", "the definition file is not UTF-8 text"),
+        ("too-large", "the definition file is over the size limit"),
+    ];
+
     /// The stable code: `unreadable`, `not-utf8` or `too-large`.
     pub fn code(&self) -> &'static str {
         match self {

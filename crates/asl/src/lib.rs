@@ -208,6 +208,10 @@ pub struct InvalidDefinition {
 }
 
 impl InvalidDefinition {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] =
+        &[("invalid-definition", "the definition does not validate")];
+
     /// Stable error code.
     pub fn code(&self) -> &'static str {
         "invalid-definition"

@@ -83,6 +83,15 @@ pub enum TriggersError {
 }
 
 impl TriggersError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        (
+            "invalid-trigger",
+            "a rule cannot become an EventBridge rule",
+        ),
+        ("deploy-failed", "an EventBridge call failed"),
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             TriggersError::Invalid { .. } => "invalid-trigger",

@@ -125,6 +125,15 @@ pub enum TranslateError {
 }
 
 impl TranslateError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("invalid-definition", "the definition does not validate"),
+        (
+            "not-translatable",
+            "states Step Functions cannot run as written",
+        ),
+    ];
+
     /// Stable error code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -782,6 +791,9 @@ pub struct DeployError {
 }
 
 impl DeployError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[("deploy-failed", "a Step Functions call failed")];
+
     pub fn code(&self) -> &'static str {
         "deploy-failed"
     }

@@ -8,7 +8,8 @@
 //! [`Replay`] when it resumes), the audit trail through [`AuditLog`].
 //!
 //! **May depend on:** `piflow-asl`, tokio (timers, the paused clock),
-//! futures, serde, jsonata-core.
+//! futures, serde, serde_json, jsonata-core, chrono, uuid, sha2 (the audit
+//! chain's hashes), thiserror.
 //!
 //! **Never:** an AWS SDK crate, the store's crate, HTTP, the file system.
 //! Whoever implements its traits decides what is durable.
@@ -107,6 +108,10 @@ impl std::fmt::Display for Status {
 pub struct UnknownStatus(pub String);
 
 impl UnknownStatus {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] =
+        &[("unknown-status", "a text that is not an execution status")];
+
     pub fn code(&self) -> &'static str {
         "unknown-status"
     }

@@ -144,6 +144,12 @@ pub enum MockError {
 }
 
 impl MockError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[(
+        "invalid-mock",
+        "a mock file that is not a mock configuration",
+    )];
+
     pub fn code(&self) -> &'static str {
         "invalid-mock"
     }

@@ -25,6 +25,12 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[(
+        "task-does-not-exist",
+        "a task token no running execution waits for",
+    )];
+
     pub fn code(&self) -> &'static str {
         "task-does-not-exist"
     }

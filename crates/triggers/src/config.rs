@@ -61,6 +61,16 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[("config-invalid", "piflow.yaml is not valid")];
+
+    /// The stable code: `config-invalid`.
+    pub fn code(&self) -> &'static str {
+        "config-invalid"
+    }
+}
+
 /// The variables a template may use.
 const VARS: [&str; 8] = [
     "env", "region", "team", "version", "commit", "tag", "tagger", "date",

@@ -40,6 +40,12 @@ pub enum EventError {
 }
 
 impl EventError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("event-not-object", "the event is not a JSON object"),
+        ("event-no-id", "the event has no id"),
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             EventError::NotObject(_) => "event-not-object",

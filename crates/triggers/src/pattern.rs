@@ -59,6 +59,25 @@ pub enum PatternErrorKind {
 }
 
 impl PatternErrorKind {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("pattern.not-object", "not an object"),
+        ("pattern.empty-object", "an object with no field"),
+        ("pattern.not-array", "a leaf that is not an array"),
+        ("pattern.empty-array", "an empty array"),
+        ("pattern.unknown-operator", "an unknown operator"),
+        (
+            "pattern.operator-shape",
+            "an operator object with zero or several keys",
+        ),
+        ("pattern.numeric-range", "a malformed numeric range"),
+        ("pattern.wrong-operand", "an operand of the wrong type"),
+        ("pattern.wildcard", "a wildcard EventBridge refuses"),
+        ("pattern.cidr", "not a CIDR block"),
+        ("pattern.or", "a malformed $or"),
+        ("pattern.too-deep", "nested too deep"),
+    ];
+
     /// The stable code, e.g. `pattern.not-array`.
     pub fn code(self) -> &'static str {
         match self {

@@ -512,6 +512,16 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("git-missing", "git is not installed"),
+        ("not-a-repository", "not a git repository"),
+        ("no-such-tag", "the tag is not in the repository"),
+        ("tag-not-a-commit", "the tag does not point at a commit"),
+        ("bad-tag-name", "not a valid tag name"),
+        ("git-failed", "a git command failed"),
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             GitError::GitMissing { .. } => "git-missing",

@@ -74,6 +74,32 @@ pub enum TransformError {
 }
 
 impl TransformError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        (
+            "transform.invalid-path",
+            "an InputPathsMap value is not a JSONPath",
+        ),
+        (
+            "transform.invalid-name",
+            "an InputPathsMap key is not a valid name",
+        ),
+        (
+            "transform.too-many-paths",
+            "more than 100 InputPathsMap entries",
+        ),
+        (
+            "transform.placeholder-as-key",
+            "a placeholder used as an object key",
+        ),
+        (
+            "transform.event-in-string",
+            "the whole event inside a string",
+        ),
+        ("transform.not-json", "the transformed input is not JSON"),
+        ("transform.shape", "the transformer has the wrong shape"),
+    ];
+
     /// A stable code.
     pub fn code(&self) -> &'static str {
         match self {

@@ -48,6 +48,9 @@ pub enum PreloadError {
 }
 
 impl PreloadError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[("no-workflow", "a rule's workflow could not be loaded")];
+
     pub fn code(&self) -> &'static str {
         "no-workflow"
     }

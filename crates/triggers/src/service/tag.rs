@@ -72,6 +72,21 @@ pub enum RefusalKind {
 }
 
 impl RefusalKind {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("no-rule", "no tag rule matches the tag"),
+        ("malformed-version", "the tag's version is malformed"),
+        ("malformed-region", "the tag's region is malformed"),
+        ("malformed-env", "the tag's environment is malformed"),
+        ("malformed-team", "the tag's team is malformed"),
+        (
+            "input-invalid",
+            "the rule's input cannot be built or checked",
+        ),
+        ("no-workflow", "the rule's workflow is not there"),
+        ("tag-moved", "the tag was moved to another commit"),
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             RefusalKind::Rule(code) => code,
@@ -504,6 +519,9 @@ pub enum TagTriggerError {
 }
 
 impl TagTriggerError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[("duplicate", "the tag already started this execution")];
+
     pub fn code(&self) -> &'static str {
         match self {
             TagTriggerError::Refused(r) => r.code(),

@@ -113,6 +113,12 @@ pub enum WorkflowError {
 }
 
 impl WorkflowError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[
+        ("no-workflow", "the workflow is not there"),
+        ("definition-invalid", "the workflow does not validate"),
+    ];
+
     /// `no-workflow`, the [`ReadError`]'s code, or `definition-invalid`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -133,6 +139,9 @@ pub struct SchemaError {
 }
 
 impl SchemaError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[("schema-invalid", "the input schema cannot be used")];
+
     pub fn code(&self) -> &'static str {
         "schema-invalid"
     }
@@ -155,6 +164,12 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
+    pub const CODES: &[(&str, &str)] = &[(
+        "input-invalid",
+        "the input is too large or does not match the schema",
+    )];
+
     /// `input-invalid`, or `schema-invalid` when the schema itself is.
     pub fn code(&self) -> &'static str {
         match self {
