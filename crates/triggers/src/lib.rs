@@ -2,8 +2,8 @@
 //! git tags ([`tags`]), EventBridge event patterns ([`pattern`]) and input
 //! transformers ([`transform`]), and the one trigger service ([`service`])
 //! through which every entry point starts a workflow: resolve the workflow →
-//! load and validate → input schema → payload limit → start through the
-//! runner. See `docs/triggers.md`.
+//! load and validate → payload limit → input schema → audit → start through
+//! the runner. See `docs/triggers.md`.
 //!
 //! **Invariant.** `piflow run`, `piflow trigger tag`, `piflow watch`, the
 //! git hooks and `piflow serve` all start executions through the same
