@@ -53,7 +53,7 @@ pub fn read_input(arg: &str) -> Result<Value, String> {
         Some(file) => (
             std::fs::read_to_string(file)
                 .map_err(|e| format!("--input @{file}: cannot read it: {e}"))?,
-            format!("@{file}"),
+            format!("--input @{file}"),
         ),
         None => (arg.to_string(), "--input".to_string()),
     };
@@ -69,10 +69,16 @@ pub fn read_input(arg: &str) -> Result<Value, String> {
 
 fn describe_json_error(e: &serde_json::Error) -> String {
     let s = e.to_string();
-    match s.find(" at line ") {
+    let s = match s.find(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s,
+    };
+    if s == "recursion limit exceeded" {
+        // serde_json's limit: 128 nested arrays and objects.
+        return "recursion limit exceeded (arrays and objects nested more than 128 levels deep)"
+            .into();
     }
+    s
 }
 
 /// Prints each state as it runs, with how long it took, and (once

@@ -179,6 +179,11 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// At most this many characters of a source line are shown under a
+/// diagnostic; a longer line (a minified definition) is clipped around the
+/// column.
+const SOURCE_WIDTH: usize = 120;
+
 fn print_diagnostic(
     out: &mut impl Write,
     file: &str,
@@ -200,10 +205,11 @@ fn print_diagnostic(
         let text = src.line_text(line);
         if !text.is_empty() {
             let gutter = line.to_string().len();
-            writeln!(out, "{:>gutter$} | {}", line, text)?;
-            let pad: String = text
+            let (shown, caret) = src.excerpt(line, col, SOURCE_WIDTH);
+            writeln!(out, "{:>gutter$} | {}", line, shown)?;
+            let pad: String = shown
                 .chars()
-                .take(col.saturating_sub(1))
+                .take(caret)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             writeln!(out, "{:>gutter$} | {pad}^", "")?;

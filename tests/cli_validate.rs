@@ -127,6 +127,60 @@ fn human_output_shows_the_source_line() {
     assert!(text.contains("1 with errors"), "{text}");
 }
 
+/// A minified (one-line) definition of about 1.5 MB: each diagnostic shows
+/// the part of the line around its column, not the whole line.
+#[test]
+fn diagnostics_on_a_minified_file_clip_the_source_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 36_000;
+    let mut states: Vec<String> = (0..n)
+        .map(|i| format!(r#""S{i}":{{"Type":"Pass","Next":"S{}"}}"#, i + 1))
+        .collect();
+    states.push(format!(r#""S{n}":{{"Type":"Pass","End":true}}"#));
+    // Two mistakes, in the middle and near the end of the line.
+    states[n / 2] = format!(r#""S{}":{{"Type":"Pass","Nxt":"S{}"}}"#, n / 2, n / 2 + 1);
+    states[n - 3] = format!(
+        r#""S{}":{{"Type":"Pass","Next":"S{}","Comment":7}}"#,
+        n - 3,
+        n - 2
+    );
+    let text = format!(r#"{{"StartAt":"S0","States":{{{}}}}}"#, states.join(","));
+    assert!(text.len() > 1_400_000 && !text.contains('\n'));
+    let f = write(dir.path(), "min.asl.json", &text);
+    let out = piflow().args(["validate", &f]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("error[unknown-field]"),
+        "{}",
+        &shown[..shown.len().min(2000)]
+    );
+    assert!(
+        shown.contains("error[wrong-type]"),
+        "{}",
+        &shown[..shown.len().min(2000)]
+    );
+    for line in shown.lines() {
+        assert!(
+            line.chars().count() <= 140,
+            "a line of {} characters: {}…",
+            line.chars().count(),
+            line.chars().take(200).collect::<String>()
+        );
+    }
+    // The caret sits under the mistake.
+    let lines: Vec<&str> = shown.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains("error[unknown-field]") {
+            let src = lines[i + 1];
+            let caret = lines[i + 2];
+            let at = caret.chars().position(|c| c == '^').expect("a caret");
+            let under: String = src.chars().skip(at).take(5).collect();
+            assert_eq!(under, "\"Nxt\"", "{src}\n{caret}");
+        }
+    }
+}
+
 #[test]
 fn duplicate_keys_are_rejected_in_json_and_yaml() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -177,6 +177,20 @@ pub struct SourceText {
     pub name: String,
     pub text: String,
     line_starts: Vec<usize>,
+    /// `char_marks[k]`: the characters before byte `k * CHAR_BLOCK`, so that
+    /// a column on a long line (a minified file) costs at most one block,
+    /// not the line. Empty when the text is ASCII (a column is then a byte
+    /// difference).
+    char_marks: Vec<usize>,
+}
+
+/// Bytes per entry of [`SourceText`]'s character index.
+const CHAR_BLOCK: usize = 4096;
+
+/// The characters in `bytes`, which may start or end inside one: the bytes
+/// that begin a UTF-8 character.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| (**b & 0xC0) != 0x80).count()
 }
 
 impl SourceText {
@@ -188,11 +202,31 @@ impl SourceText {
                 line_starts.push(i + 1);
             }
         }
+        let mut char_marks = Vec::new();
+        if !text.is_ascii() {
+            let mut before = 0;
+            for block in text.as_bytes().chunks(CHAR_BLOCK) {
+                char_marks.push(before);
+                before += chars_in(block);
+            }
+        }
         SourceText {
             name: name.into(),
             text,
             line_starts,
+            char_marks,
         }
+    }
+
+    /// The characters of the text before byte `offset` (a char boundary).
+    fn chars_before(&self, offset: usize) -> usize {
+        if self.char_marks.is_empty() {
+            return offset;
+        }
+        let block = offset / CHAR_BLOCK;
+        let mark = self.char_marks.get(block).copied().unwrap_or(0);
+        let from = block * CHAR_BLOCK;
+        mark + chars_in(self.text.as_bytes().get(from..offset).unwrap_or_default())
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -207,8 +241,68 @@ impl SourceText {
         while col_end > start && !self.text.is_char_boundary(col_end) {
             col_end -= 1;
         }
-        let col = self.text[start..col_end].chars().count() + 1;
+        let col = self.chars_before(col_end) - self.chars_before(start) + 1;
         (line + 1, col)
+    }
+
+    /// The byte offset of the character with index `c` (counted from the
+    /// start of the text), or the text's length past its end. Costs at
+    /// most one block of [`CHAR_BLOCK`] bytes.
+    fn byte_of_char(&self, c: usize) -> usize {
+        if self.char_marks.is_empty() {
+            return c.min(self.text.len());
+        }
+        let block = self
+            .char_marks
+            .partition_point(|m| *m <= c)
+            .saturating_sub(1);
+        let mut seen = self.char_marks.get(block).copied().unwrap_or(0);
+        let bytes = self.text.as_bytes();
+        let mut at = block * CHAR_BLOCK;
+        while at < bytes.len() {
+            if (bytes[at] & 0xC0) != 0x80 {
+                if seen == c {
+                    return at;
+                }
+                seen += 1;
+            }
+            at += 1;
+        }
+        bytes.len()
+    }
+
+    /// The part of 1-based line `line` to show for a diagnostic at 1-based
+    /// character column `col`: the whole line when it has at most `width`
+    /// characters, else `width` characters around the column with `…`
+    /// where it was clipped. Returns the text and the caret's position in
+    /// it (in characters). Costs the window, not the line, so diagnostics on
+    /// a minified one-line file stay cheap.
+    pub fn excerpt(&self, line: usize, col: usize, width: usize) -> (String, usize) {
+        let text = self.line_text(line);
+        let Some(&start) = line.checked_sub(1).and_then(|i| self.line_starts.get(i)) else {
+            return (String::new(), 0);
+        };
+        let first = self.chars_before(start);
+        let len = self.chars_before(start + text.len()) - first;
+        let at = col.saturating_sub(1).min(len);
+        if len <= width {
+            return (text.to_string(), at);
+        }
+        let from = at.saturating_sub(width / 2).min(len - width);
+        let to = from + width;
+        let (b0, b1) = (
+            self.byte_of_char(first + from),
+            self.byte_of_char(first + to),
+        );
+        let mut shown = String::with_capacity(b1 - b0 + 6);
+        if from > 0 {
+            shown.push('…');
+        }
+        shown.push_str(self.text.get(b0..b1).unwrap_or_default());
+        if to < len {
+            shown.push('…');
+        }
+        (shown, at - from + usize::from(from > 0))
     }
 
     /// The text of a 1-based line, without its line break.
@@ -634,6 +728,81 @@ pub fn parse_number(lexeme: &str) -> Option<serde_json::Number> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Columns from the character index equal columns counted from the
+    /// line's start, on ASCII and multi-byte text, on short and very long
+    /// lines, at every offset (also inside a character).
+    #[test]
+    fn short_lines_are_shown_whole() {
+        let src = SourceText::new("t", "StartAt: A\n  Type: Pass\n");
+        assert_eq!(src.excerpt(2, 3, 120), ("  Type: Pass".into(), 2));
+    }
+
+    #[test]
+    fn long_lines_are_clipped_around_the_column() {
+        let line: String = (0..200_000u32)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let src = SourceText::new("t", format!("first\n{line}\nlast"));
+        for col in [1, 50, 61, 100_000, 199_940, 199_990, 200_000] {
+            let (shown, caret) = src.excerpt(2, col, 120);
+            let chars: Vec<char> = shown.chars().collect();
+            assert!(chars.len() <= 122, "col {col}: {} chars", chars.len());
+            let want = line.chars().nth(col - 1).unwrap();
+            assert_eq!(
+                chars[caret], want,
+                "col {col}: the caret is under the column"
+            );
+            assert_eq!(shown.starts_with('…'), col > 61, "col {col}");
+            assert_eq!(shown.ends_with('…'), col <= 199_940, "col {col}");
+        }
+    }
+
+    #[test]
+    fn multibyte_lines_are_clipped_on_characters() {
+        let line = "aé€😀".repeat(2_000);
+        let src = SourceText::new("t", format!("x\n{line}"));
+        for col in [1, 3_000, 7_999, 8_000] {
+            let (shown, caret) = src.excerpt(2, col, 40);
+            let chars: Vec<char> = shown.chars().collect();
+            assert_eq!(
+                chars[caret],
+                line.chars().nth(col - 1).unwrap(),
+                "col {col}"
+            );
+            assert!(chars.len() <= 42);
+        }
+    }
+
+    #[test]
+    fn columns_match_counting_from_the_line_start() {
+        let naive = |text: &str, offset: usize| -> (usize, usize) {
+            let mut o = offset.min(text.len());
+            while !text.is_char_boundary(o) {
+                o -= 1;
+            }
+            let before = &text[..o];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            (line, text[start..o].chars().count() + 1)
+        };
+        let long: String = "aé€😀b".repeat(3000);
+        for text in [
+            "short\nlines\n".to_string(),
+            "x".repeat(10_000),
+            long.clone(),
+            format!("{long}\n{long}\nend"),
+        ] {
+            let src = SourceText::new("t", text.clone());
+            for offset in (0..=text.len()).step_by(7).chain([text.len()]) {
+                assert_eq!(
+                    src.line_col(offset),
+                    naive(&text, offset),
+                    "offset {offset}"
+                );
+            }
+        }
+    }
     use super::*;
 
     #[test]

@@ -275,7 +275,7 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    crate::read_json(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The last `(key, value)` of a key range in a write transaction's table.

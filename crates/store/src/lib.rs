@@ -61,6 +61,25 @@ pub use audit::{AuditEntry, AuditRecord, ChainProblem, verify_chain};
 pub use piflow_engine::sha256_hex;
 pub use piflow_engine::{AuditLog, Status, StorageError};
 
+/// Read back JSON that piflow wrote, at any depth.
+///
+/// What piflow accepts (an event, an `--input`, a webhook payload) is parsed
+/// with serde_json's limit of 128 nested levels at its own root; stored
+/// inside a record (an execution's input, a history event, an audit
+/// record) it sits a few levels deeper, and an execution's output can be
+/// deeper still. Reading records back with the same limit would make a
+/// record piflow wrote itself unreadable (and, in a listing, hide every
+/// other record with it). So records are read with no recursion limit, and
+/// `serde_stacker` grows the stack on the heap for deep values instead of
+/// overflowing it.
+pub fn read_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let value = T::deserialize(serde_stacker::Deserializer::new(&mut de))?;
+    de.end()?;
+    Ok(value)
+}
+
 /// What a store call returns.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 

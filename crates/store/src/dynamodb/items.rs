@@ -285,7 +285,7 @@ pub(super) fn decode<T: DeserializeOwned>(
     chunks: &[Item],
 ) -> Result<T, StoreError> {
     let body = body_of(what, main, chunks)?;
-    serde_json::from_str(&body).map_err(|e| {
+    crate::read_json(body.as_bytes()).map_err(|e| {
         StoreError::Corrupt(format!(
             "{what} ({} / {}): {e}",
             str_attr(main, "PK").unwrap_or("?"),
