@@ -989,6 +989,12 @@ fn edge_dotted_field_names_in_pattern_and_event() {
         &[json!({"a": {"": {"b": "x"}}}), json!({"a.": {"b": "x"}})],
         &[json!({"a": {"b": "x"}})],
     );
+    // The name "." is "", "": not the key "".
+    check(
+        json!({"": {"": [{"prefix": ""}]}}),
+        &[json!({".": "z"}), json!({"": {"": "z"}})],
+        &[json!({".": null, "": "y"}), json!({"": "y"})],
+    );
 }
 
 /// Area 3, arrays. `rulesForJSONEvent` never combines values from
@@ -1163,6 +1169,99 @@ fn pattern_set_agrees_with_matching_on_dotted_names() {
     assert_eq!(set.matching(&events[1]), vec![0, 1]);
     assert_eq!(set.matching(&events[3]), vec![2]);
     assert_eq!(set.matching(&events[7]), vec![4]);
+}
+
+/// A small deterministic fuzzer over dotted names (cargo-fuzz's
+/// `event_pattern` target checks the same property on arbitrary input):
+/// compiling never panics, and `PatternSet` answers what `matches` answers.
+#[test]
+fn generated_dotted_patterns_and_events_agree_with_the_set() {
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+    const KEYS: &[&str] = &["a", "b", "a.b", "b.a", "", ".", "a.", "a.b.a"];
+    const STRINGS: &[&str] = &["x", "xy", "y", ""];
+    fn value(r: &mut Lcg, depth: usize) -> Value {
+        match r.next(if depth > 2 { 5 } else { 8 }) {
+            0 => json!(null),
+            1 => json!(r.next(3)),
+            2 | 3 => json!(STRINGS[r.next(STRINGS.len())]),
+            4 => json!(true),
+            5 | 6 => {
+                let mut m = serde_json::Map::new();
+                for _ in 0..1 + r.next(3) {
+                    m.insert(KEYS[r.next(KEYS.len())].into(), value(r, depth + 1));
+                }
+                Value::Object(m)
+            }
+            _ => Value::Array((0..r.next(3)).map(|_| value(r, depth + 1)).collect()),
+        }
+    }
+    fn alternative(r: &mut Lcg) -> Value {
+        let s = STRINGS[r.next(STRINGS.len())];
+        match r.next(9) {
+            0 => json!(s),
+            1 => json!({"prefix": s}),
+            2 => json!({"anything-but": s}),
+            3 => json!({"anything-but": {"prefix": ["x", "y"]}}),
+            4 => json!({"exists": r.next(2) == 0}),
+            5 => json!({"wildcard": "*y"}),
+            6 => json!(null),
+            7 => json!(r.next(3)),
+            _ => json!({"anything-but": [0, 1]}),
+        }
+    }
+    fn pattern_value(r: &mut Lcg, depth: usize) -> Value {
+        let mut m = serde_json::Map::new();
+        for _ in 0..1 + r.next(2) {
+            let key = KEYS[r.next(KEYS.len())];
+            let v = if depth < 2 && r.next(3) == 0 {
+                pattern_value(r, depth + 1)
+            } else {
+                Value::Array((0..1 + r.next(2)).map(|_| alternative(r)).collect())
+            };
+            m.insert(key.into(), v);
+        }
+        if depth == 0 && r.next(4) == 0 {
+            m.insert(
+                "$or".into(),
+                json!([pattern_value(r, 1), pattern_value(r, 1)]),
+            );
+        }
+        Value::Object(m)
+    }
+    let mut r = Lcg(5);
+    let mut matched = 0;
+    for _ in 0..300 {
+        let sources: Vec<Value> = (0..6).map(|_| pattern_value(&mut r, 0)).collect();
+        let sources: Vec<&Value> = sources
+            .iter()
+            .filter(|p| Pattern::parse(p).is_ok())
+            .collect();
+        let compiled: Vec<Pattern> = sources.iter().map(|p| pattern((*p).clone())).collect();
+        let set = PatternSet::new(compiled.clone());
+        for _ in 0..20 {
+            let event = value(&mut r, 0);
+            let expected: Vec<usize> = (0..compiled.len())
+                .filter(|&i| compiled[i].matches(&event))
+                .collect();
+            matched += expected.len();
+            assert_eq!(
+                set.matching(&event),
+                expected,
+                "event {event}, patterns {sources:?}"
+            );
+        }
+    }
+    // The generator reaches matches, not only misses.
+    assert!(matched > 100, "{matched}");
 }
 
 // --- PatternSet -------------------------------------------------------------

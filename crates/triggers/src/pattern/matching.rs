@@ -105,11 +105,13 @@ fn any_leaf(v: &Value, f: &mut impl FnMut(&Value) -> bool) -> bool {
 /// One event object the fields of a pattern object are looked up in.
 ///
 /// Seen from a pattern object whose `path` is `P` (`.a.b` for the object
-/// `a.b`), the key `k` of `map` names the field `R.k`, where `R` is `P` from
-/// byte `rel` on (empty when `rel` is past its end). The event object at
-/// `P` itself has `R` empty; an event object higher up still has part of
-/// the name to spell out in its keys: seen from `.a.b`, the top of the event
-/// `{"a.b.c": 1}` has `R` = `a.b`, and its key `a.b.c` names the field `c`.
+/// `a.b`), the key `k` of `map` names the field `k` when `rel` is past the
+/// end of `P` (`map` is the event object at `P` itself), and otherwise the
+/// field `R.k` where `R` is `P` from byte `rel` on: an event object higher
+/// up still has part of the name to spell out in its keys. Seen from `.a.b`,
+/// the top of the event `{"a.b.c": 1}` has `R` = `a.b`, and its key `a.b.c`
+/// names the field `c`. `R` can be empty (the name's first segment is `""`:
+/// seen from `.`, the key `.c` names `c`).
 #[derive(Clone, Copy)]
 struct Src<'a> {
     map: &'a Map<String, Value>,
@@ -117,11 +119,12 @@ struct Src<'a> {
     next: Option<&'a Src<'a>>,
 }
 
-/// Is `key` the name `rel.seg` (`seg` when `rel` is empty)?
-fn names(key: &str, rel: &str, seg: &str) -> bool {
-    if rel.is_empty() {
+/// Is `key` the name `rel.seg` (`seg` when there is no `rel`; `rel` may be
+/// empty, for an empty first segment: `.seg`)?
+fn names(key: &str, rel: Option<&str>, seg: &str) -> bool {
+    let Some(rel) = rel else {
         return key == seg;
-    }
+    };
     let (k, r, s) = (key.as_bytes(), rel.as_bytes(), seg.as_bytes());
     k.len() == r.len() + 1 + s.len()
         && k.starts_with(r)
@@ -130,11 +133,12 @@ fn names(key: &str, rel: &str, seg: &str) -> bool {
 }
 
 /// Does `key` name a field below `rel.seg` (start with `rel.seg.`)?
-fn names_below(key: &str, rel: &str, seg: &str) -> bool {
-    let (k, r, s) = (key.as_bytes(), rel.as_bytes(), seg.as_bytes());
-    if r.is_empty() {
+fn names_below(key: &str, rel: Option<&str>, seg: &str) -> bool {
+    let (k, s) = (key.as_bytes(), seg.as_bytes());
+    let Some(rel) = rel else {
         return k.len() > s.len() && k.get(s.len()) == Some(&b'.') && k.starts_with(s);
-    }
+    };
+    let r = rel.as_bytes();
     let head = r.len() + 1 + s.len();
     k.len() > head
         && k.get(head) == Some(&b'.')
@@ -144,20 +148,23 @@ fn names_below(key: &str, rel: &str, seg: &str) -> bool {
 }
 
 impl<'a> Src<'a> {
-    fn rel<'p>(&self, path: &'p str) -> &'p str {
-        path.get(self.rel..).unwrap_or_default()
+    /// The part of the name the keys of `map` still have to spell out
+    /// before the field names of the pattern object at `path`: `None` when
+    /// `map` is the event object at `path` itself.
+    fn rel<'p>(&self, path: &'p str) -> Option<&'p str> {
+        path.get(self.rel..)
     }
 
     /// The value of the field `seg` of the pattern object at `path`.
     fn exact(&self, path: &str, seg: &str) -> Option<&'a Value> {
-        let rel = self.rel(path);
-        if rel.is_empty() {
-            return self.map.get(seg);
+        match self.rel(path) {
+            None => self.map.get(seg),
+            rel => self
+                .map
+                .iter()
+                .find(|(k, _)| names(k, rel, seg))
+                .map(|(_, v)| v),
         }
-        self.map
-            .iter()
-            .find(|(k, _)| names(k, rel, seg))
-            .map(|(_, v)| v)
     }
 
     /// Does this object hold fields below `seg` of the pattern object at
@@ -306,18 +313,23 @@ mod tests {
 
     #[test]
     fn dotted_names() {
-        assert!(names("b", "", "b"));
-        assert!(!names("b.c", "", "b"));
-        assert!(names("a.b", "a", "b"));
-        assert!(names("x.y.b", "x.y", "b"));
-        assert!(!names("a.bb", "a", "b"));
-        assert!(!names("ab.b", "a", "b"));
-        assert!(names_below("b.c", "", "b"));
-        assert!(!names_below("b", "", "b"));
-        assert!(!names_below("bc.d", "", "b"));
-        assert!(names_below("a.b.c", "a", "b"));
-        assert!(!names_below("a.b", "a", "b"));
-        assert!(!names_below("a.bc.d", "a", "b"));
-        assert!(names_below("é.b.c", "é", "b"));
+        assert!(names("b", None, "b"));
+        assert!(!names("b.c", None, "b"));
+        assert!(names("a.b", Some("a"), "b"));
+        assert!(names("x.y.b", Some("x.y"), "b"));
+        assert!(!names("a.bb", Some("a"), "b"));
+        assert!(!names("ab.b", Some("a"), "b"));
+        assert!(names(".b", Some(""), "b"));
+        assert!(!names("b", Some(""), "b"));
+        assert!(names(".", Some(""), ""));
+        assert!(names_below("b.c", None, "b"));
+        assert!(!names_below("b", None, "b"));
+        assert!(!names_below("bc.d", None, "b"));
+        assert!(names_below("a.b.c", Some("a"), "b"));
+        assert!(!names_below("a.b", Some("a"), "b"));
+        assert!(!names_below("a.bc.d", Some("a"), "b"));
+        assert!(names_below("é.b.c", Some("é"), "b"));
+        assert!(names_below(".b.c", Some(""), "b"));
+        assert!(!names_below("b.c", Some(""), "b"));
     }
 }
