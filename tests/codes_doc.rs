@@ -373,6 +373,7 @@ fn each_type_returns_exactly_its_codes() {
         K::Cidr,
         K::Or,
         K::TooDeep,
+        K::TooComplex,
     ];
     check("PatternErrorKind", K::CODES, &kinds.map(K::code));
     let transforms = [

@@ -23,6 +23,9 @@ static EVENTS: LazyLock<Vec<Value>> = LazyLock::new(|| {
                        "items": [{"a": 1, "b": "x"}, {"a": 2, "b": [true, null, "Y*Z"]}], "empty": []}
         }),
         json!({"a": [[["deep"]]], "b": {"c": {"d": {"e": -1e300}}}, "ünï": "İSTANBUL"}),
+        // Dotted keys: EventBridge names fields by their joined paths.
+        json!({"detail.state": "running", "a.b": {"c.d": [1, null, "x"]}, "a": [{"b": {"c": "y"}}],
+               "": {"": "e"}, ".": ".", "b.c": [{"d.e": true}]}),
         json!({}),
     ]
 });

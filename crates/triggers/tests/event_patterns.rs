@@ -695,6 +695,575 @@ fn deep_patterns_are_refused_not_overflowed() {
     assert_eq!(e.kind, PatternErrorKind::TooDeep);
 }
 
+// --- Edges: where piflow follows AWS's matcher ------------------------------
+//
+// Sources, cited per test: the EventBridge user guide (docs.aws.amazon.com/
+// eventbridge/latest/userguide/eb-create-pattern-operators.html; its 2023
+// copy in awsdocs/amazon-eventbridge-user-guide), and aws/event-ruler, the
+// matcher EventBridge runs (src/main/software/amazon/event/ruler/*.java, its
+// tests and README.md). docs/triggers.md ("Event patterns") says the same.
+
+/// Every `anything-but` form used below, with a value it excludes.
+fn anything_but_forms() -> Vec<(Value, Value)> {
+    vec![
+        (json!({"anything-but": "x"}), json!("x")),
+        (json!({"anything-but": ["x", "y"]}), json!("y")),
+        (json!({"anything-but": 5}), json!(5)),
+        (json!({"anything-but": [5, 6]}), json!(6.0)),
+        (json!({"anything-but": {"prefix": "x"}}), json!("xa")),
+        (json!({"anything-but": {"prefix": ["x", "y"]}}), json!("ya")),
+        (json!({"anything-but": {"suffix": "x"}}), json!("ax")),
+        (json!({"anything-but": {"suffix": ["x", "y"]}}), json!("ay")),
+        (
+            json!({"anything-but": {"equals-ignore-case": "x"}}),
+            json!("X"),
+        ),
+        (
+            json!({"anything-but": {"equals-ignore-case": ["x", "y"]}}),
+            json!("Y"),
+        ),
+        (json!({"anything-but": {"wildcard": "x*"}}), json!("xa")),
+        (
+            json!({"anything-but": {"wildcard": ["x*", "*y"]}}),
+            json!("ay"),
+        ),
+    ]
+}
+
+/// Area 1. `anything-but` takes a list under `prefix`, `suffix`,
+/// `equals-ignore-case` and `wildcard`: event-ruler's
+/// JsonRuleCompiler.java `processAnythingButValuesSetMatchExpression` (lists
+/// for prefix and suffix since aws/event-ruler pull request #143, 2024); the
+/// user guide shows the `equals-ignore-case` and `wildcard` lists. The event
+/// value matches when it matches none of the values.
+#[test]
+fn edge_anything_but_lists_of_prefix_suffix_wildcard() {
+    check(
+        json!({"detail": {"Region": [{"anything-but": {"prefix": ["us-", "eu-"]}}]}}),
+        &[
+            detail(json!({"Region": "ap-south-1"})),
+            detail(json!({"Region": "US-east-1"})),
+        ],
+        &[
+            detail(json!({"Region": "us-east-1"})),
+            detail(json!({"Region": "eu-west-1"})),
+        ],
+    );
+    check(
+        json!({"detail": {"FileName": [{"anything-but": {"suffix": [".png", ".jpg"]}}]}}),
+        &[detail(json!({"FileName": "a.gif"}))],
+        &[
+            detail(json!({"FileName": "a.png"})),
+            detail(json!({"FileName": "b.jpg"})),
+        ],
+    );
+    check(
+        json!({"detail": {"FileName": [{"anything-but": {"wildcard": ["*.png", "*.jpg"]}}]}}),
+        &[
+            detail(json!({"FileName": "a.gif"})),
+            detail(json!({"FileName": "a.png.txt"})),
+        ],
+        &[
+            detail(json!({"FileName": "dir/a.png"})),
+            detail(json!({"FileName": ".jpg"})),
+        ],
+    );
+    // A list of one is the single value.
+    check(
+        json!({"s": [{"anything-but": {"prefix": ["init"]}}]}),
+        &[json!({"s": "running"})],
+        &[json!({"s": "initializing"})],
+    );
+}
+
+/// Area 1, what is refused. JsonRuleCompiler.java: "Null prefix/suffix not
+/// allowed" for an empty prefix or suffix, "prefix/suffix match pattern must
+/// be a string", "wildcard match pattern must be a string", "Inside
+/// anything-but/equals-ignore-case list, number|start|null|boolean is not
+/// supported", "Inside anything but list, start|null|boolean is not
+/// supported" (an operator object inside the plain list), "Value of
+/// anything-but must be an array or single string/number value" (an object
+/// under `prefix`), "Unsupported anything-but pattern" (another operator).
+/// An empty list is refused by piflow (event-ruler's parser lets it through;
+/// see docs/triggers.md).
+#[test]
+fn edge_anything_but_lists_refused() {
+    use PatternErrorKind as K;
+    for op in ["prefix", "suffix"] {
+        invalid(
+            json!({"a": [{"anything-but": {op: ["x", ""]}}]}),
+            K::WrongOperand,
+            "a",
+            "non-empty",
+        );
+        invalid(
+            json!({"a": [{"anything-but": {op: ["x", 1]}}]}),
+            K::WrongOperand,
+            "a",
+            "array of strings",
+        );
+    }
+    for op in ["prefix", "suffix", "equals-ignore-case", "wildcard"] {
+        invalid(
+            json!({"a": [{"anything-but": {op: []}}]}),
+            K::WrongOperand,
+            "a",
+            "non-empty array of strings",
+        );
+        invalid(
+            json!({"a": [{"anything-but": {op: [null]}}]}),
+            K::WrongOperand,
+            "a",
+            "array of strings",
+        );
+    }
+    invalid(
+        json!({"a": [{"anything-but": {"wildcard": ["*.png", "a**b"]}}]}),
+        K::Wildcard,
+        "a",
+        "consecutive wildcard",
+    );
+    invalid(
+        json!({"a": [{"anything-but": [{"prefix": "abc-"}, {"prefix": "xyz-"}]}]}),
+        K::WrongOperand,
+        "a",
+        "only strings or only numbers",
+    );
+    invalid(
+        json!({"a": [{"anything-but": {"prefix": {"equals-ignore-case": "x"}}}]}),
+        K::WrongOperand,
+        "a",
+        "takes a string or a non-empty array of strings",
+    );
+    invalid(
+        json!({"a": [{"anything-but": {"cidr": "10.0.0.0/8"}}]}),
+        K::UnknownOperator,
+        "a",
+        "not {\"cidr\": …}",
+    );
+}
+
+/// Area 2. In event-ruler an `anything-but` is matched unless a value of the
+/// field proves it wrong (ByteMachine.java, `doTransitionOn`: "we assume
+/// they've matched unless we can prove they didn't"), and only values of a
+/// field the event has are tried. A number, `true`, `false` and `null` are
+/// read as their bare JSON text while the excluded values are quoted
+/// strings (`"x"`, `"x` for a prefix, `x"` for a suffix), so every string
+/// form of `anything-but` matches them; a number list is compared as
+/// numbers. RulerTest.java `WHEN_WeTryAnythingButRules_THEN_Theywork`:
+/// `{"anything-but": [111, 222, 333]}` matches the string `"444"`.
+#[test]
+fn edge_anything_but_against_null_numbers_booleans_and_missing_fields() {
+    for (op, excluded) in anything_but_forms() {
+        let p = json!({"detail": {"f": [op]}});
+        let yes = [
+            detail(json!({"f": null})),
+            detail(json!({"f": true})),
+            detail(json!({"f": false})),
+            detail(json!({"f": "other"})),
+            // An array matches when one of its elements does.
+            detail(json!({"f": [excluded.clone(), "other"]})),
+            detail(json!({"f": 7})),
+        ];
+        // No leaf value at all: missing, under a missing parent, an object,
+        // an empty array. `anything-but` never matches those.
+        let no = [
+            detail(json!({"f": excluded.clone()})),
+            detail(json!({"f": [excluded.clone()]})),
+            detail(json!({"g": "other"})),
+            json!({"source": "x"}),
+            detail(json!({"f": {"x": 1}})),
+            detail(json!({"f": []})),
+        ];
+        check(p, &yes, &no);
+    }
+    // Numbers compare as numbers, and not with strings.
+    check(
+        json!({"n": [{"anything-but": [1, 2]}]}),
+        &[
+            json!({"n": "1"}),
+            json!({"n": 3}),
+            json!({"n": 1.5}),
+            json!({"n": null}),
+        ],
+        &[json!({"n": 1}), json!({"n": 1.0}), json!({"n": 2e0})],
+    );
+    check(
+        json!({"n": [{"anything-but": ["1"]}]}),
+        &[json!({"n": 1})],
+        &[json!({"n": "1"})],
+    );
+}
+
+/// Area 2, numbers event-ruler cannot compare: an `anything-but` (and a
+/// `numeric`) number beyond ±5.0e9 or with more than 6 decimals makes
+/// `ComparableNumber.generate` throw, and the rule is refused
+/// (ComparableNumber.java: "Value must be between -5000000000 and
+/// 5000000000, inclusive", "Only values upto 6 decimals are supported").
+#[test]
+fn edge_anything_but_numbers_must_be_comparable() {
+    use PatternErrorKind as K;
+    invalid(
+        json!({"a": [{"anything-but": 6e9}]}),
+        K::NumericRange,
+        "a",
+        "-5.0e9 to 5.0e9",
+    );
+    invalid(
+        json!({"a": [{"anything-but": [1, -5000000001i64]}]}),
+        K::NumericRange,
+        "a",
+        "-5.0e9 to 5.0e9",
+    );
+    invalid(
+        json!({"a": [{"anything-but": [1, 0.0000001]}]}),
+        K::NumericRange,
+        "a",
+        "more than 6 decimals",
+    );
+    invalid(
+        json!({"a": [{"numeric": [">", 0.1234567]}]}),
+        K::NumericRange,
+        "a",
+        "more than 6 decimals",
+    );
+    check(
+        json!({"a": [{"anything-but": [5e9, -5e9, 0.000001]}]}),
+        &[json!({"a": 1})],
+        &[json!({"a": 5000000000u64}), json!({"a": 0.000001})],
+    );
+}
+
+/// Area 3. event-ruler joins the keys of a pattern and of an event with `.`
+/// and matches the joined names, so a dot in a key is a level of nesting on
+/// either side (aws/event-ruler README.md, "Caveat: Compiled rules and JSON
+/// keys with dots": `{"detail": {"state": {"status": ["running"]}}}` and
+/// `{"detail": {"state.status": ["running"]}}` compile alike and both match
+/// `{"detail": {"state": {"status": "running"}}}` and `{"detail":
+/// {"state.status": "running"}}`; Ruler.java's note on `matches` says
+/// `matchesRule` matches the rule `"state.state"` against the nested event).
+#[test]
+fn edge_dotted_field_names_in_pattern_and_event() {
+    let events_yes = [
+        detail(json!({"state": {"status": "running"}})),
+        detail(json!({"state.status": "running"})),
+        json!({"detail.state": {"status": "running"}}),
+        json!({"detail.state.status": "running"}),
+        json!({"detail": [{"state": [{"status": "running"}]}]}),
+    ];
+    let events_no = [
+        detail(json!({"state": {"status": "stopped"}})),
+        detail(json!({"statestatus": "running"})),
+        detail(json!({"state": "running"})),
+        detail(json!({"state.status.x": "running"})),
+        json!({"detail": {"state": {"status.": "running"}}}),
+    ];
+    for p in [
+        json!({"detail": {"state": {"status": ["running"]}}}),
+        json!({"detail": {"state.status": ["running"]}}),
+        json!({"detail.state": {"status": ["running"]}}),
+        json!({"detail.state.status": ["running"]}),
+    ] {
+        check(p, &events_yes, &events_no);
+    }
+    // A field named both as a value and as an object: two fields, both
+    // required.
+    check(
+        json!({"a": [1], "a.b": [2]}),
+        &[json!({"a": 1, "a.b": 2}), json!({"a.b": 2, "a": [1]})],
+        &[json!({"a": 1}), json!({"a": {"b": 2}}), json!({"a.b": 2})],
+    );
+    // exists works on the joined name.
+    check(
+        json!({"a.b": [{"exists": false}]}),
+        &[
+            json!({"a": {"c": 1}}),
+            json!({"a.c": 1}),
+            json!({"a": {"b": {}}}),
+        ],
+        &[json!({"a": {"b": 1}}), json!({"a.b": null})],
+    );
+    // Empty segments are names too: "a..b" is a, "", b.
+    check(
+        json!({"a..b": ["x"]}),
+        &[json!({"a": {"": {"b": "x"}}}), json!({"a.": {"b": "x"}})],
+        &[json!({"a": {"b": "x"}})],
+    );
+    // The name "." is "", "": not the key "".
+    check(
+        json!({"": {"": [{"prefix": ""}]}}),
+        &[json!({".": "z"}), json!({"": {"": "z"}})],
+        &[json!({".": null, "": "y"}), json!({"": "y"})],
+    );
+}
+
+/// Area 3, arrays. `rulesForJSONEvent` never combines values from
+/// different elements of one array, whatever the spelling of the names
+/// (README.md, "JSON Array Matching"); values outside that array (here under
+/// a dotted key) combine with any element.
+#[test]
+fn edge_dotted_field_names_keep_array_consistency() {
+    for p in [
+        json!({"a": {"b": [1], "c": [4]}}),
+        json!({"a.b": [1], "a.c": [4]}),
+        json!({"a.b": [1], "a": {"c": [4]}}),
+    ] {
+        check(
+            p,
+            &[
+                json!({"a": [{"b": 1, "c": 4}]}),
+                json!({"a": [{"b": 3}, {"b": 1, "c": 4}]}),
+                json!({"a": [{"b": 1}], "a.c": 4}),
+                json!({"a": {"b": 1}, "a.c": [4]}),
+            ],
+            &[
+                json!({"a": [{"b": 1, "c": 2}, {"b": 3, "c": 4}]}),
+                json!({"a": [{"b": 1}, {"c": 4}]}),
+            ],
+        );
+    }
+}
+
+/// Area 3, one name written twice. event-ruler keeps a rule as a map from
+/// joined names to values and writes the leaves in document order, so the
+/// last one written wins (JsonRuleCompiler.java `writeRules`,
+/// `withOverriding` true by default; the user guide: "if you include a key
+/// more than once the last reference will be the one used").
+#[test]
+fn edge_dotted_name_written_twice_last_wins() {
+    check(
+        json!({"a.b": ["1"], "a": {"b": ["2"]}}),
+        &[json!({"a": {"b": "2"}})],
+        &[json!({"a": {"b": "1"}})],
+    );
+    check(
+        json!({"a": {"b": ["2"]}, "a.b": ["1"]}),
+        &[json!({"a.b": "1"})],
+        &[json!({"a": {"b": "2"}})],
+    );
+}
+
+/// Area 4. Wildcards EventBridge refuses: consecutive `*` (event-ruler
+/// WildcardParser: "Consecutive wildcard characters at pos"), an escape of
+/// anything but `*` or `\`, and a field whose wildcards are too complex.
+/// The user guide ("Wildcards and event pattern complexity") says rules past
+/// a complexity limit are refused with InvalidEventPatternException without
+/// giving the limit; the measure is event-ruler's MachineComplexityEvaluator
+/// and piflow's limit is 10 (a rule of complexity 9 was seen accepted and
+/// one of 12 refused: vals-ai/Valkyrie pull request #278; see
+/// src/pattern/complexity.rs).
+#[test]
+fn edge_wildcard_complexity_and_syntax() {
+    use PatternErrorKind as K;
+    let stacks = |names: &[&str]| -> Value {
+        let values: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"wildcard": format!("*:stack/{n}/*")}))
+            .collect();
+        json!({"detail": {"stack-id": values}})
+    };
+    // Complexity 9: accepted.
+    check(
+        stacks(&["Shared", "Data", "Api"]),
+        &[detail(
+            json!({"stack-id": "arn:aws:cloudformation:us-east-1:1:stack/Data/x"}),
+        )],
+        &[detail(
+            json!({"stack-id": "arn:aws:cloudformation:us-east-1:1:stack/Other/x"}),
+        )],
+    );
+    // Complexity 12: "Rule is too complex".
+    invalid(
+        stacks(&["Shared", "Data", "Api", "Monitoring"]),
+        K::TooComplex,
+        "detail.stack-id",
+        "too complex",
+    );
+    // The user guide's examples of what to do when a rule is too complex:
+    // the ARN with five `*` it advises against is complexity 11 (after
+    // `event-bus/`, more `:` keep all six `*` and five `:` alive) and is
+    // refused; its Region-specific rewrite and the shortened file path are
+    // accepted, and so is the long path (complexity 7).
+    invalid(
+        json!({"EventBusArn": [{"wildcard": "*:*:*:*:*:event-bus/*"}]}),
+        K::TooComplex,
+        "EventBusArn",
+        "the limit is 10",
+    );
+    pattern(json!({"EventBusArn": [{"wildcard": "arn:aws:events:us-east-1:*:event-bus/*"}]}));
+    pattern(json!({"FileName": [{"wildcard": "/Users/*/dir/dir/dir/dir/dir/doc.txt"}]}));
+    pattern(json!({"FileName": [{"wildcard": "/Users/*/doc.txt"}]}));
+    // event-ruler's "*a*a*a*" is 7; "*a*a*a*a*a*a*" is 13.
+    pattern(json!({"a": [{"wildcard": "*a*a*a*"}]}));
+    invalid(
+        json!({"a": [{"wildcard": "*a*a*a*a*a*a*"}]}),
+        K::TooComplex,
+        "a",
+        "complexity 11 or more",
+    );
+    // anything-but wildcards count too, and with plain wildcards of the
+    // same field.
+    invalid(
+        json!({"a": [{"anything-but": {"wildcard": "*a*a*a*a*a*a*"}}]}),
+        K::TooComplex,
+        "a",
+        "too complex",
+    );
+    invalid(
+        json!({"x": {"a": [{"wildcard": "*a*a*a*"}, {"anything-but": {"wildcard": "*a*a*"}}]}}),
+        K::TooComplex,
+        "x.a",
+        "too complex",
+    );
+    // Fields are measured one by one.
+    pattern(json!({"a": [{"wildcard": "*a*a*a*"}], "b": [{"wildcard": "*a*a*a*"}]}));
+    invalid(
+        json!({"a": [{"wildcard": "a*\\b"}]}),
+        K::Wildcard,
+        "a",
+        "invalid escape",
+    );
+    invalid(
+        json!({"a": [{"wildcard": "a\\"}]}),
+        K::Wildcard,
+        "a",
+        "invalid escape",
+    );
+    invalid(
+        json!({"a": [{"wildcard": "**"}]}),
+        K::Wildcard,
+        "a",
+        "consecutive wildcard",
+    );
+}
+
+#[test]
+fn pattern_set_agrees_with_matching_on_dotted_names() {
+    let patterns = [
+        json!({"detail.state": ["running"]}),
+        json!({"detail": {"state": ["running", "stopped"]}}),
+        json!({"detail": {"state.name": [{"prefix": "run"}]}}),
+        json!({"a.b": ["1"], "a": {"b": ["2"]}}),
+        json!({"$or": [{"a.b": ["x"]}, {"c": {"d.e": ["y"]}}]}),
+    ];
+    let compiled: Vec<Pattern> = patterns.iter().map(|p| pattern(p.clone())).collect();
+    let set = PatternSet::new(compiled.clone());
+    assert_eq!(set.unindexed(), 0);
+    let events = [
+        json!({"detail": {"state": "running"}}),
+        json!({"detail.state": "running"}),
+        json!({"detail": {"state.name": "running"}}),
+        json!({"detail.state.name": "runner"}),
+        json!({"detail": [{"state": {"name": "run"}}]}),
+        json!({"a": {"b": "2"}}),
+        json!({"a.b": "x"}),
+        json!({"c.d.e": "y"}),
+        json!({"c": {"d": {"e": ["y"]}}}),
+    ];
+    for e in &events {
+        let expected: Vec<usize> = (0..compiled.len())
+            .filter(|&i| compiled[i].matches(e))
+            .collect();
+        assert_eq!(set.matching(e), expected, "event {e}");
+    }
+    assert_eq!(set.matching(&events[1]), vec![0, 1]);
+    assert_eq!(set.matching(&events[3]), vec![2]);
+    assert_eq!(set.matching(&events[7]), vec![4]);
+}
+
+/// A small deterministic fuzzer over dotted names (cargo-fuzz's
+/// `event_pattern` target checks the same property on arbitrary input):
+/// compiling never panics, and `PatternSet` answers what `matches` answers.
+#[test]
+fn generated_dotted_patterns_and_events_agree_with_the_set() {
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+    const KEYS: &[&str] = &["a", "b", "a.b", "b.a", "", ".", "a.", "a.b.a"];
+    const STRINGS: &[&str] = &["x", "xy", "y", ""];
+    fn value(r: &mut Lcg, depth: usize) -> Value {
+        match r.next(if depth > 2 { 5 } else { 8 }) {
+            0 => json!(null),
+            1 => json!(r.next(3)),
+            2 | 3 => json!(STRINGS[r.next(STRINGS.len())]),
+            4 => json!(true),
+            5 | 6 => {
+                let mut m = serde_json::Map::new();
+                for _ in 0..1 + r.next(3) {
+                    m.insert(KEYS[r.next(KEYS.len())].into(), value(r, depth + 1));
+                }
+                Value::Object(m)
+            }
+            _ => Value::Array((0..r.next(3)).map(|_| value(r, depth + 1)).collect()),
+        }
+    }
+    fn alternative(r: &mut Lcg) -> Value {
+        let s = STRINGS[r.next(STRINGS.len())];
+        match r.next(9) {
+            0 => json!(s),
+            1 => json!({"prefix": s}),
+            2 => json!({"anything-but": s}),
+            3 => json!({"anything-but": {"prefix": ["x", "y"]}}),
+            4 => json!({"exists": r.next(2) == 0}),
+            5 => json!({"wildcard": "*y"}),
+            6 => json!(null),
+            7 => json!(r.next(3)),
+            _ => json!({"anything-but": [0, 1]}),
+        }
+    }
+    fn pattern_value(r: &mut Lcg, depth: usize) -> Value {
+        let mut m = serde_json::Map::new();
+        for _ in 0..1 + r.next(2) {
+            let key = KEYS[r.next(KEYS.len())];
+            let v = if depth < 2 && r.next(3) == 0 {
+                pattern_value(r, depth + 1)
+            } else {
+                Value::Array((0..1 + r.next(2)).map(|_| alternative(r)).collect())
+            };
+            m.insert(key.into(), v);
+        }
+        if depth == 0 && r.next(4) == 0 {
+            m.insert(
+                "$or".into(),
+                json!([pattern_value(r, 1), pattern_value(r, 1)]),
+            );
+        }
+        Value::Object(m)
+    }
+    let mut r = Lcg(5);
+    let mut matched = 0;
+    for _ in 0..300 {
+        let sources: Vec<Value> = (0..6).map(|_| pattern_value(&mut r, 0)).collect();
+        let sources: Vec<&Value> = sources
+            .iter()
+            .filter(|p| Pattern::parse(p).is_ok())
+            .collect();
+        let compiled: Vec<Pattern> = sources.iter().map(|p| pattern((*p).clone())).collect();
+        let set = PatternSet::new(compiled.clone());
+        for _ in 0..20 {
+            let event = value(&mut r, 0);
+            let expected: Vec<usize> = (0..compiled.len())
+                .filter(|&i| compiled[i].matches(&event))
+                .collect();
+            matched += expected.len();
+            assert_eq!(
+                set.matching(&event),
+                expected,
+                "event {event}, patterns {sources:?}"
+            );
+        }
+    }
+    // The generator reaches matches, not only misses.
+    assert!(matched > 100, "{matched}");
+}
+
 // --- PatternSet -------------------------------------------------------------
 
 #[test]
