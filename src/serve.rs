@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{MatchedPath, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
@@ -50,8 +51,18 @@ use piflow_triggers::service::{
     TriggerService, fetch_and_resolve,
 };
 
+mod conn;
+
 /// The largest request body: an execution's input limit (256 KiB).
 pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The longest request target (path and query) the routes answer: 8 KiB
+/// (414 `uri-too-long` above).
+pub const URI_LIMIT: usize = 8 * 1024;
+
+/// The most bytes of header fields (names, values and `: ` and CRLF each)
+/// the routes answer: 16 KiB (431 `headers-too-large` above).
+pub const HEADERS_LIMIT: usize = 16 * 1024;
 
 /// How far a signed request's timestamp may be from now.
 pub const SIGNATURE_WINDOW_SECS: i64 = 300;
@@ -721,7 +732,23 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn get_executions(State(app): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+async fn get_executions(
+    State(app): State<Shared>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                format!(
+                    "{}; GET /executions takes status=STATUS, workflow=NAME and limit=N (a whole number)",
+                    e.body_text()
+                ),
+            );
+        }
+    };
     let status = match q.status.map(|s| s.to_ascii_uppercase().parse()) {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -742,7 +769,14 @@ async fn get_executions(State(app): State<Shared>, Query(q): Query<ListQuery>) -
     }
 }
 
-async fn get_execution(State(app): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+async fn get_execution(
+    State(app): State<Shared>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Response {
+    let id = match id {
+        Ok(UrlPath(id)) => id,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad-path", e.body_text()),
+    };
     let id = piflow_runner::id_from(&id);
     match app.store.execution(&id).await {
         Ok(Some(r)) => {
@@ -836,21 +870,78 @@ async fn track(State(app): State<Shared>, req: Request, next: Next) -> Response 
     res
 }
 
-/// The body limit layer answers 413 with an empty body: say why.
-async fn explain_limit(res: Response) -> Response {
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && res
+/// Every error answer in one shape: an error that is not JSON yet (the
+/// body limit layer's empty 413, an extractor's text) becomes `{"error":
+/// CODE, "reason": TEXT}` with its text as the reason.
+async fn uniform_errors(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || res
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_none_or(|c| c != "application/json")
+            .is_some_and(|c| c == "application/json")
     {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad-request",
+        StatusCode::NOT_FOUND => "no-route",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::REQUEST_TIMEOUT => "body-timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body-too-large",
+        StatusCode::URI_TOO_LONG => "uri-too-long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers-too-large",
+        _ if status.is_server_error() => "internal",
+        _ => "refused",
+    };
+    let reason = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit)")
+        }
+        (_, false) => text,
+        (_, true) => status.canonical_reason().unwrap_or("refused").to_string(),
+    };
+    let mut out = refuse(status, code, reason);
+    if let Some(c) = parts.headers.get(header::CONNECTION) {
+        out.headers_mut().insert(header::CONNECTION, c.clone());
+    }
+    out
+}
+
+/// Refuse a request target over [`URI_LIMIT`] (414) or header fields over
+/// [`HEADERS_LIMIT`] (431) before any route runs. (Heads hyper cannot
+/// parse at all are answered by `conn`.)
+async fn check_head(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > URI_LIMIT {
         return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit)"),
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            format!("the request target is {target} bytes; piflow serve takes at most {URI_LIMIT}"),
         );
     }
-    res
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if fields > HEADERS_LIMIT {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            format!(
+                "the header fields are {fields} bytes; piflow serve takes at most {HEADERS_LIMIT}"
+            ),
+        );
+    }
+    next.run(req).await
 }
 
 fn app_router(app: Shared) -> Router {
@@ -866,7 +957,8 @@ fn app_router(app: Shared) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(axum::middleware::map_response(explain_limit))
+        .layer(axum::middleware::map_response(uniform_errors))
+        .layer(axum::middleware::from_fn(check_head))
         .with_state(app)
 }
 
@@ -987,13 +1079,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             if secrets.gitlab.is_some() { "on" } else { "off" },
         );
         recover(&app).await;
-        let served = axum::serve(listener, app_router(app.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        conn::serve(listener, app_router(app.clone()), shutdown_signal()).await;
         app.stopping.store(true, Ordering::SeqCst);
-        if let Err(e) = served {
-            eprintln!("piflow: error: the server failed: {e}");
-        }
         // Stop the executions between two commits: what they committed
         // stays; they are RUNNING and resumable.
         let stopped: Vec<(String, Option<String>)> = {

@@ -1022,3 +1022,132 @@ fn serve_refuses_a_config_whose_workflow_is_missing() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Raw HTTP/1.1 on a socket: requests hyper's client would refuse to send,
+// and connections that misbehave.
+
+/// An answer read off a socket.
+struct Raw {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Raw {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}\n\n{}", self.head, self.body))
+    }
+
+    /// `{"error": CODE, "reason": TEXT}`, as application/json.
+    fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}\n\n{}", self.head, self.body);
+        assert!(
+            self.head
+                .to_ascii_lowercase()
+                .contains("\r\ncontent-type: application/json"),
+            "{}",
+            self.head
+        );
+        let v = self.json();
+        assert_eq!(v["error"], code, "{v}");
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
+    }
+}
+
+fn addr(s: &Server) -> String {
+    s.url.trim_start_matches("http://").to_string()
+}
+
+/// Parse what a socket returned: one answer.
+fn parse_raw(bytes: &[u8]) -> Raw {
+    let text = String::from_utf8_lossy(bytes).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    Raw {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Send `request` as it is on a new connection; read until the server
+/// closes it.
+fn raw(s: &Server, request: &[u8]) -> Raw {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr(s)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request).unwrap();
+    let mut out = Vec::new();
+    // A reset after the answer still leaves the answer in `out`.
+    let _ = c.read_to_end(&mut out);
+    parse_raw(&out)
+}
+
+fn get_raw(path: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: piflow\r\nx-piflow-api-key: {API_KEY}\r\n{extra}connection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Every error answer is `{"error", "reason"}` JSON: the routes', axum's
+/// extractors', the body limit's, and hyper's own answers to heads it
+/// cannot parse.
+#[test]
+fn every_error_answer_is_json() {
+    let dir = site();
+    let s = Server::start(dir.path(), &[], &[("PIFLOW_API_KEY", API_KEY)]);
+    // A query string that does not parse (axum's Query rejection).
+    raw(&s, &get_raw("/executions?limit=abc", "")).assert_error(400, "bad-query");
+    let a = raw(&s, &get_raw("/executions?limit=abc", ""));
+    assert!(
+        a.json()["reason"].as_str().unwrap().contains("limit"),
+        "{}",
+        a.body
+    );
+    // Routes.
+    raw(&s, &get_raw("/nope", "")).assert_error(404, "no-route");
+    raw(
+        &s,
+        b"DELETE /events HTTP/1.1\r\nhost: piflow\r\nconnection: close\r\n\r\n",
+    )
+    .assert_error(405, "method-not-allowed");
+    // A body over the limit, by Content-Length (the limit layer answers
+    // before the body is read).
+    raw(
+        &s,
+        b"POST /events HTTP/1.1\r\nhost: piflow\r\ncontent-length: 300000\r\nconnection: close\r\n\r\n",
+    )
+    .assert_error(413, "body-too-large");
+    // A request target over piflow's limit (8 KiB), and one over hyper's
+    // (65,534 bytes: hyper answers, piflow's JSON replaces its empty body).
+    let long = "x".repeat(9 * 1024);
+    raw(&s, &get_raw(&format!("/executions?w={long}"), "")).assert_error(414, "uri-too-long");
+    let longer = "y".repeat(70 * 1024);
+    raw(&s, &get_raw(&format!("/{longer}"), "")).assert_error(414, "uri-too-long");
+    // Header fields over piflow's limit (16 KiB), and more than hyper's 100
+    // fields.
+    let big = format!("x-big: {}\r\n", "z".repeat(20 * 1024));
+    raw(&s, &get_raw("/healthz", &big)).assert_error(431, "headers-too-large");
+    let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    raw(&s, &get_raw("/healthz", &many)).assert_error(431, "headers-too-large");
+    // A head hyper cannot parse.
+    raw(
+        &s,
+        b"GET /healthz HTTP/1.1\r\nhost: piflow\r\nno colon here\r\n\r\n",
+    )
+    .assert_error(400, "bad-request");
+    // Answers that are not errors are untouched.
+    let ok = raw(&s, &get_raw("/healthz", ""));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["status"], "ok");
+}
