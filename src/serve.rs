@@ -93,7 +93,10 @@ pub struct Args {
 /// `ps`). An empty value counts as unset.
 #[derive(Default, Clone)]
 pub struct Secrets {
+    /// `PIFLOW_API_KEY`: posts events and reads executions.
     pub api_key: Option<Vec<u8>>,
+    /// `PIFLOW_READ_KEY`: reads executions (the GET routes) only.
+    pub read_key: Option<Vec<u8>>,
     pub hmac: Option<Vec<u8>>,
     pub github: Option<Vec<u8>>,
     pub gitlab: Option<Vec<u8>>,
@@ -109,6 +112,7 @@ impl Secrets {
         };
         Secrets {
             api_key: get("PIFLOW_API_KEY"),
+            read_key: get("PIFLOW_READ_KEY"),
             hmac: get("PIFLOW_HMAC_SECRET"),
             github: get("PIFLOW_GITHUB_SECRET"),
             gitlab: get("PIFLOW_GITLAB_TOKEN"),
@@ -382,9 +386,28 @@ fn check_hmac(secret: &[u8], sig: &str, parts: &[&[u8]]) -> Result<(), String> {
         .map_err(|_| "the signature does not match the body".to_string())
 }
 
+/// Why `POST /events` was refused: not authenticated (401), or with the
+/// read-only key (403).
+enum Denied {
+    Unauthorized(String),
+    ReadOnly,
+}
+
+impl From<String> for Denied {
+    fn from(reason: String) -> Denied {
+        Denied::Unauthorized(reason)
+    }
+}
+
+impl From<&str> for Denied {
+    fn from(reason: &str) -> Denied {
+        Denied::Unauthorized(reason.to_string())
+    }
+}
+
 /// Authenticate `POST /events`: an HMAC signature with a fresh timestamp,
-/// or the API key.
-fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static str, String> {
+/// or the API key (not the read key).
+fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static str, Denied> {
     if let Some(sig) = header_str(headers, "x-piflow-signature") {
         let Some(secret) = &s.hmac else {
             return Err("X-Piflow-Signature was sent but PIFLOW_HMAC_SECRET is not set in the server's environment".into());
@@ -393,27 +416,75 @@ fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static
             return Err("a signed request needs X-Piflow-Timestamp (Unix seconds), which the signature covers".into());
         };
         let Ok(t) = ts.trim().parse::<i64>() else {
-            return Err(format!("X-Piflow-Timestamp {ts:?} is not Unix seconds"));
+            return Err(format!("X-Piflow-Timestamp {ts:?} is not Unix seconds").into());
         };
         let skew = chrono::Utc::now().timestamp() - t;
         if skew.abs() > SIGNATURE_WINDOW_SECS {
             return Err(format!(
                 "X-Piflow-Timestamp is {skew} s from the server's clock; at most ±{SIGNATURE_WINDOW_SECS} s is accepted (a replayed or delayed request?)"
-            ));
+            )
+            .into());
         }
         check_hmac(secret, sig, &[ts.trim().as_bytes(), b".", body])?;
         return Ok("hmac");
     }
     if let Some(key) = header_str(headers, "x-piflow-api-key") {
-        let Some(expected) = &s.api_key else {
-            return Err("X-Piflow-Api-Key was sent but PIFLOW_API_KEY is not set in the server's environment".into());
-        };
-        if same_secret(key.as_bytes(), expected) {
+        let api = s
+            .api_key
+            .as_deref()
+            .is_some_and(|k| same_secret(key.as_bytes(), k));
+        let read = s
+            .read_key
+            .as_deref()
+            .is_some_and(|k| same_secret(key.as_bytes(), k));
+        if api {
             return Ok("api-key");
+        }
+        if read {
+            return Err(Denied::ReadOnly);
+        }
+        if s.api_key.is_none() {
+            return Err("X-Piflow-Api-Key was sent but PIFLOW_API_KEY is not set in the server's environment".into());
         }
         return Err("the API key is wrong".into());
     }
     Err("the request is not authenticated: send X-Piflow-Signature: sha256=HMAC(TIMESTAMP.BODY) with X-Piflow-Timestamp, or X-Piflow-Api-Key".into())
+}
+
+/// Authenticate a read (`GET /executions[/ID]`): `X-Piflow-Api-Key` holding
+/// the read key or the API key, both compared in constant time. Without
+/// either key configured, reads are off (503), as `POST /events` is.
+fn auth_read(s: &Secrets, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    if s.api_key.is_none() && s.read_key.is_none() {
+        return Err(Box::new(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-configured",
+            "reading executions is off: set PIFLOW_READ_KEY (reads only) or PIFLOW_API_KEY in piflow serve's environment, and send it as X-Piflow-Api-Key",
+        )));
+    }
+    let Some(key) = header_str(headers, "x-piflow-api-key") else {
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "executions hold inputs and outputs: send X-Piflow-Api-Key with the read key (PIFLOW_READ_KEY) or the API key (PIFLOW_API_KEY)",
+        )));
+    };
+    let api = s
+        .api_key
+        .as_deref()
+        .is_some_and(|k| same_secret(key.as_bytes(), k));
+    let read = s
+        .read_key
+        .as_deref()
+        .is_some_and(|k| same_secret(key.as_bytes(), k));
+    if api | read {
+        return Ok(());
+    }
+    Err(Box::new(refuse(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the key is wrong",
+    )))
 }
 
 /// A JSON body, or 400 naming where it stops being JSON.
@@ -439,10 +510,22 @@ async fn post_events(State(app): State<Shared>, headers: HeaderMap, body: Body) 
         Ok(b) => b,
         Err(r) => return *r,
     };
-    if let Err(reason) = auth_events(&app.secrets, &headers, &bytes) {
-        app.metrics.event("unauthorized");
-        tracing::warn!(%reason, "event refused: not authenticated");
-        return refuse(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+    match auth_events(&app.secrets, &headers, &bytes) {
+        Ok(_) => {}
+        Err(Denied::Unauthorized(reason)) => {
+            app.metrics.event("unauthorized");
+            tracing::warn!(%reason, "event refused: not authenticated");
+            return refuse(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+        }
+        Err(Denied::ReadOnly) => {
+            app.metrics.event("unauthorized");
+            tracing::warn!("event refused: sent with the read-only key");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "read-only-key",
+                "X-Piflow-Api-Key holds the read key (PIFLOW_READ_KEY), which only reads executions: post events with PIFLOW_API_KEY or an HMAC signature",
+            );
+        }
     }
     let event = match parse_json(&bytes) {
         Ok(v) => v,
@@ -732,10 +815,17 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+/// The most executions `GET /executions` answers with (and its default).
+const LIST_LIMIT: usize = 1000;
+
 async fn get_executions(
     State(app): State<Shared>,
+    headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
+    if let Err(r) = auth_read(&app.secrets, &headers) {
+        return *r;
+    }
     let q = match query {
         Ok(Query(q)) => q,
         Err(e) => {
@@ -755,24 +845,28 @@ async fn get_executions(
         // No execution has a status that does not exist.
         Some(Err(_)) => return reply(StatusCode::OK, Value::Array(Vec::new())),
     };
-    match app.store.executions(status).await {
-        Ok(rs) => {
-            let list: Vec<Value> = rs
-                .iter()
-                .filter(|r| q.workflow.as_deref().is_none_or(|w| r.workflow == w))
-                .take(q.limit.unwrap_or(1000))
-                .map(summary)
-                .collect();
-            reply(StatusCode::OK, Value::Array(list))
-        }
+    let query = piflow_store::ExecutionQuery {
+        status,
+        workflow: q.workflow,
+        limit: Some(q.limit.unwrap_or(LIST_LIMIT).min(LIST_LIMIT)),
+    };
+    match app.store.list_executions(query).await {
+        Ok(rs) => reply(
+            StatusCode::OK,
+            Value::Array(rs.iter().map(summary).collect()),
+        ),
         Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
     }
 }
 
 async fn get_execution(
     State(app): State<Shared>,
+    headers: HeaderMap,
     id: Result<UrlPath<String>, PathRejection>,
 ) -> Response {
+    if let Err(r) = auth_read(&app.secrets, &headers) {
+        return *r;
+    }
     let id = match id {
         Ok(UrlPath(id)) => id,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad-path", e.body_text()),
@@ -1070,9 +1164,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         });
         println!("piflow serve: listening on http://{local}");
         eprintln!(
-            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, webhooks: github {}, gitlab {}",
+            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, GET /executions {}, webhooks: github {}, gitlab {}",
             match (&secrets.api_key, &secrets.hmac) {
                 (None, None) => "off (set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET)",
+                _ => "on",
+            },
+            match (&secrets.api_key, &secrets.read_key) {
+                (None, None) => "off (set PIFLOW_READ_KEY or PIFLOW_API_KEY)",
                 _ => "on",
             },
             if secrets.github.is_some() { "on" } else { "off" },

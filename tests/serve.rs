@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "s3cret-hmac";
 const API_KEY: &str = "key-0123456789";
+const READ_KEY: &str = "read-9876543210";
 const GITHUB: &str = "gh-secret";
 const GITLAB: &str = "gl-token";
 
@@ -325,6 +326,7 @@ impl Server {
             .arg(dir.join("store.redb"))
             .args(extra)
             .env_remove("PIFLOW_API_KEY")
+            .env("PIFLOW_READ_KEY", READ_KEY)
             .env_remove("PIFLOW_HMAC_SECRET")
             .env_remove("PIFLOW_GITHUB_SECRET")
             .env_remove("PIFLOW_GITLAB_TOKEN")
@@ -468,8 +470,16 @@ async fn post_event(c: &Http, s: &Server, event: &Value) -> Answer {
     .await
 }
 
+/// A read with the read key.
 async fn get(c: &Http, s: &Server, path: &str) -> Answer {
-    send(c, "GET", &format!("{}{path}", s.url), &[], Vec::new()).await
+    send(
+        c,
+        "GET",
+        &format!("{}{path}", s.url),
+        &[("x-piflow-api-key", READ_KEY.into())],
+        Vec::new(),
+    )
+    .await
 }
 
 async fn wait_status(c: &Http, s: &Server, id: &str, want: &str) -> Value {
@@ -1150,4 +1160,150 @@ fn every_error_answer_is_json() {
     let ok = raw(&s, &get_raw("/healthz", ""));
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json()["status"], "ok");
+}
+
+/// Executions hold inputs and outputs: reading them takes the read key or
+/// the API key; the read key posts nothing; /healthz and /metrics stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_need_a_key_and_the_read_key_only_reads() {
+    let dir = site();
+    let s = Server::start(dir.path(), &[], &[("PIFLOW_API_KEY", API_KEY)]);
+    let c = http();
+    let url = format!("{}/events", s.url);
+    let post = |id: &str, key: &str| {
+        let body = serde_json::to_vec(&tiny_event(id)).unwrap();
+        let c = c.clone();
+        let (url, key) = (url.clone(), key.to_string());
+        async move { send(&c, "POST", &url, &[("x-piflow-api-key", key)], body).await }
+    };
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let ev = format!("ev-read-{n}");
+        let a = post(&ev, API_KEY).await;
+        assert_eq!(a.status, 202, "{}", a.text);
+        let id = format!("tiny:{}", execution_name("tiny-deploy", &ev));
+        wait_status(&c, &s, &id, "SUCCEEDED").await;
+        ids.push(id);
+    }
+    // The read key cannot post events: 403, nothing started.
+    let a = post("ev-read-only", READ_KEY).await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.json()["error"], "read-only-key");
+
+    let list = format!("{}/executions", s.url);
+    let one = format!("{}/executions/{}", s.url, ids[0]);
+    for target in [&list, &one] {
+        let a = send(&c, "GET", target, &[], Vec::new()).await;
+        assert_eq!(a.status, 401, "{target}: {}", a.text);
+        assert_eq!(a.json()["error"], "unauthorized");
+        assert!(
+            a.json()["reason"]
+                .as_str()
+                .unwrap()
+                .contains("PIFLOW_READ_KEY")
+        );
+        let a = send(
+            &c,
+            "GET",
+            target,
+            &[("x-piflow-api-key", "nope".into())],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(a.status, 401, "{target}: {}", a.text);
+        for key in [READ_KEY, API_KEY] {
+            let a = send(
+                &c,
+                "GET",
+                target,
+                &[("x-piflow-api-key", key.into())],
+                Vec::new(),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{target} with {key}: {}", a.text);
+        }
+    }
+    let all = executions(&c, &s).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        !all.iter()
+            .any(|e| e["name"] == execution_name("tiny-deploy", "ev-read-only"))
+    );
+    // limit and status go to the store's query: the newest first.
+    let a = get(&c, &s, "/executions?limit=2").await;
+    let got: Vec<String> = a
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, vec![ids[2].clone(), ids[1].clone()], "{}", a.text);
+    let a = get(&c, &s, "/executions?status=succeeded&limit=1").await;
+    assert_eq!(a.json().as_array().unwrap().len(), 1, "{}", a.text);
+    assert_eq!(a.json()[0]["id"], ids[2]);
+    let a = get(&c, &s, "/executions?status=running").await;
+    assert_eq!(a.json(), json!([]), "{}", a.text);
+    let a = get(&c, &s, "/executions?workflow=slow").await;
+    assert_eq!(a.json(), json!([]), "{}", a.text);
+    // Open: health and metrics.
+    for path in ["/healthz", "/metrics"] {
+        let a = send(&c, "GET", &format!("{}{path}", s.url), &[], Vec::new()).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+    }
+    drop(s);
+
+    // No key configured: reads are off, as POST /events is.
+    let s = Server::start(dir.path(), &[], &[("PIFLOW_READ_KEY", "")]);
+    let a = get(&c, &s, "/executions").await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.json()["error"], "not-configured");
+    assert!(
+        a.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PIFLOW_READ_KEY")
+    );
+}
+
+/// The store's directory and file, and what a run writes, are their
+/// owner's only.
+#[cfg(unix)]
+#[test]
+fn store_files_are_their_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = site();
+    // `piflow store init` with the default store: .piflow/piflow.redb.
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["store", "init"])
+        .env_remove("PIFLOW_STORE")
+        .env_remove("PIFLOW_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&dir.path().join(".piflow")), 0o700);
+    assert_eq!(mode(&dir.path().join(".piflow/piflow.redb")), 0o600);
+    // A run on a store in directories that do not exist yet.
+    let store = dir.path().join("state/deep/runs.redb");
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", "tiny", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&dir.path().join("state")), 0o700);
+    assert_eq!(mode(&dir.path().join("state/deep")), 0o700);
+    assert_eq!(mode(&store), 0o600);
 }
