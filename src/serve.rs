@@ -85,8 +85,39 @@ pub struct Args {
     /// Mocked task responses (rehearsals and tests), as for `piflow run`.
     #[arg(long)]
     mock: Option<String>,
+    /// Seconds a connection has to send a whole request head (request line
+    /// and headers), from opening or from the head's first byte; then it is
+    /// closed.
+    #[arg(long, env = "PIFLOW_SERVE_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    /// Seconds a request body has to arrive; then 408 and the connection
+    /// is closed.
+    #[arg(long, env = "PIFLOW_SERVE_BODY_TIMEOUT", default_value = "30", value_parser = seconds)]
+    body_timeout: Duration,
+    /// Seconds a keep-alive connection may stay idle between two requests;
+    /// then it is closed.
+    #[arg(long, env = "PIFLOW_SERVE_IDLE_TIMEOUT", default_value = "60", value_parser = seconds)]
+    idle_timeout: Duration,
+    /// Open connections at most; more wait in the listen backlog until one
+    /// closes.
+    #[arg(long, env = "PIFLOW_SERVE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// The listen backlog: connections the kernel queues before they are
+    /// accepted (capped by net.core.somaxconn).
+    #[arg(long, env = "PIFLOW_SERVE_BACKLOG", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    backlog: u32,
     #[command(flatten)]
     store: StoreArg,
+}
+
+/// A number of seconds (fractions allowed), more than 0 and at most a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most 86400 (e.g. 10 or 0.5)"
+        )),
+    }
 }
 
 /// The secrets, from the environment (never from flags: they would show in
@@ -198,6 +229,8 @@ struct App {
     /// when it reaches [`SEEN_LIMIT`] (the store still dedupes).
     seen: Mutex<HashMap<String, Vec<String>>>,
     stopping: AtomicBool,
+    /// How long a request body may take to arrive.
+    body_timeout: Duration,
 }
 
 /// How many event ids [`App::seen`] holds at most.
@@ -337,15 +370,32 @@ impl App {
     }
 }
 
-/// Read a body under the limit.
-async fn read_body(body: Body) -> Result<Bytes, Box<Response>> {
-    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
-        Box::new(refuse(
+/// Read a body under the limit, within the body timeout (else 408, and the
+/// connection is closed: the rest of the body is not awaited).
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Box<Response>> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(Box::new(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
-            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"),
-        ))
-    })
+            format!(
+                "the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"
+            ),
+        ))),
+        Err(_) => {
+            let mut res = refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the body did not arrive within {} s (--body-timeout)",
+                    timeout.as_secs_f64()
+                ),
+            );
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(Box::new(res))
+        }
+    }
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -506,7 +556,7 @@ async fn post_events(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             "POST /events is off: set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET in piflow serve's environment",
         );
     }
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, app.body_timeout).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -694,7 +744,7 @@ async fn post_github(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             "POST /webhooks/github is off: set PIFLOW_GITHUB_SECRET in piflow serve's environment (and the same secret on the GitHub webhook)",
         );
     };
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, app.body_timeout).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -748,7 +798,7 @@ async fn post_gitlab(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             "POST /webhooks/gitlab is off: set PIFLOW_GITLAB_TOKEN in piflow serve's environment (and the same secret token on the GitLab webhook)",
         );
     };
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, app.body_timeout).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -1143,7 +1193,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         };
         let service = Arc::new(tasks::service(store.clone(), mocks));
-        let listener = match tokio::net::TcpListener::bind(addr).await {
+        let listener = match conn::bind(addr, args.backlog) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("piflow: error: cannot listen on {addr}: {e}");
@@ -1161,6 +1211,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             running: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            body_timeout: args.body_timeout,
         });
         println!("piflow serve: listening on http://{local}");
         eprintln!(
@@ -1177,7 +1228,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             if secrets.gitlab.is_some() { "on" } else { "off" },
         );
         recover(&app).await;
-        conn::serve(listener, app_router(app.clone()), shutdown_signal()).await;
+        let limits = conn::Limits {
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        };
+        conn::serve(listener, app_router(app.clone()), limits, shutdown_signal()).await;
         app.stopping.store(true, Ordering::SeqCst);
         // Stop the executions between two commits: what they committed
         // stays; they are RUNNING and resumable.

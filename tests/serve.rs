@@ -1307,3 +1307,180 @@ fn store_files_are_their_owners_only() {
     assert_eq!(mode(&dir.path().join("state/deep")), 0o700);
     assert_eq!(mode(&store), 0o600);
 }
+
+/// Read one answer off a keep-alive connection (by its content-length).
+fn read_answer(c: &mut std::net::TcpStream) -> Raw {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return parse_raw(&buf[..end + 4 + len]);
+            }
+        }
+        let n = c.read(&mut chunk).expect("the answer arrives");
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Wait for the server to close `c`; how long that took.
+fn closed_after(c: &mut std::net::TcpStream) -> Duration {
+    use std::io::Read;
+    let t = Instant::now();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    match c.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest)),
+        Err(e) => assert!(
+            e.kind() == std::io::ErrorKind::ConnectionReset,
+            "not closed within 10 s: {e}"
+        ),
+    }
+    t.elapsed()
+}
+
+/// A head that never ends, no bytes at all, a body that never ends, an
+/// idle keep-alive connection: each is closed after its timeout.
+#[test]
+fn slow_connections_are_closed_after_their_timeouts() {
+    use std::io::Write;
+    let dir = site();
+    let s = Server::start(
+        dir.path(),
+        &[
+            "--header-timeout",
+            "1",
+            "--idle-timeout",
+            "2.5",
+            "--body-timeout",
+            "1",
+        ],
+        &[("PIFLOW_API_KEY", API_KEY)],
+    );
+    let connect = || std::net::TcpStream::connect(addr(&s)).unwrap();
+    // No bytes at all.
+    let mut c = connect();
+    let t = closed_after(&mut c);
+    assert!(
+        t >= Duration::from_millis(800) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
+    // Partial headers.
+    let mut c = connect();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\n")
+        .unwrap();
+    let t = closed_after(&mut c);
+    assert!(
+        t >= Duration::from_millis(800) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
+    // A body that never ends: 408 with the JSON error, then closed.
+    let mut c = connect();
+    c.write_all(
+        format!(
+            "POST /events HTTP/1.1\r\nhost: piflow\r\nx-piflow-api-key: {API_KEY}\r\ncontent-length: 100\r\n\r\n{{\"id\": "
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let a = read_answer(&mut c);
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    a.assert_error(408, "body-timeout");
+    closed_after(&mut c);
+    // Idle between two requests: the idle timeout (2.5 s), not the header
+    // timeout (1 s); and a request answered in time keeps it open.
+    let mut c = connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..2 {
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_answer(&mut c).status, 200);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let t = closed_after(&mut c);
+    assert!(
+        t >= Duration::from_millis(500) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
+}
+
+/// Over --max-connections, a new connection waits in the backlog (not
+/// reset) and is served when another closes; a burst of 500 connections
+/// against a cap of 50 is queued and every one answered.
+#[test]
+fn the_connection_cap_holds_and_a_burst_queues() {
+    use std::io::{Read, Write};
+    let dir = site();
+    let s = Server::start(
+        dir.path(),
+        &["--max-connections", "2", "--header-timeout", "30"],
+        &[],
+    );
+    let connect = || std::net::TcpStream::connect(addr(&s)).unwrap();
+    let a = connect();
+    let b = connect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = connect();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match c.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("the third connection was served or closed over the cap: {other:?}"),
+    }
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    assert_eq!(parse_raw(&out).status, 200);
+    drop(b);
+    drop(s);
+
+    let s = Server::start(dir.path(), &["--max-connections", "50"], &[]);
+    let target = addr(&s);
+    let handles: Vec<_> = (0..500)
+        .map(|_| {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(&target)?;
+                c.set_read_timeout(Some(Duration::from_secs(30)))?;
+                c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\nconnection: close\r\n\r\n")?;
+                let mut out = Vec::new();
+                c.read_to_end(&mut out)?;
+                Ok::<_, std::io::Error>(parse_raw(&out).status)
+            })
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let bad: Vec<_> = answers.iter().filter(|a| !matches!(a, Ok(200))).collect();
+    assert!(
+        bad.is_empty(),
+        "{} of 500 failed: {:?}",
+        bad.len(),
+        bad.iter().take(5).collect::<Vec<_>>()
+    );
+}

@@ -1,7 +1,17 @@
-//! `piflow serve`'s connections: the accept loop and one HTTP/1 connection
-//! (hyper) per task, serving the axum router, with a graceful shutdown
-//! (stop accepting, let the requests in flight finish, close idle
-//! connections).
+//! `piflow serve`'s connections: the listening socket (a deep backlog), the
+//! accept loop (a cap on open connections: over it, new ones wait in the
+//! backlog), and one HTTP/1 connection (hyper) per task, serving the axum
+//! router, with its timeouts and a graceful shutdown (stop accepting, let
+//! the requests in flight finish, close idle connections).
+//!
+//! Timeouts ([`Limits`]): a connection must complete a request head within
+//! the header timeout of opening or of the head's first byte, and send the
+//! next head's first byte within the idle timeout of the last answer;
+//! otherwise it is closed. A request being answered has no connection
+//! timeout (its body has its own, in the routes: 408). hyper's own
+//! `header_read_timeout` is not used: its timer runs from the moment hyper
+//! waits for a head, so it would close idle keep-alive connections after
+//! the header timeout too.
 //!
 //! hyper answers a request head it cannot parse itself, before the router
 //! sees it: 400 (a malformed request line or header), 414 (a URI over
@@ -14,7 +24,9 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -24,16 +36,60 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// The connection limits (flags of `piflow serve`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From opening (or a head's first byte) to the head's end.
+    pub header_timeout: Duration,
+    /// From an answer to the next head's first byte.
+    pub idle_timeout: Duration,
+    /// Open connections at most; more wait in the backlog.
+    pub max_connections: usize,
+}
+
+/// Listen on `addr` with a backlog of `backlog` connections (the kernel
+/// caps it at `net.core.somaxconn`), so that a burst of connections waits
+/// to be accepted rather than being reset.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
 
 /// Serve `router` on `listener` until `shutdown` resolves, then stop
-/// accepting and wait for the connections to finish their requests.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+/// accepting and wait for the connections to finish their requests. The
+/// loop only accepts: a connection is served in its own task, and over
+/// `limits.max_connections` the loop waits (and new connections wait in the
+/// backlog) until one closes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every connection task holds a sender: when all are dropped, the
     // receiver's `recv` returns None.
     let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             a = listener.accept() => a,
@@ -53,8 +109,9 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         tokio::spawn(connection(
             stream,
             router.clone(),
+            limits,
             stop_rx.clone(),
-            alive_tx.clone(),
+            (alive_tx.clone(), permit),
         ));
     }
     drop(listener);
@@ -72,22 +129,98 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// One connection, until it ends or the server stops.
+/// Where a connection is, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Just opened, or a head begun: it must end within the header timeout.
+    Head,
+    /// Between two requests: the next head must begin within the idle
+    /// timeout.
+    Idle,
+    /// A request is being answered: no connection timeout.
+    Busy,
+}
+
+/// A connection's phase and since when, shared by its socket (bytes
+/// read), its service (requests) and its watchdog.
+struct Clock {
+    state: Mutex<(Phase, Instant)>,
+    changed: Notify,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            state: Mutex::new((Phase::Head, Instant::now())),
+            changed: Notify::new(),
+        }
+    }
+
+    fn set(&self, phase: Phase) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = (phase, Instant::now());
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: between requests, they begin a head.
+    fn bytes_read(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 == Phase::Idle {
+            *state = (Phase::Head, Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    /// When the connection is to be closed if its phase has not changed,
+    /// and which timeout that is.
+    fn deadline(&self, limits: &Limits) -> Option<(Instant, &'static str)> {
+        let (phase, since) = *self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match phase {
+            Phase::Head => Some((since + limits.header_timeout, "header")),
+            Phase::Idle => Some((since + limits.idle_timeout, "idle")),
+            Phase::Busy => None,
+        }
+    }
+}
+
+/// One connection, until it ends, times out or the server stops. `held`
+/// (the shutdown's count and the connection's permit) is let go at the end.
 async fn connection(
     stream: TcpStream,
     router: Router,
+    limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    _alive: tokio::sync::mpsc::Sender<()>,
+    held: (tokio::sync::mpsc::Sender<()>, OwnedSemaphorePermit),
 ) {
-    let io = TokioIo::new(ConnIo::new(stream));
-    let service = TowerToHyperService::new(router);
+    let clock = Arc::new(Clock::new());
+    let io = TokioIo::new(ConnIo::new(stream, clock.clone()));
+    let tower = TowerToHyperService::new(router);
+    let service_clock = clock.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        service_clock.set(Phase::Busy);
+        let answer = hyper::service::Service::call(&tower, req);
+        let clock = service_clock.clone();
+        async move {
+            let res = answer.await;
+            clock.set(Phase::Idle);
+            res
+        }
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    // One buffer per write, so that ConnIo sees a whole automatic answer.
-    builder.writev(false);
+    // One buffer per write, so that ConnIo sees a whole automatic answer;
+    // the head timeout is the watchdog's (see the module's comment).
+    builder.writev(false).header_read_timeout(None::<Duration>);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
+        let deadline = clock.deadline(&limits);
+        let sleep = async {
+            match deadline {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => futures::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -95,18 +228,30 @@ async fn connection(
                 }
                 break;
             }
+            () = sleep => {
+                // Closed unless the phase moved on meanwhile.
+                if let Some((at, which)) = clock.deadline(&limits)
+                    && at <= Instant::now()
+                {
+                    tracing::debug!(timeout = which, "closing a connection: timed out");
+                    break;
+                }
+            }
+            () = clock.changed.notified() => {}
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
         }
     }
+    drop(held);
 }
 
-/// The socket as hyper sees it: writes piflow's JSON error in place of
-/// hyper's automatic answers.
+/// The socket as hyper sees it: tells the clock when bytes arrive, and
+/// writes piflow's JSON error in place of hyper's automatic answers.
 struct ConnIo {
     inner: TcpStream,
+    clock: Arc<Clock>,
     rewrite: Rewrite,
 }
 
@@ -120,9 +265,10 @@ enum Rewrite {
 }
 
 impl ConnIo {
-    fn new(inner: TcpStream) -> ConnIo {
+    fn new(inner: TcpStream, clock: Arc<Clock>) -> ConnIo {
         ConnIo {
             inner,
+            clock,
             rewrite: Rewrite::Off,
         }
     }
@@ -134,7 +280,12 @@ impl AsyncRead for ConnIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.clock.bytes_read();
+        }
+        read
     }
 }
 
@@ -144,7 +295,7 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let ConnIo { inner, rewrite } = self.get_mut();
+        let ConnIo { inner, rewrite, .. } = self.get_mut();
         if let Rewrite::Off = rewrite {
             match automatic_answer(buf) {
                 Some(bytes) => *rewrite = Rewrite::Writing { bytes, pos: 0 },
