@@ -375,13 +375,17 @@ impl App {
 async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Box<Response>> {
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(Box::new(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!(
-                "the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"
-            ),
-        ))),
+        Ok(Err(e)) => {
+            let mut res = refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!(
+                    "the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"
+                ),
+            );
+            close_after(&mut res);
+            Err(Box::new(res))
+        }
         Err(_) => {
             let mut res = refuse(
                 StatusCode::REQUEST_TIMEOUT,
@@ -391,8 +395,7 @@ async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Box<Response>
                     timeout.as_secs_f64()
                 ),
             );
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            close_after(&mut res);
             Err(Box::new(res))
         }
     }
@@ -1054,7 +1057,18 @@ async fn uniform_errors(res: Response) -> Response {
     if let Some(c) = parts.headers.get(header::CONNECTION) {
         out.headers_mut().insert(header::CONNECTION, c.clone());
     }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        close_after(&mut out);
+    }
     out
+}
+
+/// Ask hyper and the client to close the connection after this answer: a
+/// body was left unread (too large, or too slow), so the connection cannot
+/// carry another request (a client that reused it would see it closed).
+fn close_after(res: &mut Response) {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// Refuse a request target over [`URI_LIMIT`] (414) or header fields over

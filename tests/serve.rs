@@ -1133,11 +1133,19 @@ fn every_error_answer_is_json() {
     .assert_error(405, "method-not-allowed");
     // A body over the limit, by Content-Length (the limit layer answers
     // before the body is read).
-    raw(
+    let big = raw(
         &s,
-        b"POST /events HTTP/1.1\r\nhost: piflow\r\ncontent-length: 300000\r\nconnection: close\r\n\r\n",
-    )
-    .assert_error(413, "body-too-large");
+        b"POST /events HTTP/1.1\r\nhost: piflow\r\ncontent-length: 300000\r\n\r\n",
+    );
+    big.assert_error(413, "body-too-large");
+    // The body was left unread: the connection is not reused.
+    assert!(
+        big.head
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close"),
+        "{}",
+        big.head
+    );
     // A request target over piflow's limit (8 KiB), and one over hyper's
     // (65,534 bytes: hyper answers, piflow's JSON replaces its empty body).
     let long = "x".repeat(9 * 1024);
