@@ -6,7 +6,10 @@
 //!
 //! Requests are authenticated before their body is parsed: an API key or an
 //! HMAC-SHA256 signature (with a timestamp, ±5 minutes) for events, GitHub's
-//! `X-Hub-Signature-256`, GitLab's token; every comparison is constant-time.
+//! `X-Hub-Signature-256`, GitLab's token, and for reads of executions the
+//! read key or the API key; every comparison is constant-time. Every error
+//! answer is `{"error", "reason"}` JSON; connections have header, body and
+//! idle timeouts and a cap (`conn`).
 //! Secrets come from the environment only. An accepted event is recorded
 //! durably once (`triggers::events::accept`), so a redelivered event starts
 //! nothing again. Executions run in this process with the durable runner;
