@@ -66,6 +66,9 @@ pub struct ExecutionsArgs {
     /// Only executions of this workflow.
     #[arg(long)]
     workflow: Option<String>,
+    /// At most this many, the newest (the store stops reading there).
+    #[arg(long)]
+    limit: Option<usize>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     format: OutputFormat,
     #[command(flatten)]
@@ -458,10 +461,13 @@ pub fn executions(args: ExecutionsArgs) -> anyhow::Result<u8> {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let mut list = store.executions(args.status).await?;
-        if let Some(w) = &args.workflow {
-            list.retain(|e| &e.workflow == w);
-        }
+        let list = store
+            .list_executions(piflow_store::ExecutionQuery {
+                status: args.status,
+                workflow: args.workflow.clone(),
+                limit: args.limit,
+            })
+            .await?;
         let orphans: Vec<String> = {
             let r = runner(store.clone(), Mocks::default(), None, false);
             r.orphans()

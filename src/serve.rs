@@ -6,7 +6,10 @@
 //!
 //! Requests are authenticated before their body is parsed: an API key or an
 //! HMAC-SHA256 signature (with a timestamp, ±5 minutes) for events, GitHub's
-//! `X-Hub-Signature-256`, GitLab's token; every comparison is constant-time.
+//! `X-Hub-Signature-256`, GitLab's token, and for reads of executions the
+//! read key or the API key; every comparison is constant-time. Every error
+//! answer is `{"error", "reason"}` JSON; connections have header, body and
+//! idle timeouts and a cap (`conn`).
 //! Secrets come from the environment only. An accepted event is recorded
 //! durably once (`triggers::events::accept`), so a redelivered event starts
 //! nothing again. Executions run in this process with the durable runner;
@@ -24,6 +27,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{MatchedPath, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
@@ -50,8 +54,18 @@ use piflow_triggers::service::{
     TriggerService, fetch_and_resolve,
 };
 
+mod conn;
+
 /// The largest request body: an execution's input limit (256 KiB).
 pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The longest request target (path and query) the routes answer: 8 KiB
+/// (414 `uri-too-long` above).
+pub const URI_LIMIT: usize = 8 * 1024;
+
+/// The most bytes of header fields (names, values and `: ` and CRLF each)
+/// the routes answer: 16 KiB (431 `headers-too-large` above).
+pub const HEADERS_LIMIT: usize = 16 * 1024;
 
 /// How far a signed request's timestamp may be from now.
 pub const SIGNATURE_WINDOW_SECS: i64 = 300;
@@ -74,15 +88,49 @@ pub struct Args {
     /// Mocked task responses (rehearsals and tests), as for `piflow run`.
     #[arg(long)]
     mock: Option<String>,
+    /// Seconds a connection has to send a whole request head (request line
+    /// and headers), from opening or from the head's first byte; then it is
+    /// closed.
+    #[arg(long, env = "PIFLOW_SERVE_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    /// Seconds a request body has to arrive; then 408 and the connection
+    /// is closed.
+    #[arg(long, env = "PIFLOW_SERVE_BODY_TIMEOUT", default_value = "30", value_parser = seconds)]
+    body_timeout: Duration,
+    /// Seconds a keep-alive connection may stay idle between two requests;
+    /// then it is closed.
+    #[arg(long, env = "PIFLOW_SERVE_IDLE_TIMEOUT", default_value = "60", value_parser = seconds)]
+    idle_timeout: Duration,
+    /// Open connections at most; more wait in the listen backlog until one
+    /// closes.
+    #[arg(long, env = "PIFLOW_SERVE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// The listen backlog: connections the kernel queues before they are
+    /// accepted (capped by net.core.somaxconn).
+    #[arg(long, env = "PIFLOW_SERVE_BACKLOG", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    backlog: u32,
     #[command(flatten)]
     store: StoreArg,
+}
+
+/// A number of seconds (fractions allowed), more than 0 and at most a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most 86400 (e.g. 10 or 0.5)"
+        )),
+    }
 }
 
 /// The secrets, from the environment (never from flags: they would show in
 /// `ps`). An empty value counts as unset.
 #[derive(Default, Clone)]
 pub struct Secrets {
+    /// `PIFLOW_API_KEY`: posts events and reads executions.
     pub api_key: Option<Vec<u8>>,
+    /// `PIFLOW_READ_KEY`: reads executions (the GET routes) only.
+    pub read_key: Option<Vec<u8>>,
     pub hmac: Option<Vec<u8>>,
     pub github: Option<Vec<u8>>,
     pub gitlab: Option<Vec<u8>>,
@@ -98,6 +146,7 @@ impl Secrets {
         };
         Secrets {
             api_key: get("PIFLOW_API_KEY"),
+            read_key: get("PIFLOW_READ_KEY"),
             hmac: get("PIFLOW_HMAC_SECRET"),
             github: get("PIFLOW_GITHUB_SECRET"),
             gitlab: get("PIFLOW_GITLAB_TOKEN"),
@@ -183,6 +232,8 @@ struct App {
     /// when it reaches [`SEEN_LIMIT`] (the store still dedupes).
     seen: Mutex<HashMap<String, Vec<String>>>,
     stopping: AtomicBool,
+    /// How long a request body may take to arrive.
+    body_timeout: Duration,
 }
 
 /// How many event ids [`App::seen`] holds at most.
@@ -322,15 +373,35 @@ impl App {
     }
 }
 
-/// Read a body under the limit.
-async fn read_body(body: Body) -> Result<Bytes, Box<Response>> {
-    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
-        Box::new(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"),
-        ))
-    })
+/// Read a body under the limit, within the body timeout (else 408, and the
+/// connection is closed: the rest of the body is not awaited).
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Box<Response>> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let mut res = refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!(
+                    "the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"
+                ),
+            );
+            close_after(&mut res);
+            Err(Box::new(res))
+        }
+        Err(_) => {
+            let mut res = refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the body did not arrive within {} s (--body-timeout)",
+                    timeout.as_secs_f64()
+                ),
+            );
+            close_after(&mut res);
+            Err(Box::new(res))
+        }
+    }
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -371,9 +442,28 @@ fn check_hmac(secret: &[u8], sig: &str, parts: &[&[u8]]) -> Result<(), String> {
         .map_err(|_| "the signature does not match the body".to_string())
 }
 
+/// Why `POST /events` was refused: not authenticated (401), or with the
+/// read-only key (403).
+enum Denied {
+    Unauthorized(String),
+    ReadOnly,
+}
+
+impl From<String> for Denied {
+    fn from(reason: String) -> Denied {
+        Denied::Unauthorized(reason)
+    }
+}
+
+impl From<&str> for Denied {
+    fn from(reason: &str) -> Denied {
+        Denied::Unauthorized(reason.to_string())
+    }
+}
+
 /// Authenticate `POST /events`: an HMAC signature with a fresh timestamp,
-/// or the API key.
-fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static str, String> {
+/// or the API key (not the read key).
+fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static str, Denied> {
     if let Some(sig) = header_str(headers, "x-piflow-signature") {
         let Some(secret) = &s.hmac else {
             return Err("X-Piflow-Signature was sent but PIFLOW_HMAC_SECRET is not set in the server's environment".into());
@@ -382,27 +472,75 @@ fn auth_events(s: &Secrets, headers: &HeaderMap, body: &[u8]) -> Result<&'static
             return Err("a signed request needs X-Piflow-Timestamp (Unix seconds), which the signature covers".into());
         };
         let Ok(t) = ts.trim().parse::<i64>() else {
-            return Err(format!("X-Piflow-Timestamp {ts:?} is not Unix seconds"));
+            return Err(format!("X-Piflow-Timestamp {ts:?} is not Unix seconds").into());
         };
         let skew = chrono::Utc::now().timestamp() - t;
         if skew.abs() > SIGNATURE_WINDOW_SECS {
             return Err(format!(
                 "X-Piflow-Timestamp is {skew} s from the server's clock; at most ±{SIGNATURE_WINDOW_SECS} s is accepted (a replayed or delayed request?)"
-            ));
+            )
+            .into());
         }
         check_hmac(secret, sig, &[ts.trim().as_bytes(), b".", body])?;
         return Ok("hmac");
     }
     if let Some(key) = header_str(headers, "x-piflow-api-key") {
-        let Some(expected) = &s.api_key else {
-            return Err("X-Piflow-Api-Key was sent but PIFLOW_API_KEY is not set in the server's environment".into());
-        };
-        if same_secret(key.as_bytes(), expected) {
+        let api = s
+            .api_key
+            .as_deref()
+            .is_some_and(|k| same_secret(key.as_bytes(), k));
+        let read = s
+            .read_key
+            .as_deref()
+            .is_some_and(|k| same_secret(key.as_bytes(), k));
+        if api {
             return Ok("api-key");
+        }
+        if read {
+            return Err(Denied::ReadOnly);
+        }
+        if s.api_key.is_none() {
+            return Err("X-Piflow-Api-Key was sent but PIFLOW_API_KEY is not set in the server's environment".into());
         }
         return Err("the API key is wrong".into());
     }
     Err("the request is not authenticated: send X-Piflow-Signature: sha256=HMAC(TIMESTAMP.BODY) with X-Piflow-Timestamp, or X-Piflow-Api-Key".into())
+}
+
+/// Authenticate a read (`GET /executions[/ID]`): `X-Piflow-Api-Key` holding
+/// the read key or the API key, both compared in constant time. Without
+/// either key configured, reads are off (503), as `POST /events` is.
+fn auth_read(s: &Secrets, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    if s.api_key.is_none() && s.read_key.is_none() {
+        return Err(Box::new(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-configured",
+            "reading executions is off: set PIFLOW_READ_KEY (reads only) or PIFLOW_API_KEY in piflow serve's environment, and send it as X-Piflow-Api-Key",
+        )));
+    }
+    let Some(key) = header_str(headers, "x-piflow-api-key") else {
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "executions hold inputs and outputs: send X-Piflow-Api-Key with the read key (PIFLOW_READ_KEY) or the API key (PIFLOW_API_KEY)",
+        )));
+    };
+    let api = s
+        .api_key
+        .as_deref()
+        .is_some_and(|k| same_secret(key.as_bytes(), k));
+    let read = s
+        .read_key
+        .as_deref()
+        .is_some_and(|k| same_secret(key.as_bytes(), k));
+    if api | read {
+        return Ok(());
+    }
+    Err(Box::new(refuse(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the key is wrong",
+    )))
 }
 
 /// A JSON body, or 400 naming where it stops being JSON.
@@ -424,14 +562,26 @@ async fn post_events(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             "POST /events is off: set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET in piflow serve's environment",
         );
     }
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, app.body_timeout).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    if let Err(reason) = auth_events(&app.secrets, &headers, &bytes) {
-        app.metrics.event("unauthorized");
-        tracing::warn!(%reason, "event refused: not authenticated");
-        return refuse(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+    match auth_events(&app.secrets, &headers, &bytes) {
+        Ok(_) => {}
+        Err(Denied::Unauthorized(reason)) => {
+            app.metrics.event("unauthorized");
+            tracing::warn!(%reason, "event refused: not authenticated");
+            return refuse(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+        }
+        Err(Denied::ReadOnly) => {
+            app.metrics.event("unauthorized");
+            tracing::warn!("event refused: sent with the read-only key");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "read-only-key",
+                "X-Piflow-Api-Key holds the read key (PIFLOW_READ_KEY), which only reads executions: post events with PIFLOW_API_KEY or an HMAC signature",
+            );
+        }
     }
     let event = match parse_json(&bytes) {
         Ok(v) => v,
@@ -600,7 +750,7 @@ async fn post_github(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             "POST /webhooks/github is off: set PIFLOW_GITHUB_SECRET in piflow serve's environment (and the same secret on the GitHub webhook)",
         );
     };
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, app.body_timeout).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -654,7 +804,7 @@ async fn post_gitlab(State(app): State<Shared>, headers: HeaderMap, body: Body) 
             "POST /webhooks/gitlab is off: set PIFLOW_GITLAB_TOKEN in piflow serve's environment (and the same secret token on the GitLab webhook)",
         );
     };
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, app.body_timeout).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -721,28 +871,62 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn get_executions(State(app): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+/// The most executions `GET /executions` answers with (and its default).
+const LIST_LIMIT: usize = 1000;
+
+async fn get_executions(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    if let Err(r) = auth_read(&app.secrets, &headers) {
+        return *r;
+    }
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                format!(
+                    "{}; GET /executions takes status=STATUS, workflow=NAME and limit=N (a whole number)",
+                    e.body_text()
+                ),
+            );
+        }
+    };
     let status = match q.status.map(|s| s.to_ascii_uppercase().parse()) {
         None => None,
         Some(Ok(s)) => Some(s),
         // No execution has a status that does not exist.
         Some(Err(_)) => return reply(StatusCode::OK, Value::Array(Vec::new())),
     };
-    match app.store.executions(status).await {
-        Ok(rs) => {
-            let list: Vec<Value> = rs
-                .iter()
-                .filter(|r| q.workflow.as_deref().is_none_or(|w| r.workflow == w))
-                .take(q.limit.unwrap_or(1000))
-                .map(summary)
-                .collect();
-            reply(StatusCode::OK, Value::Array(list))
-        }
+    let query = piflow_store::ExecutionQuery {
+        status,
+        workflow: q.workflow,
+        limit: Some(q.limit.unwrap_or(LIST_LIMIT).min(LIST_LIMIT)),
+    };
+    match app.store.list_executions(query).await {
+        Ok(rs) => reply(
+            StatusCode::OK,
+            Value::Array(rs.iter().map(summary).collect()),
+        ),
         Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
     }
 }
 
-async fn get_execution(State(app): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+async fn get_execution(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Response {
+    if let Err(r) = auth_read(&app.secrets, &headers) {
+        return *r;
+    }
+    let id = match id {
+        Ok(UrlPath(id)) => id,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad-path", e.body_text()),
+    };
     let id = piflow_runner::id_from(&id);
     match app.store.execution(&id).await {
         Ok(Some(r)) => {
@@ -836,21 +1020,89 @@ async fn track(State(app): State<Shared>, req: Request, next: Next) -> Response 
     res
 }
 
-/// The body limit layer answers 413 with an empty body: say why.
-async fn explain_limit(res: Response) -> Response {
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && res
+/// Every error answer in one shape: an error that is not JSON yet (the
+/// body limit layer's empty 413, an extractor's text) becomes `{"error":
+/// CODE, "reason": TEXT}` with its text as the reason.
+async fn uniform_errors(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || res
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_none_or(|c| c != "application/json")
+            .is_some_and(|c| c == "application/json")
     {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad-request",
+        StatusCode::NOT_FOUND => "no-route",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::REQUEST_TIMEOUT => "body-timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body-too-large",
+        StatusCode::URI_TOO_LONG => "uri-too-long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers-too-large",
+        _ if status.is_server_error() => "internal",
+        _ => "refused",
+    };
+    let reason = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit)")
+        }
+        (_, false) => text,
+        (_, true) => status.canonical_reason().unwrap_or("refused").to_string(),
+    };
+    let mut out = refuse(status, code, reason);
+    if let Some(c) = parts.headers.get(header::CONNECTION) {
+        out.headers_mut().insert(header::CONNECTION, c.clone());
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        close_after(&mut out);
+    }
+    out
+}
+
+/// Ask hyper and the client to close the connection after this answer: a
+/// body was left unread (too large, or too slow), so the connection cannot
+/// carry another request (a client that reused it would see it closed).
+fn close_after(res: &mut Response) {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// Refuse a request target over [`URI_LIMIT`] (414) or header fields over
+/// [`HEADERS_LIMIT`] (431) before any route runs. (Heads hyper cannot
+/// parse at all are answered by `conn`.)
+async fn check_head(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > URI_LIMIT {
         return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!("the body is larger than {BODY_LIMIT} bytes (an execution's input limit)"),
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            format!("the request target is {target} bytes; piflow serve takes at most {URI_LIMIT}"),
         );
     }
-    res
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if fields > HEADERS_LIMIT {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            format!(
+                "the header fields are {fields} bytes; piflow serve takes at most {HEADERS_LIMIT}"
+            ),
+        );
+    }
+    next.run(req).await
 }
 
 fn app_router(app: Shared) -> Router {
@@ -866,7 +1118,8 @@ fn app_router(app: Shared) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(axum::middleware::map_response(explain_limit))
+        .layer(axum::middleware::map_response(uniform_errors))
+        .layer(axum::middleware::from_fn(check_head))
         .with_state(app)
 }
 
@@ -957,7 +1210,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         };
         let service = Arc::new(tasks::service(store.clone(), mocks));
-        let listener = match tokio::net::TcpListener::bind(addr).await {
+        let listener = match conn::bind(addr, args.backlog) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("piflow: error: cannot listen on {addr}: {e}");
@@ -975,25 +1228,30 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             running: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            body_timeout: args.body_timeout,
         });
         println!("piflow serve: listening on http://{local}");
         eprintln!(
-            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, webhooks: github {}, gitlab {}",
+            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, GET /executions {}, webhooks: github {}, gitlab {}",
             match (&secrets.api_key, &secrets.hmac) {
                 (None, None) => "off (set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET)",
+                _ => "on",
+            },
+            match (&secrets.api_key, &secrets.read_key) {
+                (None, None) => "off (set PIFLOW_READ_KEY or PIFLOW_API_KEY)",
                 _ => "on",
             },
             if secrets.github.is_some() { "on" } else { "off" },
             if secrets.gitlab.is_some() { "on" } else { "off" },
         );
         recover(&app).await;
-        let served = axum::serve(listener, app_router(app.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let limits = conn::Limits {
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        };
+        conn::serve(listener, app_router(app.clone()), limits, shutdown_signal()).await;
         app.stopping.store(true, Ordering::SeqCst);
-        if let Err(e) = served {
-            eprintln!("piflow: error: the server failed: {e}");
-        }
         // Stop the executions between two commits: what they committed
         // stays; they are RUNNING and resumable.
         let stopped: Vec<(String, Option<String>)> = {

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "s3cret-hmac";
 const API_KEY: &str = "key-0123456789";
+const READ_KEY: &str = "read-9876543210";
 const GITHUB: &str = "gh-secret";
 const GITLAB: &str = "gl-token";
 
@@ -325,6 +326,7 @@ impl Server {
             .arg(dir.join("store.redb"))
             .args(extra)
             .env_remove("PIFLOW_API_KEY")
+            .env("PIFLOW_READ_KEY", READ_KEY)
             .env_remove("PIFLOW_HMAC_SECRET")
             .env_remove("PIFLOW_GITHUB_SECRET")
             .env_remove("PIFLOW_GITLAB_TOKEN")
@@ -468,8 +470,16 @@ async fn post_event(c: &Http, s: &Server, event: &Value) -> Answer {
     .await
 }
 
+/// A read with the read key.
 async fn get(c: &Http, s: &Server, path: &str) -> Answer {
-    send(c, "GET", &format!("{}{path}", s.url), &[], Vec::new()).await
+    send(
+        c,
+        "GET",
+        &format!("{}{path}", s.url),
+        &[("x-piflow-api-key", READ_KEY.into())],
+        Vec::new(),
+    )
+    .await
 }
 
 async fn wait_status(c: &Http, s: &Server, id: &str, want: &str) -> Value {
@@ -1020,5 +1030,465 @@ fn serve_refuses_a_config_whose_workflow_is_missing() {
     assert!(
         err.contains("[no-workflow]") && err.contains("\"missing\""),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Raw HTTP/1.1 on a socket: requests hyper's client would refuse to send,
+// and connections that misbehave.
+
+/// An answer read off a socket.
+struct Raw {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Raw {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}\n\n{}", self.head, self.body))
+    }
+
+    /// `{"error": CODE, "reason": TEXT}`, as application/json.
+    fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}\n\n{}", self.head, self.body);
+        assert!(
+            self.head
+                .to_ascii_lowercase()
+                .contains("\r\ncontent-type: application/json"),
+            "{}",
+            self.head
+        );
+        let v = self.json();
+        assert_eq!(v["error"], code, "{v}");
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
+    }
+}
+
+fn addr(s: &Server) -> String {
+    s.url.trim_start_matches("http://").to_string()
+}
+
+/// Parse what a socket returned: one answer.
+fn parse_raw(bytes: &[u8]) -> Raw {
+    let text = String::from_utf8_lossy(bytes).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    Raw {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Send `request` as it is on a new connection; read until the server
+/// closes it.
+fn raw(s: &Server, request: &[u8]) -> Raw {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr(s)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request).unwrap();
+    let mut out = Vec::new();
+    // A reset after the answer still leaves the answer in `out`.
+    let _ = c.read_to_end(&mut out);
+    parse_raw(&out)
+}
+
+fn get_raw(path: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nhost: piflow\r\nx-piflow-api-key: {API_KEY}\r\n{extra}connection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Every error answer is `{"error", "reason"}` JSON: the routes', axum's
+/// extractors', the body limit's, and hyper's own answers to heads it
+/// cannot parse.
+#[test]
+fn every_error_answer_is_json() {
+    let dir = site();
+    let s = Server::start(dir.path(), &[], &[("PIFLOW_API_KEY", API_KEY)]);
+    // A query string that does not parse (axum's Query rejection).
+    raw(&s, &get_raw("/executions?limit=abc", "")).assert_error(400, "bad-query");
+    let a = raw(&s, &get_raw("/executions?limit=abc", ""));
+    assert!(
+        a.json()["reason"].as_str().unwrap().contains("limit"),
+        "{}",
+        a.body
+    );
+    // Routes.
+    raw(&s, &get_raw("/nope", "")).assert_error(404, "no-route");
+    raw(
+        &s,
+        b"DELETE /events HTTP/1.1\r\nhost: piflow\r\nconnection: close\r\n\r\n",
+    )
+    .assert_error(405, "method-not-allowed");
+    // A body over the limit, by Content-Length (the limit layer answers
+    // before the body is read).
+    let big = raw(
+        &s,
+        b"POST /events HTTP/1.1\r\nhost: piflow\r\ncontent-length: 300000\r\n\r\n",
+    );
+    big.assert_error(413, "body-too-large");
+    // The body was left unread: the connection is not reused.
+    assert!(
+        big.head
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close"),
+        "{}",
+        big.head
+    );
+    // A request target over piflow's limit (8 KiB), and one over hyper's
+    // (65,534 bytes: hyper answers, piflow's JSON replaces its empty body).
+    let long = "x".repeat(9 * 1024);
+    raw(&s, &get_raw(&format!("/executions?w={long}"), "")).assert_error(414, "uri-too-long");
+    let longer = "y".repeat(70 * 1024);
+    raw(&s, &get_raw(&format!("/{longer}"), "")).assert_error(414, "uri-too-long");
+    // Header fields over piflow's limit (16 KiB), and more than hyper's 100
+    // fields.
+    let big = format!("x-big: {}\r\n", "z".repeat(20 * 1024));
+    raw(&s, &get_raw("/healthz", &big)).assert_error(431, "headers-too-large");
+    let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    raw(&s, &get_raw("/healthz", &many)).assert_error(431, "headers-too-large");
+    // A head hyper cannot parse.
+    raw(
+        &s,
+        b"GET /healthz HTTP/1.1\r\nhost: piflow\r\nno colon here\r\n\r\n",
+    )
+    .assert_error(400, "bad-request");
+    // Answers that are not errors are untouched.
+    let ok = raw(&s, &get_raw("/healthz", ""));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["status"], "ok");
+}
+
+/// Executions hold inputs and outputs: reading them takes the read key or
+/// the API key; the read key posts nothing; /healthz and /metrics stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_need_a_key_and_the_read_key_only_reads() {
+    let dir = site();
+    let s = Server::start(dir.path(), &[], &[("PIFLOW_API_KEY", API_KEY)]);
+    let c = http();
+    let url = format!("{}/events", s.url);
+    let post = |id: &str, key: &str| {
+        let body = serde_json::to_vec(&tiny_event(id)).unwrap();
+        let c = c.clone();
+        let (url, key) = (url.clone(), key.to_string());
+        async move { send(&c, "POST", &url, &[("x-piflow-api-key", key)], body).await }
+    };
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let ev = format!("ev-read-{n}");
+        let a = post(&ev, API_KEY).await;
+        assert_eq!(a.status, 202, "{}", a.text);
+        let id = format!("tiny:{}", execution_name("tiny-deploy", &ev));
+        wait_status(&c, &s, &id, "SUCCEEDED").await;
+        ids.push(id);
+    }
+    // The read key cannot post events: 403, nothing started.
+    let a = post("ev-read-only", READ_KEY).await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.json()["error"], "read-only-key");
+
+    let list = format!("{}/executions", s.url);
+    let one = format!("{}/executions/{}", s.url, ids[0]);
+    for target in [&list, &one] {
+        let a = send(&c, "GET", target, &[], Vec::new()).await;
+        assert_eq!(a.status, 401, "{target}: {}", a.text);
+        assert_eq!(a.json()["error"], "unauthorized");
+        assert!(
+            a.json()["reason"]
+                .as_str()
+                .unwrap()
+                .contains("PIFLOW_READ_KEY")
+        );
+        let a = send(
+            &c,
+            "GET",
+            target,
+            &[("x-piflow-api-key", "nope".into())],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(a.status, 401, "{target}: {}", a.text);
+        for key in [READ_KEY, API_KEY] {
+            let a = send(
+                &c,
+                "GET",
+                target,
+                &[("x-piflow-api-key", key.into())],
+                Vec::new(),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{target} with {key}: {}", a.text);
+        }
+    }
+    let all = executions(&c, &s).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        !all.iter()
+            .any(|e| e["name"] == execution_name("tiny-deploy", "ev-read-only"))
+    );
+    // limit and status go to the store's query: the newest first.
+    let a = get(&c, &s, "/executions?limit=2").await;
+    let got: Vec<String> = a
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, vec![ids[2].clone(), ids[1].clone()], "{}", a.text);
+    let a = get(&c, &s, "/executions?status=succeeded&limit=1").await;
+    assert_eq!(a.json().as_array().unwrap().len(), 1, "{}", a.text);
+    assert_eq!(a.json()[0]["id"], ids[2]);
+    let a = get(&c, &s, "/executions?status=running").await;
+    assert_eq!(a.json(), json!([]), "{}", a.text);
+    let a = get(&c, &s, "/executions?workflow=slow").await;
+    assert_eq!(a.json(), json!([]), "{}", a.text);
+    // Open: health and metrics.
+    for path in ["/healthz", "/metrics"] {
+        let a = send(&c, "GET", &format!("{}{path}", s.url), &[], Vec::new()).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+    }
+    drop(s);
+
+    // No key configured: reads are off, as POST /events is.
+    let s = Server::start(dir.path(), &[], &[("PIFLOW_READ_KEY", "")]);
+    let a = get(&c, &s, "/executions").await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.json()["error"], "not-configured");
+    assert!(
+        a.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PIFLOW_READ_KEY")
+    );
+}
+
+/// The store's directory and file, and what a run writes, are their
+/// owner's only.
+#[cfg(unix)]
+#[test]
+fn store_files_are_their_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = site();
+    // `piflow store init` with the default store: .piflow/piflow.redb.
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["store", "init"])
+        .env_remove("PIFLOW_STORE")
+        .env_remove("PIFLOW_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&dir.path().join(".piflow")), 0o700);
+    assert_eq!(mode(&dir.path().join(".piflow/piflow.redb")), 0o600);
+    // A run on a store in directories that do not exist yet.
+    let store = dir.path().join("state/deep/runs.redb");
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", "tiny", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&dir.path().join("state")), 0o700);
+    assert_eq!(mode(&dir.path().join("state/deep")), 0o700);
+    assert_eq!(mode(&store), 0o600);
+}
+
+/// Read one answer off a keep-alive connection (by its content-length).
+fn read_answer(c: &mut std::net::TcpStream) -> Raw {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return parse_raw(&buf[..end + 4 + len]);
+            }
+        }
+        let n = c.read(&mut chunk).expect("the answer arrives");
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Wait for the server to close `c`; how long that took.
+fn closed_after(c: &mut std::net::TcpStream) -> Duration {
+    use std::io::Read;
+    let t = Instant::now();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    match c.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest)),
+        Err(e) => assert!(
+            e.kind() == std::io::ErrorKind::ConnectionReset,
+            "not closed within 10 s: {e}"
+        ),
+    }
+    t.elapsed()
+}
+
+/// A head that never ends, no bytes at all, a body that never ends, an
+/// idle keep-alive connection: each is closed after its timeout.
+#[test]
+fn slow_connections_are_closed_after_their_timeouts() {
+    use std::io::Write;
+    let dir = site();
+    let s = Server::start(
+        dir.path(),
+        &[
+            "--header-timeout",
+            "1",
+            "--idle-timeout",
+            "2.5",
+            "--body-timeout",
+            "1",
+        ],
+        &[("PIFLOW_API_KEY", API_KEY)],
+    );
+    let connect = || std::net::TcpStream::connect(addr(&s)).unwrap();
+    // No bytes at all.
+    let mut c = connect();
+    let t = closed_after(&mut c);
+    assert!(
+        t >= Duration::from_millis(800) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
+    // Partial headers.
+    let mut c = connect();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\n")
+        .unwrap();
+    let t = closed_after(&mut c);
+    assert!(
+        t >= Duration::from_millis(800) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
+    // A body that never ends: 408 with the JSON error, then closed.
+    let mut c = connect();
+    c.write_all(
+        format!(
+            "POST /events HTTP/1.1\r\nhost: piflow\r\nx-piflow-api-key: {API_KEY}\r\ncontent-length: 100\r\n\r\n{{\"id\": "
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let a = read_answer(&mut c);
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    a.assert_error(408, "body-timeout");
+    closed_after(&mut c);
+    // Idle between two requests: the idle timeout (2.5 s), not the header
+    // timeout (1 s); and a request answered in time keeps it open.
+    let mut c = connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..2 {
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_answer(&mut c).status, 200);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let t = closed_after(&mut c);
+    assert!(
+        t >= Duration::from_millis(500) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
+}
+
+/// Over --max-connections, a new connection waits in the backlog (not
+/// reset) and is served when another closes; a burst of 500 connections
+/// against a cap of 50 is queued and every one answered.
+#[test]
+fn the_connection_cap_holds_and_a_burst_queues() {
+    use std::io::{Read, Write};
+    let dir = site();
+    let s = Server::start(
+        dir.path(),
+        &["--max-connections", "2", "--header-timeout", "30"],
+        &[],
+    );
+    let connect = || std::net::TcpStream::connect(addr(&s)).unwrap();
+    let a = connect();
+    let b = connect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = connect();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match c.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("the third connection was served or closed over the cap: {other:?}"),
+    }
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    assert_eq!(parse_raw(&out).status, 200);
+    drop(b);
+    drop(s);
+
+    let s = Server::start(dir.path(), &["--max-connections", "50"], &[]);
+    let target = addr(&s);
+    let handles: Vec<_> = (0..500)
+        .map(|_| {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(&target)?;
+                c.set_read_timeout(Some(Duration::from_secs(30)))?;
+                c.write_all(b"GET /healthz HTTP/1.1\r\nhost: piflow\r\nconnection: close\r\n\r\n")?;
+                let mut out = Vec::new();
+                c.read_to_end(&mut out)?;
+                Ok::<_, std::io::Error>(parse_raw(&out).status)
+            })
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let bad: Vec<_> = answers.iter().filter(|a| !matches!(a, Ok(200))).collect();
+    assert!(
+        bad.is_empty(),
+        "{} of 500 failed: {:?}",
+        bad.len(),
+        bad.iter().take(5).collect::<Vec<_>>()
     );
 }

@@ -396,6 +396,52 @@ async fn suite(store: &dyn Store) {
         Some(answer)
     );
     assert_eq!(store.task_answer("tok-2").await.expect("read"), None);
+
+    // Listing: newest first, filtered and limited in the store's query.
+    let base = Utc::now() + Duration::hours(1);
+    let mut ids = Vec::new();
+    for i in 0..6i64 {
+        let mut r = execution(&format!("l{i}"), &format!("list-{i}"));
+        r.workflow = if i % 2 == 0 { "deploy" } else { "upgrade" }.into();
+        r.started = base + Duration::seconds(i);
+        store.start_execution(r.clone()).await.expect("start");
+        if i % 3 == 0 {
+            r.status = Status::Failed;
+            store.update_execution(r).await.expect("fail");
+        }
+        ids.push(format!("l{i}"));
+    }
+    let list = |status: Option<Status>, workflow: Option<&str>, limit: Option<usize>| {
+        let query = piflow_store::ExecutionQuery {
+            status,
+            workflow: workflow.map(str::to_string),
+            limit,
+        };
+        async move {
+            store
+                .list_executions(query)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(None, None, Some(2)).await, vec!["l5", "l4"]);
+    assert_eq!(list(Some(Status::Failed), None, Some(1)).await, vec!["l3"]);
+    assert_eq!(
+        list(Some(Status::Failed), None, None).await,
+        vec!["l3", "l0"]
+    );
+    assert_eq!(
+        list(Some(Status::Running), Some("deploy"), Some(5)).await,
+        vec!["l4", "l2"]
+    );
+    assert_eq!(list(None, Some("upgrade"), Some(2)).await, vec!["l5", "l3"]);
+    assert!(list(None, None, Some(0)).await.is_empty());
+    let all = list(None, None, None).await;
+    assert_eq!(all.len(), store.executions(None).await.expect("all").len());
+    assert_eq!(&all[..6], &["l5", "l4", "l3", "l2", "l1", "l0"]);
 }
 
 #[test]

@@ -254,7 +254,7 @@ async fn run_scan(
         &piflow_engine::sha256_hex(request.idempotency_token.as_bytes())[..16]
     ));
     let _ = std::fs::remove_dir_all(&run_dir);
-    std::fs::create_dir_all(&run_dir).map_err(|e| {
+    private_dir(&run_dir).map_err(|e| {
         Failure::new(
             "SecurityScan.ArtifactFailed",
             format!(
@@ -311,7 +311,10 @@ async fn run_scan(
     };
     let sarif_path = artifacts.join(format!("{}.sarif", safe_name(&request.state_name)));
     let sarif = match std::fs::rename(run_dir.join("results_sarif.sarif"), &sarif_path) {
-        Ok(()) => Some(sarif_path.display().to_string()),
+        Ok(()) => {
+            owner_only(&sarif_path);
+            Some(sarif_path.display().to_string())
+        }
         Err(e) => {
             tracing::warn!(state = %request.state_name, error = %e, "checkov wrote no SARIF report");
             None
@@ -471,6 +474,32 @@ async fn run_scan(
                 .unwrap_or_default()
         ),
     ))
+}
+
+/// Create `dir` and its missing parents readable by their owner only (0700
+/// on unix): the reports name the infrastructure's weaknesses.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Make a report checkov wrote (with its umask) its owner's only (0600).
+fn owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the report its owner's only");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use serde::de::DeserializeOwned;
 
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
-    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Status,
-    Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
+    DefinitionVersion, ExecutionQuery, ExecutionRecord, Lease, LeaseOutcome, NewDefinition,
+    StartOutcome, Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, newest_first,
+    sha256_hex,
 };
 
 const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
@@ -33,6 +34,13 @@ const QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("lease_queue");
 const QUEUE_TICKETS: TableDefinition<&str, u64> = TableDefinition::new("lease_queue_tickets");
 const TASK_ANSWERS: TableDefinition<&str, &[u8]> = TableDefinition::new("task_answers");
 const AUDIT_TOKENS: TableDefinition<&str, u64> = TableDefinition::new("audit_tokens");
+/// Every execution by start time: `started#id` (the DynamoDB index's sort
+/// key, fixed width so that text order is time order) → id.
+const EXECUTIONS_BY_START: TableDefinition<&str, &str> =
+    TableDefinition::new("executions_by_start");
+/// Executions by status, then start time: `STATUS\u{1}started#id` → id.
+const EXECUTIONS_BY_STATUS: TableDefinition<&str, &str> =
+    TableDefinition::new("executions_by_status");
 
 /// Keys sort by their parts: `a\u{1}b` keeps every key of `a` together, and
 /// numbers are zero-padded so that they sort numerically.
@@ -42,6 +50,47 @@ fn key2(a: &str, b: &str) -> String {
 
 fn seq_key(a: &str, seq: u64) -> String {
     format!("{a}\u{1}{seq:020}")
+}
+
+/// An execution's key in [`EXECUTIONS_BY_START`].
+fn start_key(r: &ExecutionRecord) -> String {
+    format!("{}#{}", r.started.format("%Y-%m-%dT%H:%M:%S%.9fZ"), r.id)
+}
+
+/// An execution's key in [`EXECUTIONS_BY_STATUS`].
+fn status_key(r: &ExecutionRecord) -> String {
+    key2(r.status.as_str(), &start_key(r))
+}
+
+/// Create `dir` and its missing parents readable by their owner only
+/// (0700 on unix; an existing directory keeps its mode).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Create the store file, empty, readable and writable by its owner only
+/// (0600 on unix), unless it exists (then its mode is left as it is);
+/// redb initialises an empty file.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The range of keys that start with `a\u{1}`.
@@ -68,16 +117,22 @@ struct Batch {
 }
 
 impl EmbeddedStore {
-    /// Open (or create) the store file at `path`.
+    /// Open (or create) the store file at `path`. A directory or file it
+    /// creates is its owner's only (0700, 0600): the store holds every
+    /// execution's input and output.
     pub fn open(path: impl AsRef<Path>) -> Result<EmbeddedStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable {
+            create_private_dir(dir).map_err(|e| StoreError::Unavailable {
                 path: shown.clone(),
                 reason: format!("cannot create {}: {e}", dir.display()),
             })?;
         }
+        create_private_file(&path).map_err(|e| StoreError::Unavailable {
+            path: shown.clone(),
+            reason: format!("cannot create the file: {e}"),
+        })?;
         let mut builder = Database::builder();
         // Several piflow processes (a running execution, `piflow executions`
         // in another terminal, 20 concurrent starts) share the file; redb
@@ -143,6 +198,7 @@ impl EmbeddedStore {
         tx.open_table(QUEUE_TICKETS).map_err(io)?;
         tx.open_table(TASK_ANSWERS).map_err(io)?;
         tx.open_table(AUDIT_TOKENS).map_err(io)?;
+        index_executions(&tx)?;
         tx.commit().map_err(io)
     }
 
@@ -186,6 +242,45 @@ impl EmbeddedStore {
             None => Ok(None),
         }
     }
+}
+
+/// Build the execution indexes when they do not hold every execution (a
+/// store written before they existed): read every record once.
+fn index_executions(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTableMetadata;
+    let count = |tx: &redb::WriteTransaction| -> Result<(u64, u64, u64), StoreError> {
+        Ok((
+            tx.open_table(EXECUTIONS).map_err(io)?.len().map_err(io)?,
+            tx.open_table(EXECUTIONS_BY_START)
+                .map_err(io)?
+                .len()
+                .map_err(io)?,
+            tx.open_table(EXECUTIONS_BY_STATUS)
+                .map_err(io)?
+                .len()
+                .map_err(io)?,
+        ))
+    };
+    let (records, by_start, by_status) = count(tx)?;
+    if records == by_start && records == by_status {
+        return Ok(());
+    }
+    tx.delete_table(EXECUTIONS_BY_START).map_err(io)?;
+    tx.delete_table(EXECUTIONS_BY_STATUS).map_err(io)?;
+    let execs = tx.open_table(EXECUTIONS).map_err(io)?;
+    let mut starts = tx.open_table(EXECUTIONS_BY_START).map_err(io)?;
+    let mut statuses = tx.open_table(EXECUTIONS_BY_STATUS).map_err(io)?;
+    for item in execs.iter().map_err(io)? {
+        let (_, v) = item.map_err(io)?;
+        let r: ExecutionRecord = decode(v.value())?;
+        starts
+            .insert(start_key(&r).as_str(), r.id.as_str())
+            .map_err(io)?;
+        statuses
+            .insert(status_key(&r).as_str(), r.id.as_str())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The sequence number the next audit record of `env` gets.
@@ -411,6 +506,14 @@ impl Store for EmbeddedStore {
                 execs
                     .insert(record.id.as_str(), encode(&record)?.as_slice())
                     .map_err(io)?;
+                tx.open_table(EXECUTIONS_BY_START)
+                    .map_err(io)?
+                    .insert(start_key(&record).as_str(), record.id.as_str())
+                    .map_err(io)?;
+                tx.open_table(EXECUTIONS_BY_STATUS)
+                    .map_err(io)?
+                    .insert(status_key(&record).as_str(), record.id.as_str())
+                    .map_err(io)?;
                 Ok(StartOutcome::Created(record))
             })
         })
@@ -435,6 +538,20 @@ impl Store for EmbeddedStore {
                 execs
                     .insert(record.id.as_str(), encode(&record)?.as_slice())
                     .map_err(io)?;
+                if start_key(&stored) != start_key(&record) {
+                    let mut starts = tx.open_table(EXECUTIONS_BY_START).map_err(io)?;
+                    starts.remove(start_key(&stored).as_str()).map_err(io)?;
+                    starts
+                        .insert(start_key(&record).as_str(), record.id.as_str())
+                        .map_err(io)?;
+                }
+                if status_key(&stored) != status_key(&record) {
+                    let mut statuses = tx.open_table(EXECUTIONS_BY_STATUS).map_err(io)?;
+                    statuses.remove(status_key(&stored).as_str()).map_err(io)?;
+                    statuses
+                        .insert(status_key(&record).as_str(), record.id.as_str())
+                        .map_err(io)?;
+                }
                 Ok(record)
             })
         })
@@ -445,13 +562,43 @@ impl Store for EmbeddedStore {
         Box::pin(async move { self.read_one(EXECUTIONS, &id) })
     }
 
-    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+    fn list_executions(&self, query: ExecutionQuery) -> StoreFuture<'_, Vec<ExecutionRecord>> {
         Box::pin(async move {
-            let mut all: Vec<ExecutionRecord> =
-                self.read_range(EXECUTIONS, (String::new(), "\u{10FFFF}".to_string()))?;
-            all.retain(|e| status.is_none_or(|s| e.status == s));
-            all.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| a.id.cmp(&b.id)));
-            Ok(all)
+            let mut out = Vec::new();
+            if query.full(0) {
+                return Ok(out);
+            }
+            let tx = self.db.begin_read().map_err(io)?;
+            let execs = tx.open_table(EXECUTIONS).map_err(io)?;
+            // The index, newest first: ids whose records are read one by one
+            // until the query is full.
+            let (table, range) = match query.status {
+                Some(s) => (EXECUTIONS_BY_STATUS, prefix_range(s.as_str())),
+                None => (
+                    EXECUTIONS_BY_START,
+                    (String::new(), "\u{10FFFF}".to_string()),
+                ),
+            };
+            let index = tx.open_table(table).map_err(io)?;
+            for item in index
+                .range(range.0.as_str()..range.1.as_str())
+                .map_err(io)?
+                .rev()
+            {
+                let (_, id) = item.map_err(io)?;
+                let Some(v) = execs.get(id.value()).map_err(io)? else {
+                    continue;
+                };
+                let r: ExecutionRecord = decode(v.value())?;
+                if query.matches(&r) {
+                    out.push(r);
+                    if query.full(out.len()) {
+                        break;
+                    }
+                }
+            }
+            newest_first(&mut out);
+            Ok(out)
         })
     }
 
@@ -728,5 +875,93 @@ impl Store for EmbeddedStore {
     fn task_answer(&self, token: &str) -> StoreFuture<'_, Option<TaskAnswer>> {
         let token = token.to_string();
         Box::pin(async move { self.read_one(TASK_ANSWERS, &token) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, started: DateTime<Utc>) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            name: id.into(),
+            version: 1,
+            status: crate::Status::Running,
+            input: serde_json::json!({}),
+            output: None,
+            error: None,
+            cause: None,
+            trigger: "test".into(),
+            started,
+            stopped: None,
+            revision: 0,
+            redrive_count: 0,
+            stop_requested: None,
+            env: None,
+        }
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(rt) => rt,
+            Err(e) => panic!("runtime: {e}"),
+        }
+    }
+
+    /// A store written before the execution indexes existed gets them
+    /// when it opens; and the files it creates are its owner's only.
+    #[test]
+    fn the_execution_indexes_are_built_for_an_older_store() {
+        let dir = std::env::temp_dir().join(format!("piflow-store-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("deep").join("s.redb");
+        let t0 = Utc::now();
+        {
+            let store = match EmbeddedStore::open(&path) {
+                Ok(s) => s,
+                Err(e) => panic!("open: {e}"),
+            };
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &Path| {
+                    std::fs::metadata(p)
+                        .map(|m| m.permissions().mode() & 0o777)
+                        .unwrap_or(0)
+                };
+                assert_eq!(mode(&dir.join("deep")), 0o700);
+                assert_eq!(mode(&path), 0o600);
+            }
+            rt().block_on(async {
+                for i in 0..3 {
+                    let r = record(&format!("e{i}"), t0 + chrono::Duration::seconds(i));
+                    assert!(store.start_execution(r).await.is_ok());
+                }
+            });
+            // As an older piflow left it: no indexes.
+            let dropped = store.db.begin_write().map_err(io).and_then(|tx| {
+                tx.delete_table(EXECUTIONS_BY_START).map_err(io)?;
+                tx.delete_table(EXECUTIONS_BY_STATUS).map_err(io)?;
+                tx.commit().map_err(io)
+            });
+            assert!(dropped.is_ok(), "{dropped:?}");
+        }
+        let store = match EmbeddedStore::open(&path) {
+            Ok(s) => s,
+            Err(e) => panic!("reopen: {e}"),
+        };
+        let newest = rt().block_on(store.list_executions(ExecutionQuery {
+            limit: Some(2),
+            ..ExecutionQuery::default()
+        }));
+        let ids: Vec<String> = newest
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec!["e2", "e1"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

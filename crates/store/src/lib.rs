@@ -219,6 +219,38 @@ pub struct ExecutionRecord {
     pub env: Option<String>,
 }
 
+/// Which executions [`Store::list_executions`] returns: the newest first,
+/// filtered in the backend's query (an index by status and start time in
+/// both backends), so that a limit reads about that many records rather
+/// than every one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionQuery {
+    /// Only executions with this status.
+    pub status: Option<Status>,
+    /// Only executions of this workflow.
+    pub workflow: Option<String>,
+    /// At most this many, the newest; `None`: all of them.
+    pub limit: Option<usize>,
+}
+
+impl ExecutionQuery {
+    /// Whether `r` is one the query asks for (its limit aside).
+    pub fn matches(&self, r: &ExecutionRecord) -> bool {
+        self.status.is_none_or(|s| r.status == s)
+            && self.workflow.as_deref().is_none_or(|w| r.workflow == w)
+    }
+
+    /// Whether `n` records fill the query.
+    pub fn full(&self, n: usize) -> bool {
+        self.limit.is_some_and(|l| n >= l)
+    }
+}
+
+/// Newest first, ties by id: the order [`Store::list_executions`] returns.
+pub fn newest_first(list: &mut [ExecutionRecord]) {
+    list.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| a.id.cmp(&b.id)));
+}
+
 /// Starting an execution: new, or the one that already has this name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartOutcome {
@@ -307,8 +339,18 @@ pub trait Store: AuditLog {
     /// record, with the next revision, is returned.
     fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ExecutionRecord>;
     fn execution(&self, id: &str) -> StoreFuture<'_, Option<ExecutionRecord>>;
-    /// Executions, newest first, optionally with one status.
-    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>>;
+    /// Executions, newest first (ties: by id), that match `query`, at most
+    /// `query.limit` of them. The backend filters and stops in its own
+    /// query: it reads the records it returns, plus those of the index
+    /// range it skips for another workflow.
+    fn list_executions(&self, query: ExecutionQuery) -> StoreFuture<'_, Vec<ExecutionRecord>>;
+    /// Every execution, newest first, optionally with one status.
+    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        self.list_executions(ExecutionQuery {
+            status,
+            ..ExecutionQuery::default()
+        })
+    }
 
     /// Append events; the first must have `seq` = the last stored + 1 and
     /// the rest follow without gaps, else `Conflict` and nothing is written.

@@ -54,8 +54,9 @@ use serde::de::DeserializeOwned;
 
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
-    DefinitionVersion, ExecutionRecord, Lease, LeaseOutcome, NewDefinition, StartOutcome, Status,
-    Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, sha256_hex,
+    DefinitionVersion, ExecutionQuery, ExecutionRecord, Lease, LeaseOutcome, NewDefinition,
+    StartOutcome, Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, newest_first,
+    sha256_hex,
 };
 
 /// The global secondary index of every execution, newest first
@@ -283,8 +284,8 @@ impl Store for DynamoStore {
         Box::pin(async move { self.do_execution(&id).await })
     }
 
-    fn executions(&self, status: Option<Status>) -> StoreFuture<'_, Vec<ExecutionRecord>> {
-        Box::pin(async move { self.do_executions(status).await })
+    fn list_executions(&self, query: ExecutionQuery) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        Box::pin(self.do_executions(query))
     }
 
     fn append_events(&self, execution: &str, events: Vec<StoredEvent>) -> StoreFuture<'_, ()> {

@@ -227,39 +227,61 @@ impl DynamoStore {
             .await
     }
 
+    /// The executions `query` asks for: the status index (or the index of
+    /// every execution) read newest first, a page at a time, until the
+    /// query is full; a page asks for as many items as are still missing
+    /// (more with a workflow filter, whose misses are skipped here).
     pub(super) async fn do_executions(
         &self,
-        status: Option<Status>,
+        query: ExecutionQuery,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let items = match status {
-            Some(st) => {
-                self.query_index(
-                    INDEX_BY_STATUS,
-                    "GSI2PK",
-                    &format!("STATUS#{st}"),
-                    "listing executions",
-                )
-                .await?
-            }
-            None => {
-                self.query_index(INDEX_BY_START, "GSI1PK", "EXECUTIONS", "listing executions")
-                    .await?
-            }
+        let mut out = Vec::new();
+        if query.full(0) {
+            return Ok(out);
+        }
+        let (index, attr, pk) = match query.status {
+            Some(st) => (INDEX_BY_STATUS, "GSI2PK", format!("STATUS#{st}")),
+            None => (INDEX_BY_START, "GSI1PK", "EXECUTIONS".to_string()),
         };
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            if u64_attr(&item, "chunks").unwrap_or(0) == 0 {
-                out.push(decode::<ExecutionRecord>("listing executions", &item, &[])?);
-            } else if let Some(id) = str_attr(&item, "id") {
-                // A chunked record: the index holds its main item only.
-                if let Some(r) = self.do_execution(id).await?
-                    && status.is_none_or(|st| r.status == st)
-                {
+        let mut start = None;
+        loop {
+            let limit = query.limit.map(|l| {
+                let missing = l.saturating_sub(out.len()).max(1);
+                let ask = if query.workflow.is_some() {
+                    missing.saturating_mul(4).max(25)
+                } else {
+                    missing
+                };
+                i32::try_from(ask.min(1000)).unwrap_or(1000)
+            });
+            let (items, next) = self
+                .query_index_page(index, attr, &pk, limit, start, "listing executions")
+                .await?;
+            for item in items {
+                let record = if u64_attr(&item, "chunks").unwrap_or(0) == 0 {
+                    Some(decode::<ExecutionRecord>("listing executions", &item, &[])?)
+                } else if let Some(id) = str_attr(&item, "id") {
+                    // A chunked record: the index holds its main item only.
+                    self.do_execution(id).await?
+                } else {
+                    None
+                };
+                // The index is eventually consistent: a record whose status
+                // moved on since is not the one asked for.
+                if let Some(r) = record.filter(|r| query.matches(r)) {
                     out.push(r);
+                    if query.full(out.len()) {
+                        newest_first(&mut out);
+                        return Ok(out);
+                    }
                 }
             }
+            match next {
+                Some(k) => start = Some(k),
+                None => break,
+            }
         }
-        out.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| a.id.cmp(&b.id)));
+        newest_first(&mut out);
         Ok(out)
     }
 

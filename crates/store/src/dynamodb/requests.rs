@@ -137,36 +137,34 @@ impl DynamoStore {
         }
     }
 
-    /// Every item of an index partition, newest (highest sort key) first.
-    pub(super) async fn query_index(
+    /// One page of an index partition, newest (highest sort key) first: at
+    /// most `limit` items (DynamoDB's `Limit`, items evaluated), from
+    /// after `start`; and where the next page starts, if there is one.
+    pub(super) async fn query_index_page(
         &self,
         index: &str,
         pk_attr: &str,
         pk: &str,
+        limit: Option<i32>,
+        start: Option<Item>,
         what: &str,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", pk_attr)
-                .expression_attribute_values(":pk", s(pk))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.sdk_error("Query", what, e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(false)
+            .set_limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("Query", what, e))?;
+        let next = page.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((page.items.unwrap_or_default(), next))
     }
 
     /// One record (main item `sk` and its chunks), decoded.
