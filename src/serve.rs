@@ -948,15 +948,28 @@ async fn get_execution(
 }
 
 async fn healthz(State(app): State<Shared>) -> Response {
-    match app.store.lease("serve:healthz").await {
-        Ok(_) => reply(
+    // The store answers (a lease read) and its executions can be read back
+    // (the newest one): a store that cannot be read is not healthy.
+    let probe = match app.store.lease("serve:healthz").await {
+        Ok(_) => app
+            .store
+            .list_executions(piflow_store::ExecutionQuery {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match probe {
+        Ok(()) => reply(
             StatusCode::OK,
             json!({"status": if app.stopping.load(Ordering::SeqCst) { "stopping" } else { "ok" }, "running": app.running.lock().map(|r| r.len()).unwrap_or(0)}),
         ),
         Err(e) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             e.code(),
-            format!("the store does not answer: {e}"),
+            format!("the store cannot be read: {e}"),
         ),
     }
 }

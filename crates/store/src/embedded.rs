@@ -589,7 +589,16 @@ impl Store for EmbeddedStore {
                 let Some(v) = execs.get(id.value()).map_err(io)? else {
                     continue;
                 };
-                let r: ExecutionRecord = decode(v.value())?;
+                // One record that cannot be read back never hides the
+                // others: it is logged (store-corrupt, with its id) and
+                // skipped; `piflow executions ID` still reports it.
+                let r: ExecutionRecord = match decode(v.value()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(execution = %id.value(), code = e.code(), error = %e, "an execution record cannot be read; listing the others");
+                        continue;
+                    }
+                };
                 if query.matches(&r) {
                     out.push(r);
                     if query.full(out.len()) {
@@ -961,6 +970,46 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, vec!["e2", "e1"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A record that cannot be read back (damaged outside piflow) is
+    /// skipped by listings, which still show every other record; reading it
+    /// by id reports store-corrupt.
+    #[test]
+    fn one_unreadable_record_never_hides_the_others() {
+        let dir = std::env::temp_dir().join(format!("piflow-store-{}", uuid::Uuid::new_v4()));
+        let store = match EmbeddedStore::open(dir.join("s.redb")) {
+            Ok(s) => s,
+            Err(e) => panic!("open: {e}"),
+        };
+        let t0 = Utc::now();
+        rt().block_on(async {
+            for i in 0..3 {
+                let r = record(&format!("e{i}"), t0 + chrono::Duration::seconds(i));
+                assert!(store.start_execution(r).await.is_ok());
+            }
+        });
+        let damaged = store.db.begin_write().map_err(io).and_then(|tx| {
+            {
+                let mut t = tx.open_table(EXECUTIONS).map_err(io)?;
+                t.insert("e1", b"{not json".as_slice()).map_err(io)?;
+            }
+            tx.commit().map_err(io)
+        });
+        assert!(damaged.is_ok(), "{damaged:?}");
+        rt().block_on(async {
+            let listed = store.list_executions(ExecutionQuery::default()).await;
+            let ids: Vec<String> = listed
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(ids, vec!["e2", "e0"]);
+            let one = store.execution("e1").await;
+            assert!(matches!(one, Err(StoreError::Corrupt(_))), "{one:?}");
+        });
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -258,13 +258,23 @@ impl DynamoStore {
                 .query_index_page(index, attr, &pk, limit, start, "listing executions")
                 .await?;
             for item in items {
-                let record = if u64_attr(&item, "chunks").unwrap_or(0) == 0 {
-                    Some(decode::<ExecutionRecord>("listing executions", &item, &[])?)
+                let read = if u64_attr(&item, "chunks").unwrap_or(0) == 0 {
+                    decode::<ExecutionRecord>("listing executions", &item, &[]).map(Some)
                 } else if let Some(id) = str_attr(&item, "id") {
                     // A chunked record: the index holds its main item only.
-                    self.do_execution(id).await?
+                    self.do_execution(id).await
                 } else {
-                    None
+                    Ok(None)
+                };
+                // One record that cannot be read back never hides the
+                // others: it is logged (with its key) and skipped.
+                let record = match read {
+                    Ok(r) => r,
+                    Err(e @ StoreError::Corrupt(_)) => {
+                        tracing::warn!(code = e.code(), error = %e, "an execution record cannot be read; listing the others");
+                        None
+                    }
+                    Err(e) => return Err(e),
                 };
                 // The index is eventually consistent: a record whose status
                 // moved on since is not the one asked for.
