@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -322,9 +324,11 @@ impl Server {
         let log = dir.join(format!("serve-{}.log", uuid_like()));
         let mut cmd = Command::new(bin());
         cmd.current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(dir.join("store.redb"))
-            .args(extra)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--store") {
+            cmd.arg("--store").arg(dir.join("store.redb"));
+        }
+        cmd.args(extra)
             .env_remove("PIFLOW_API_KEY")
             .env("PIFLOW_READ_KEY", READ_KEY)
             .env_remove("PIFLOW_HMAC_SECRET")
@@ -1491,4 +1495,166 @@ fn the_connection_cap_holds_and_a_burst_queues() {
         bad.len(),
         bad.iter().take(5).collect::<Vec<_>>()
     );
+}
+
+/// `[[[ … ]]]`: `depth` nested arrays around `"x"`.
+fn nested(depth: usize) -> Value {
+    let mut v = json!("x");
+    for _ in 0..depth {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+/// Events and webhook payloads of every depth around serde_json's limit of
+/// 128, on both stores: each is accepted or refused with a JSON error, and
+/// afterwards the store still reads: `GET /executions` lists every
+/// accepted execution, each reads back by id, `/healthz` is 200, and a
+/// restarted server starts (its start-up recovery reads every record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_events_and_webhook_payloads_never_break_the_store() {
+    let mut stores: Vec<(&str, Vec<(String, String)>, Option<String>)> =
+        vec![("embedded", vec![], None)];
+    if let Some(moto) = common::moto::moto() {
+        stores.push((
+            "dynamodb",
+            moto.env_vars(),
+            Some(format!(
+                "dynamodb://{}",
+                common::moto::unique("piflow-serve-deep")
+            )),
+        ));
+    }
+    for (name, env, store) in stores {
+        let dir = site();
+        let mut secrets: Vec<(&str, &str)> = vec![
+            ("PIFLOW_HMAC_SECRET", SECRET),
+            ("PIFLOW_API_KEY", API_KEY),
+            ("PIFLOW_GITHUB_SECRET", GITHUB),
+        ];
+        for (k, v) in &env {
+            secrets.push((k.as_str(), v.as_str()));
+        }
+        let mut extra: Vec<&str> = Vec::new();
+        if let Some(spec) = &store {
+            extra.extend(["--store", spec.as_str()]);
+            let mut init = Command::new(bin());
+            init.args(["store", "init", "--store", spec.as_str()]);
+            for (k, v) in &env {
+                init.env(k, v);
+            }
+            let out = init.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let s = Server::start(dir.path(), &extra, &secrets);
+        let c = http();
+        let mut accepted = Vec::new();
+        for depth in 118..=132 {
+            let mut event = tiny_event(&format!("deep-{depth}"));
+            event["detail"] = json!({"d": nested(depth)});
+            // serde_json writes any depth; the server reads at most 128.
+            let a = post_event(&c, &s, &event).await;
+            match a.status {
+                202 => {
+                    let v: Value = piflow_store::read_json(a.text.as_bytes()).unwrap();
+                    accepted.push(v["executions"][0].as_str().unwrap().to_string());
+                }
+                400 => {
+                    let v = a.json();
+                    assert_eq!(v["error"], "malformed-json", "{name}: depth {depth}: {v}");
+                    assert!(
+                        v["reason"].as_str().unwrap().contains("recursion limit"),
+                        "{name}: depth {depth}: {v}"
+                    );
+                }
+                other => panic!("{name}: depth {depth}: {other} {}", a.text),
+            }
+            let body =
+                serde_json::to_vec(&json!({"ref": "refs/heads/main", "x": nested(depth)})).unwrap();
+            let sig = {
+                use hmac::Mac;
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(GITHUB.as_bytes()).unwrap();
+                mac.update(&body);
+                let hex: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("sha256={hex}")
+            };
+            let w = send(
+                &c,
+                "POST",
+                &format!("{}/webhooks/github", s.url),
+                &[
+                    ("x-github-event", "push".into()),
+                    ("x-hub-signature-256", sig),
+                ],
+                body,
+            )
+            .await;
+            assert!(
+                w.status == 202 || (w.status == 400 && w.json()["error"] == "malformed-json"),
+                "{name}: webhook depth {depth}: {} {}",
+                w.status,
+                w.text
+            );
+        }
+        assert!(accepted.len() >= 8, "{name}: {accepted:?}");
+        for id in &accepted {
+            // Each execution ran and reads back, deeper than it was sent.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let a = get(&c, &s, &format!("/executions/{id}")).await;
+                // 404 until the background start has recorded it.
+                assert!(
+                    a.status == 200 || a.status == 404,
+                    "{name}: {id}: {}",
+                    &a.text[..a.text.len().min(300)]
+                );
+                let v: Value = piflow_store::read_json(a.text.as_bytes()).unwrap();
+                if v["status"] == "SUCCEEDED" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: {id}: {}\nlog: {}",
+                    &a.text[..a.text.len().min(300)],
+                    s.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let list = get(&c, &s, "/executions").await;
+        assert_eq!(
+            list.status,
+            200,
+            "{name}: {}",
+            &list.text[..list.text.len().min(300)]
+        );
+        let listed: Vec<Value> = piflow_store::read_json(list.text.as_bytes()).unwrap();
+        for id in &accepted {
+            assert!(
+                listed
+                    .iter()
+                    .any(|e| e["id"] == id.as_str() || e["execution"] == id.as_str()),
+                "{name}: {id} listed"
+            );
+        }
+        let health = get(&c, &s, "/healthz").await;
+        assert_eq!(health.status, 200, "{name}: {}", health.text);
+        // A new server reads every record at start-up (recovery) and answers.
+        drop(s);
+        let again = Server::start(dir.path(), &extra, &secrets);
+        let health = get(&c, &again, "/healthz").await;
+        assert_eq!(health.status, 200, "{name}: {}", health.text);
+        let list = get(&c, &again, "/executions").await;
+        assert_eq!(list.status, 200, "{name}");
+    }
 }
