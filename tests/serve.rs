@@ -1513,8 +1513,9 @@ fn nested(depth: usize) -> Value {
 /// restarted server starts (its start-up recovery reads every record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_events_and_webhook_payloads_never_break_the_store() {
-    let mut stores: Vec<(&str, Vec<(String, String)>, Option<String>)> =
-        vec![("embedded", vec![], None)];
+    // (name, the AWS environment, the --store spec)
+    type Store = (&'static str, Vec<(String, String)>, Option<String>);
+    let mut stores: Vec<Store> = vec![("embedded", vec![], None)];
     if let Some(moto) = common::moto::moto() {
         stores.push((
             "dynamodb",
