@@ -25,13 +25,7 @@ fn nested(depth: usize) -> String {
     format!("{}\"x\"{}", "[".repeat(depth), "]".repeat(depth))
 }
 
-fn nested_value(depth: usize) -> Value {
-    let mut v = json!("x");
-    for _ in 0..depth {
-        v = Value::Array(vec![v]);
-    }
-    v
-}
+use common::nested as nested_value;
 
 fn depth_of(v: &Value) -> usize {
     let mut d = 0;

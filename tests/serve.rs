@@ -1497,14 +1497,7 @@ fn the_connection_cap_holds_and_a_burst_queues() {
     );
 }
 
-/// `[[[ … ]]]`: `depth` nested arrays around `"x"`.
-fn nested(depth: usize) -> Value {
-    let mut v = json!("x");
-    for _ in 0..depth {
-        v = Value::Array(vec![v]);
-    }
-    v
-}
+use common::nested;
 
 /// Events and webhook payloads of every depth around serde_json's limit of
 /// 128, on both stores: each is accepted or refused with a JSON error, and

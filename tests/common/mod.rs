@@ -8,3 +8,12 @@ pub mod moto;
 pub mod steps;
 
 pub mod corpus;
+
+/// `[[[ … "x" … ]]]`: `depth` nested arrays around `"x"` (deep-input tests).
+pub fn nested(depth: usize) -> serde_json::Value {
+    let mut v = serde_json::json!("x");
+    for _ in 0..depth {
+        v = serde_json::Value::Array(vec![v]);
+    }
+    v
+}
