@@ -12,7 +12,8 @@
 //! nothing again. Executions run in this process with the durable runner;
 //! on SIGTERM/SIGINT the server stops accepting, stops its executions
 //! between two commits (they stay RUNNING), gives their leases back and
-//! exits; on start-up it resumes the executions no live process holds.
+//! exits; on start-up, and then every `--orphan-scan` seconds, it resumes
+//! the executions no live process holds.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,6 +75,11 @@ pub struct Args {
     /// Mocked task responses (rehearsals and tests), as for `piflow run`.
     #[arg(long)]
     mock: Option<String>,
+    /// Look for orphaned executions (RUNNING, their process gone or their
+    /// lease expired) every this many seconds and resume them here; 0:
+    /// only at start-up.
+    #[arg(long, env = "PIFLOW_ORPHAN_SCAN", default_value_t = 10, value_name = "SECONDS")]
+    orphan_scan: u64,
     #[command(flatten)]
     store: StoreArg,
 }
@@ -987,6 +993,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             if secrets.gitlab.is_some() { "on" } else { "off" },
         );
         recover(&app).await;
+        if args.orphan_scan > 0 {
+            let scanner = app.clone();
+            tokio::spawn(app.service.runner().clone().watch_orphans(
+                Duration::from_secs(args.orphan_scan),
+                move |o| scanner.resume(o.id, o.env),
+            ));
+        }
         let served = axum::serve(listener, app_router(app.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await;
