@@ -78,7 +78,12 @@ pub struct Args {
     /// Look for orphaned executions (RUNNING, their process gone or their
     /// lease expired) every this many seconds and resume them here; 0:
     /// only at start-up.
-    #[arg(long, env = "PIFLOW_ORPHAN_SCAN", default_value_t = 10, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "PIFLOW_ORPHAN_SCAN",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
     orphan_scan: u64,
     #[command(flatten)]
     store: StoreArg,

@@ -910,12 +910,7 @@ fn a_killed_process_is_taken_over_at_once(b: &Backend) {
     let _ = killed.wait();
     let t = Instant::now();
     let next = b.run(&["run", "quick", "--env", "sk2", "--name", "q2", "--no-wait"]);
-    assert!(
-        next.status.success(),
-        "{}: {}",
-        b.name,
-        text(&next.stderr)
-    );
+    assert!(next.status.success(), "{}: {}", b.name, text(&next.stderr));
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // The killed one, resumed, takes its turn and ends.
     let resumed = b.json(&["resume", "long:k2", "--format", "json"]);

@@ -602,7 +602,10 @@ impl Runner {
     where
         F: Fn(ExecutionRecord) + Send + Sync + 'static,
     {
-        let every = every.clamp(Duration::from_millis(100), Duration::from_secs(365 * 86_400));
+        let every = every.clamp(
+            Duration::from_millis(100),
+            Duration::from_secs(365 * 86_400),
+        );
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;

@@ -237,7 +237,10 @@ fn own_mark() -> Option<ProcessMark> {
     // "pid:[4026531836]"
     let pidns = std::fs::read_link("/proc/self/ns/pid").ok().and_then(|p| {
         let p = p.to_string_lossy().to_string();
-        p.strip_prefix("pid:[")?.strip_suffix(']')?.parse::<u64>().ok()
+        p.strip_prefix("pid:[")?
+            .strip_suffix(']')?
+            .parse::<u64>()
+            .ok()
     });
     Some(ProcessMark {
         start,
@@ -334,7 +337,10 @@ mod tests {
         assert_eq!(HolderId::parse(&text), Some(h));
         // Written before processes were marked: parses, no mark.
         let old = HolderId::parse("4242@build-1#ab12cd34").expect("old holder");
-        assert_eq!((old.pid, old.host.as_str(), old.mark), (4242, "build-1", None));
+        assert_eq!(
+            (old.pid, old.host.as_str(), old.mark),
+            (4242, "build-1", None)
+        );
         // A '#' in the host name; parts a later version may add.
         let odd = HolderId::parse("7@a#b#cd/start=5,boot=x,later=1").expect("parses");
         assert_eq!(odd.host, "a#b");
@@ -344,10 +350,7 @@ mod tests {
         assert_eq!(HolderId::parse("x@host#n"), None);
         assert_eq!(liveness("upgrade:release-1.0"), Liveness::Unknown);
         // A mark missing its start is no mark.
-        assert_eq!(
-            HolderId::parse("7@h#n/boot=x").and_then(|h| h.mark),
-            None
-        );
+        assert_eq!(HolderId::parse("7@h#n/boot=x").and_then(|h| h.mark), None);
     }
 
     #[test]
@@ -383,7 +386,10 @@ mod tests {
             mark: None,
             ..here()
         };
-        assert_eq!(judge(&holder(999, 500), &unmarked, procs), Liveness::Unknown);
+        assert_eq!(
+            judge(&holder(999, 500), &unmarked, procs),
+            Liveness::Unknown
+        );
         // /proc hides other users' processes: a missing pid proves nothing.
         let hidden = Local {
             hidden_pids: true,

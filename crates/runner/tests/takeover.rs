@@ -19,8 +19,10 @@ use piflow_store::embedded::EmbeddedStore;
 use piflow_store::{ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, Store};
 use serde_json::json;
 
-const QUICK: &str = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "done", "End": true}}}"#;
-const PAUSE: &str = r#"{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}}"#;
+const QUICK: &str =
+    r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "done", "End": true}}}"#;
+const PAUSE: &str =
+    r#"{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}}"#;
 
 /// Far longer than any test: a lease that is taken before it expires was
 /// taken over, not waited for.
@@ -201,11 +203,7 @@ async fn a_live_foreign_or_unmarked_holder_is_respected() {
             other => panic!("{id}: refused while its lease lasts, not {other:?}"),
         }
         assert_eq!(
-            s.store
-                .execution(id)
-                .await
-                .expect("read")
-                .map(|x| x.status),
+            s.store.execution(id).await.expect("read").map(|x| x.status),
             Some(Status::Running)
         );
     }
