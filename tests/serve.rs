@@ -800,18 +800,6 @@ async fn github_and_gitlab_tag_pushes_start_the_tag_workflow() {
         }))
         .unwrap()
     };
-    let gh_sig = |body: &[u8]| {
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(GITHUB.as_bytes()).unwrap();
-        mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
-    };
     // Wrongly signed and unsigned: 401, nothing started.
     let body = push("dev_us-east-1/research/1.0");
     let a = send(
@@ -1569,19 +1557,7 @@ async fn deep_events_and_webhook_payloads_never_break_the_store() {
             }
             let body =
                 serde_json::to_vec(&json!({"ref": "refs/heads/main", "x": nested(depth)})).unwrap();
-            let sig = {
-                use hmac::Mac;
-                let mut mac =
-                    hmac::Hmac::<sha2::Sha256>::new_from_slice(GITHUB.as_bytes()).unwrap();
-                mac.update(&body);
-                let hex: String = mac
-                    .finalize()
-                    .into_bytes()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                format!("sha256={hex}")
-            };
+            let sig = gh_sig(&body);
             let w = send(
                 &c,
                 "POST",
@@ -1651,4 +1627,18 @@ async fn deep_events_and_webhook_payloads_never_break_the_store() {
         let list = get(&c, &again, "/executions").await;
         assert_eq!(list.status, 200, "{name}");
     }
+}
+
+/// `X-Hub-Signature-256` of a GitHub webhook body, signed with [`GITHUB`].
+fn gh_sig(body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(GITHUB.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
