@@ -224,6 +224,7 @@ fn crash_and_resume(b: &Backend) {
     let ref_events = b.json(&["history", "crash:reference", "--format", "json"]);
     let ref_shape = shape_of(&ref_events);
     let mut rng = Rng::new();
+    let started = Instant::now();
     let names: Vec<String> = (0..50).map(|i| format!("crash-{i}")).collect();
     // Ten processes at a time, each killed at a random transition (a
     // state's progress line: 14 of them in a whole run).
@@ -238,6 +239,11 @@ fn crash_and_resume(b: &Backend) {
             }
         });
     }
+    eprintln!(
+        "{}: 50 runs started and killed in {:.1} s",
+        b.name,
+        started.elapsed().as_secs_f64()
+    );
     let listed = b.json(&["executions", "--format", "json"]);
     let running = listed
         .as_array()
@@ -258,7 +264,13 @@ fn crash_and_resume(b: &Backend) {
     let mut resumed_total = 0;
     for round in 1..=3 {
         std::thread::sleep(Duration::from_millis(ttl_ms + 300));
+        let t = Instant::now();
         let out = b.run(&["resume", "--orphans", "--format", "json"]);
+        eprintln!(
+            "{}: resume --orphans, round {round}: {:.1} s",
+            b.name,
+            t.elapsed().as_secs_f64()
+        );
         let resumed: Value = serde_json::from_slice(&out.stdout).expect("json");
         let results = resumed.as_array().cloned().unwrap_or_default();
         if round == 1 {

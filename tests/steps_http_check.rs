@@ -592,7 +592,7 @@ fn tls_server(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
     let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).expect("server key");
     let config = Arc::new(
         rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
+            rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("versions")

@@ -1153,6 +1153,7 @@ fn target(op: &str) -> wiremock::matchers::HeaderExactMatcher {
 fn mock_store(server: &MockServer, attempts: u32) -> DynamoStore {
     let conf = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(piflow_aws_config::http_client())
         .endpoint_url(server.uri())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
@@ -1354,6 +1355,7 @@ fn dynamodb_missing_credentials_are_reported_clearly() {
         let server = MockServer::start().await;
         let conf = aws_sdk_dynamodb::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(piflow_aws_config::http_client())
             .endpoint_url(server.uri())
             .region(Region::new("us-east-1"))
             .build();

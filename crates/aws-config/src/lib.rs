@@ -10,10 +10,38 @@
 //! same way as AWS, through `AWS_ENDPOINT_URL`: there is no special code
 //! path for it.
 //!
-//! **May depend on:** aws-config. **Never:** any piflow crate.
+//! **HTTPS.** Every SDK client piflow builds sends its requests through
+//! [`http_client`]: hyper 1 and rustls with *ring* as its crypto, trusting
+//! the system's root certificates (plus `AWS_CA_BUNDLE` when set, as the
+//! SDK's own client does). The SDK crates are built without their
+//! `default-https-client` feature (which would compile aws-lc-rs), so a
+//! client made from a configuration that did not come from here has no HTTP
+//! client and fails on its first call: build SDK configurations with
+//! [`sdk_config`], or give a hand-made one `.http_client(http_client())`.
+//!
+//! **May depend on:** aws-config, the Smithy HTTP client. **Never:** any
+//! piflow crate.
+
+use std::sync::OnceLock;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// The HTTPS client every SDK client of piflow's uses (one per process,
+/// sharing its connection pool): hyper 1, rustls with ring, the system's
+/// root certificates.
+pub fn http_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        })
+        .clone()
+}
 
 /// How many times a throttled or transient call is tried (first attempt
 /// included) unless `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE` say otherwise.
@@ -27,7 +55,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 /// settings come from the AWS configuration instead (environment, then the
 /// profile's `max_attempts` / `retry_mode`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
     let overridden = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));

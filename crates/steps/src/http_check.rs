@@ -28,7 +28,7 @@
 //! attempts), `HttpCheck.InvalidInput`, `HttpCheck.StoreFailed`.
 //!
 //! The client is the one the AWS SDK already builds: hyper 1 through
-//! hyper-util's legacy client, TLS by rustls (aws-lc-rs) with the system's
+//! hyper-util's legacy client, TLS by rustls (ring) with the system's
 //! root certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` add a private CA),
 //! HTTP/1.1, a new connection for every request.
 
@@ -273,7 +273,7 @@ impl HttpCheck {
     /// certificates.
     fn client(&self, spec: &Spec) -> Result<(HttpClient, Option<String>), Failure> {
         let needs_tls = spec.urls.iter().any(|u| u.scheme_str() == Some("https"));
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| {

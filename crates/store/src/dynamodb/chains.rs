@@ -9,6 +9,14 @@ impl DynamoStore {
     ) -> Result<AuditRecord, StoreError> {
         let pk = audit_pk(&entry.env);
         let what = format!("appending to the audit chain of {}", entry.env);
+        let turn = {
+            let mut turns = self
+                .audit_turns
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            turns.entry(pk.clone()).or_default().clone()
+        };
+        let _turn = turn.lock().await;
         for attempt in 1..=CONFLICT_RETRIES {
             let head = self.read_group(&pk, HEAD_SK, &what).await?;
             let (prev, old_chunks) = match &head {

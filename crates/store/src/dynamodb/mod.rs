@@ -96,6 +96,12 @@ pub struct DynamoStore {
     /// committer (leader) is running.
     pending: Arc<Mutex<(Vec<Batch>, bool)>>,
     group_commit: bool,
+    /// One turn per audit chain in this process: appends to the same chain
+    /// from this process go one after the other instead of racing for its
+    /// head (fifty executions of one environment resumed at once spent
+    /// minutes in conditional-write retries); other processes still meet
+    /// at the head's condition.
+    audit_turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Open the store in table `table`, with the standard AWS configuration
@@ -153,6 +159,7 @@ impl DynamoStore {
             writes: Arc::new(AtomicU64::new(0)),
             pending: Arc::new(Mutex::new((Vec::new(), false))),
             group_commit: true,
+            audit_turns: Arc::default(),
         }
     }
 
@@ -176,6 +183,7 @@ impl DynamoStore {
             writes: self.writes.clone(),
             pending: self.pending.clone(),
             group_commit: self.group_commit,
+            audit_turns: self.audit_turns.clone(),
         }
     }
 
