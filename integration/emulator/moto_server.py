@@ -13,7 +13,7 @@ Step Functions interpreter calls the other services at
 localhost:$MOTO_PORT, so it must be the real port. Stop the server with
 SIGTERM or SIGINT.
 
-Who starts it: tests/common/moto.rs (once per test binary, on a free port,
+Who starts it: tests/it/common/moto.rs (once per test binary, on a free port,
 when MOTO_PORT is not set) and .ci/run (once for the whole run, exporting
 MOTO_PORT so that the tests use that one).
 
@@ -35,6 +35,16 @@ moto's threaded server is not linearizable for DynamoDB:
    copy if it is cancelled: that makes each write as slow as the table is
    big (a history table grows with every event), and restoring a whole
    table is what erased other clients' writes in 1.
+
+3. A Query reads only the partition it asks for. Stock moto's Query builds
+   and sorts a list of every item of the table (`Table.all_items`, sorted
+   with Python comparisons of DynamoType), then keeps the items of the one
+   partition: each Query costs as much as the whole table, however small
+   its answer. In piflow's crash-and-resume test (50 executions, one
+   table) moto spent most of its time there. The patch hands Query the
+   partition's items (a base-table Query) or the unsorted items (a Query
+   of an index, which moto sorts by the index's keys afterwards anyway):
+   the same answers, in the same order.
 
 Step Functions and EventBridge requests are served one at a time as well
 (each service under its own lock): their backends are not thread-safe.
@@ -81,7 +91,7 @@ def _port_from(argv):
 
 
 def patch_dynamodb():
-    """Apply the two patches described at the top of this file."""
+    """Apply the three patches described at the top of this file."""
     import moto
     import moto.dynamodb.models as ddb
     from moto.dynamodb.models.table import Table
@@ -181,6 +191,50 @@ def patch_dynamodb():
                 state.in_tx = False
 
     ddb.DynamoDBBackend.transact_write_items = transact_write_items
+
+    # Patch 3: a Query reads its partition, not the sorted whole table.
+    import inspect
+
+    query = Table.query
+    all_items = Table.all_items
+    query_signature = inspect.signature(query)
+
+    def scoped_query(self, *args, **kwargs):
+        bound = query_signature.bind(self, *args, **kwargs)
+        scope = (self, bound.arguments.get("hash_key"), bound.arguments.get("index_name"))
+        outer = getattr(state, "query", None)
+        state.query = scope
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            state.query = outer
+
+    def scoped_all_items(self):
+        scope = getattr(state, "query", None)
+        if scope is None or scope[0] is not self:
+            return all_items(self)
+        _, hash_key, index_name = scope
+        if index_name is not None:
+            # Every item (an index may hold any of them), unsorted: moto
+            # sorts the matches by the index's keys and the table's keys.
+            items = []
+            for bucket in self.items.values():
+                if self.range_key_attr:
+                    items.extend(bucket.values())
+                else:
+                    items.append(bucket)
+            return items
+        if hash_key is None:
+            return all_items(self)
+        bucket = self.items.get(hash_key)
+        if bucket is None:
+            return []
+        if self.range_key_attr:
+            return list(bucket.values())
+        return [bucket]
+
+    Table.query = scoped_query
+    Table.all_items = scoped_all_items
 
 
 HEALTH_PATH = "/service/AWSHealth_20160804/operation/"

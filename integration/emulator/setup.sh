@@ -18,7 +18,7 @@
 # python3-venv) and PyPI (about 60 s the first time). Exit status 0: ready;
 # 1: it could not be made, the reason on stderr.
 #
-# Who runs it: .ci/run, and the tests themselves (tests/common/moto.rs) when
+# Who runs it: .ci/run, and the tests themselves (tests/it/common/moto.rs) when
 # .emu/venv has no moto and python3 exists.
 set -euo pipefail
 

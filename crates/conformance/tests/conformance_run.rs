@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
-#[path = "../../../tests/common/corpus.rs"]
+#[path = "../../../tests/it/common/corpus.rs"]
 mod common;
 
 use piflow_conformance::{load_cases, run_all};

@@ -2,7 +2,7 @@
 //! EventBridge user guide (event patterns, content filtering, null values,
 //! arrays, input transformation), each with its documented matching and
 //! non-matching events; validation errors. (`piflow events test` is tested in
-//! the binary's tests/cli_events.rs.)
+//! the binary's tests/it/cli_events.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 

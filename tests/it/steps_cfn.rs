@@ -3,9 +3,7 @@
 //! come from a wiremock CloudFormation (moto does not make deployments
 //! fail), through the step's `endpoint` hook.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

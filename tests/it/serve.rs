@@ -6,14 +6,12 @@
 //! tag pushes, the executions API, metrics, and SIGTERM leaving a running
 //! execution RUNNING for the next server to resume.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;

@@ -2,9 +2,7 @@
 //! (status codes, bodies, delays), a closed port, and a small TLS server
 //! with a test CA (https through the same client a deployment uses).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};

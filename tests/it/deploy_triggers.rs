@@ -8,9 +8,7 @@
 //! and API destinations; a Step Functions target makes its PutEvents fail
 //! (NotImplementedError), so there is nothing to observe.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,7 @@
 //! Each test seeds its own estate and asserts the live ECS/ELB state and
 //! the audit trail afterwards.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use common::e2e::{Case, Health, actions, checks};
 use common::estate::{BLUE_IMAGE, Estate};

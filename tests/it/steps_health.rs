@@ -9,9 +9,7 @@
 //! variables (static test credentials, no IMDS) are set once, identically,
 //! before any test reads them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -34,19 +32,16 @@ use common::health::{OP_PATH, body_json, cbor, cbor_to_json, ecs_issue, events};
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: runs once, before any test of this binary reads the
-        // environment (every test calls setup() first and Once blocks the
-        // others until it is done); the values never change afterwards.
+        // SAFETY: runs once; the values are the ones the moto helper
+        // (`common::moto`) sets in this same test binary, so whichever of
+        // the two runs first, no test ever sees another value. The gate's
+        // endpoints are given to it (`with_endpoints`), so AWS_ENDPOINT_URL
+        // (moto's, when it is set) is never used here.
         #[allow(unsafe_code)]
         unsafe {
             std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
             std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
             std::env::set_var("AWS_REGION", "us-east-1");
-            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-            std::env::remove_var("AWS_PROFILE");
-            std::env::remove_var("AWS_ENDPOINT_URL");
-            std::env::remove_var("AWS_ENDPOINT_URL_HEALTH");
-            std::env::remove_var("PIFLOW_HEALTH_ENDPOINTS");
         }
     });
 }

@@ -1,8 +1,6 @@
 //! `piflow validate` and `piflow graph` as a user runs them: real files, the
 //! real binary, output and exit codes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
 use std::fs;
 use std::path::Path;
 

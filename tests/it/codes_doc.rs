@@ -5,8 +5,6 @@
 //! A section's heading names its types: "### Title (`TypeA`, `TypeB`)"; its
 //! table's first column holds the codes (`` `code` ``).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

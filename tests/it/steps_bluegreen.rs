@@ -1,10 +1,8 @@
 //! `piflow:ecs-blue-green` against the reference estate in moto
-//! (tests/common/estate.rs); unhealthy targets come from a wiremock that
+//! (tests/it/common/estate.rs); unhealthy targets come from a wiremock that
 //! answers only `DescribeTargetHealth` (the step's `health_endpoint` hook).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,5 @@
 //! `piflow events test`: the EventBridge pattern tester on the command line.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
 use assert_cmd::Command;
 use serde_json::{Value, json};
 

@@ -2,9 +2,7 @@
 //! (RDS instances are available at once there), `piflow:efs-restore`
 //! against a wiremock AWS Backup (moto does not emulate restore jobs).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

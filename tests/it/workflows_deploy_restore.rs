@@ -8,9 +8,7 @@
 //! its own estate and asserts the live AWS state and the audit trail
 //! afterwards.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

@@ -2,11 +2,9 @@
 //! processes killed with SIGKILL at random transitions and resumed, 20
 //! concurrent starts on one environment, stop, redrive, task tokens
 //! answered from another process, and the JSON shapes of `executions` and
-//! `history`. The DynamoDB runs use a moto server (tests/common/moto.rs).
+//! `history`. The DynamoDB runs use a moto server (tests/it/common/moto.rs).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};

@@ -2,9 +2,7 @@
 //! workflow, the IAM policy, refusals before any API call, and deployments
 //! and executions in the moto server (docs/scale-out.md).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -2,11 +2,9 @@
 //! checkov of `.emu/venv` (made by `integration/emulator/setup.sh`), and the
 //! CodeBuild runner against moto.
 //!
-//! Run: `cargo test --test steps_lint_scan`.
+//! Run: `cargo test --test it steps_lint_scan::`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -40,7 +38,7 @@ fn tools(what: &str) -> Option<ToolSearch> {
             "lint/scan: .emu/venv lacks cfn-lint or checkov: running integration/emulator/setup.sh"
         );
         // Take turns with other test binaries making .emu/venv (as
-        // tests/common/moto.rs does); released when `lock` is dropped.
+        // tests/it/common/moto.rs does); released when `lock` is dropped.
         let _ = std::fs::create_dir_all(root().join(".emu"));
         let lock = std::fs::File::options()
             .read(true)
@@ -554,7 +552,7 @@ async fn codebuild_failed_build() {
             .args([
                 "--ignored",
                 "--exact",
-                "codebuild_failed_build_child",
+                "steps_lint_scan::codebuild_failed_build_child",
                 "--nocapture",
             ])
             .env("PIFLOW_STUB_CHILD", "1")

@@ -1,7 +1,5 @@
 //! `piflow run` and `piflow test` on real workflow files, with mocks.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
 use assert_cmd::Command;
 use serde_json::Value;
 

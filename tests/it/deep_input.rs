@@ -8,9 +8,7 @@
 //! afterwards every record reads back (`piflow executions`, `piflow
 //! history`). The store's own API is tried far beyond the limit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -5,8 +5,6 @@
 //! accepts is refused and audited, `watch --once` triggers new tags only,
 //! and the hooks of `hooks install` trigger pushed and created tags.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

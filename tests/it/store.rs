@@ -1,11 +1,9 @@
 //! The store's behaviour, written once for every backend: the embedded
-//! backend and the DynamoDB backend (against moto, see tests/common/moto.rs)
+//! backend and the DynamoDB backend (against moto, see tests/it/common/moto.rs)
 //! both run `suite`. DynamoDB-specific tests follow it: chunked records,
 //! clear errors, throttling and credentials (wiremock), races.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
-
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use piflow_store::embedded::EmbeddedStore;
