@@ -6,7 +6,7 @@
 #     integration/main-job.sh
 #
 # 1. integration/emulator/setup.sh makes .emu/venv (moto server, cfn-lint,
-#    checkov; about a minute the first time).
+#    checkov; about 30 s the first time).
 # 2. A moto server starts on a free loopback port (or the one in MOTO_PORT
 #    is used) and serves ECS, ELBv2, RDS, EFS, ... and AWS Health (answered
 #    by integration/emulator/moto_server.py: no open issue).
