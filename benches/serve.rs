@@ -12,6 +12,11 @@
 //!   history), all in the server.
 //! - `duplicate`: events already accepted, delivered again: the dedupe
 //!   record is found, nothing is started.
+//! - `burst`: 500 clients connect at the same instant, each on a new
+//!   connection, and send one event that starts an execution; five bursts.
+//!   Every request must be answered (no reset, no refused connection); the
+//!   figures are the answers' latency (p50, p99, max) and the server's
+//!   memory (VmHWM, VmRSS from /proc) after the bursts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
@@ -137,6 +142,95 @@ async fn run(
     (ids.len() as f64 / t.elapsed().as_secs_f64(), statuses)
 }
 
+/// One request on a new connection (`Connection: close`): its status, or
+/// what went wrong (a reset, a refused or timed-out connection), and how
+/// long the answer took from the connect.
+async fn one_shot(addr: std::net::SocketAddr, body: Vec<u8>) -> (Result<u16, String>, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = Instant::now();
+    let ts = chrono::Utc::now().timestamp();
+    let head = format!(
+        "POST /events HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\nx-piflow-timestamp: {ts}\r\nx-piflow-signature: {}\r\ncontent-length: {}\r\n\r\n",
+        sign(SECRET, ts, &body),
+        body.len()
+    );
+    let answer = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {:?}", e.kind()))?;
+        s.write_all(head.as_bytes())
+            .await
+            .map_err(|e| format!("write: {:?}", e.kind()))?;
+        s.write_all(&body)
+            .await
+            .map_err(|e| format!("write: {:?}", e.kind()))?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("read: {:?}", e.kind()))?;
+        let text = String::from_utf8_lossy(&buf);
+        text.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| "no status line".to_string())
+    };
+    let r = match tokio::time::timeout(Duration::from_secs(60), answer).await {
+        Ok(r) => r,
+        Err(_) => Err("no answer in 60 s".to_string()),
+    };
+    (r, t.elapsed())
+}
+
+/// `burst` clients at once, each on its own new connection.
+async fn burst(
+    addr: std::net::SocketAddr,
+    tag: &str,
+    clients: usize,
+) -> Vec<(Result<u16, String>, Duration)> {
+    let start = Arc::new(tokio::sync::Barrier::new(clients));
+    let tasks = (0..clients).map(|i| {
+        let start = start.clone();
+        let id = format!("{tag}-{i}");
+        tokio::spawn(async move {
+            let body = serde_json::to_vec(&json!({
+                "version": "0", "id": id, "detail-type": "Bench", "source": "bench.run",
+                "account": "123456789012", "time": "2026-11-22T06:00:00Z",
+                "region": "us-east-1", "resources": [], "detail": {"n": i, "id": id}
+            }))
+            .expect("json");
+            start.wait().await;
+            one_shot(addr, body).await
+        })
+    });
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("client task"))
+        .collect()
+}
+
+/// `VmHWM` and `VmRSS` of a process, in MiB (Linux).
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 fn summary(statuses: &[u16]) -> String {
     let mut counts = std::collections::BTreeMap::new();
     for s in statuses {
@@ -193,6 +287,55 @@ fn main() {
         let ids: Vec<String> = (0..m).map(|i| format!("run-{i}")).collect();
         let (rate, st) = run(&c, &url, "bench.run", ids, CONCURRENCY).await;
         line("new, starts an execution", CONCURRENCY, rate, m, &st);
+
+        // Bursts of new connections, each starting an execution.
+        let addr: std::net::SocketAddr = server
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the server's address");
+        let clients = if quick { 100 } else { 500 };
+        let mut failures = std::collections::BTreeMap::<String, usize>::new();
+        for b in 0..5 {
+            let t = Instant::now();
+            let answers = burst(addr, &format!("burst{b}"), clients).await;
+            let wall = t.elapsed();
+            let mut lat: Vec<Duration> = Vec::new();
+            let mut statuses = Vec::new();
+            for (r, d) in answers {
+                match r {
+                    Ok(code) => {
+                        statuses.push(code);
+                        lat.push(d);
+                    }
+                    Err(e) => *failures.entry(e).or_insert(0) += 1,
+                }
+            }
+            lat.sort();
+            println!(
+                "serve/burst {b}: {clients} new connections at once, each starting an execution: answered {} in {:.2} s; latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({})",
+                statuses.len(),
+                wall.as_secs_f64(),
+                percentile(&lat, 0.5).as_secs_f64() * 1000.0,
+                percentile(&lat, 0.99).as_secs_f64() * 1000.0,
+                lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+                summary(&statuses)
+            );
+        }
+        let (hwm, rss) = memory_mib(server.child.id());
+        println!(
+            "serve/burst: connections not answered: {}; server memory after the bursts: peak {hwm:.0} MiB, now {rss:.0} MiB",
+            if failures.is_empty() {
+                "none".to_string()
+            } else {
+                failures
+                    .iter()
+                    .map(|(e, n)| format!("{n}× {e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        assert!(failures.is_empty(), "every connection of a burst is answered");
     });
     println!("goal: ≥ 10,000 signed events/s accepted with durable dedupe");
 }
