@@ -124,4 +124,41 @@ for i in intrinsics:
 for j in jsonatas:
     put("jsonata", j)
 
-print(f"definition: {n_def} files, paths: {len(paths)}, intrinsic: {len(intrinsics)}, jsonata: {len(jsonatas)}")
+# EventBridge event patterns (the `event_pattern` target): one of each
+# operator of the user guide, alone and combined; some followed by a NUL
+# and an event to match them against.
+EVENT = {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+         "region": "us-west-1", "resources": ["arn:aws:ec2:us-west-1:1:instance/i-1"],
+         "detail": {"state": "terminated", "c-count": 5, "ip": "10.0.0.9", "n": None,
+                    "items": [{"a": 1, "b": "x"}], "e": ""}}
+patterns = [
+    {"source": ["aws.ec2"], "detail": {"state": ["terminated", "stopped"]}},
+    {"detail": {"state": [{"prefix": "term"}]}},
+    {"detail": {"state": [{"prefix": {"equals-ignore-case": "TERM"}}]}},
+    {"detail": {"state": [{"suffix": "ated"}]}},
+    {"detail": {"state": [{"suffix": {"equals-ignore-case": "ATED"}}]}},
+    {"detail": {"state": [{"equals-ignore-case": "TERMINATED"}]}},
+    {"detail": {"state": [{"wildcard": "t*r*d"}]}},
+    {"detail": {"state": [{"anything-but": ["running", "pending"]}]}},
+    {"detail": {"state": [{"anything-but": {"prefix": "run"}}]}},
+    {"detail": {"state": [{"anything-but": {"suffix": ["ing", "ped"]}}]}},
+    {"detail": {"state": [{"anything-but": {"wildcard": ["r*", "*p"]}}]}},
+    {"detail": {"state": [{"anything-but": {"equals-ignore-case": ["RUNNING"]}}]}},
+    {"detail": {"c-count": [{"numeric": [">", 0, "<=", 5]}]}},
+    {"detail": {"c-count": [{"anything-but": [1, 2, 3]}]}},
+    {"detail": {"ip": [{"cidr": "10.0.0.0/24"}]}},
+    {"detail": {"state": [{"exists": True}], "missing": [{"exists": False}]}},
+    {"detail": {"n": [None], "e": [""]}},
+    {"detail": {"items": {"a": [1], "b": ["x"]}}},
+    {"$or": [{"detail": {"state": ["terminated"]}}, {"detail": {"c-count": [{"numeric": [">", 3]}]}}]},
+    {"detail": {"$or": [{"state": [{"prefix": "t"}]}, {"n": [None]}]}},
+    {"detail.state": ["terminated"]},
+    {"resources": [{"wildcard": "arn:aws:ec2:*:instance/*"}]},
+]
+n_pat = 0
+for i, pat in enumerate(patterns):
+    put("event_pattern", json.dumps(pat))
+    put("event_pattern", json.dumps(pat) + "\0" + json.dumps(EVENT))
+    n_pat += 2
+
+print(f"definition: {n_def} files, paths: {len(paths)}, intrinsic: {len(intrinsics)}, jsonata: {len(jsonatas)}, event_pattern: {n_pat}")
