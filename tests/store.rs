@@ -347,6 +347,62 @@ async fn suite(store: &dyn Store) {
         Some("exec-c".into())
     );
 
+    // Taking over from a holder found gone: only the very lease that was
+    // read (same holder and expiry); once taken, a second taker of that
+    // lease is told the new holder.
+    assert!(matches!(
+        store
+            .acquire_lease("exec:t", "gone-1", ttl)
+            .await
+            .expect("lease"),
+        LeaseOutcome::Acquired(_)
+    ));
+    let seen = store.lease("exec:t").await.expect("lease").expect("held");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store
+        .acquire_lease("exec:t", "gone-1", ttl)
+        .await
+        .expect("renewed since");
+    match store
+        .take_over_lease("exec:t", &seen, "taker-a", ttl)
+        .await
+        .expect("take over")
+    {
+        LeaseOutcome::Held(l) => assert_eq!(l.holder, "gone-1"),
+        other => panic!("renewed since it was read: {other:?}"),
+    }
+    let seen = store.lease("exec:t").await.expect("lease").expect("held");
+    assert!(matches!(
+        store
+            .take_over_lease("exec:t", &seen, "taker-a", ttl)
+            .await
+            .expect("take over"),
+        LeaseOutcome::Acquired(ref l) if l.holder == "taker-a"
+    ));
+    match store
+        .take_over_lease("exec:t", &seen, "taker-b", ttl)
+        .await
+        .expect("take over")
+    {
+        LeaseOutcome::Held(l) => assert_eq!(l.holder, "taker-a"),
+        other => panic!("taken over once: {other:?}"),
+    }
+    // Free, expired or one's own: as acquire_lease.
+    assert!(matches!(
+        store
+            .take_over_lease("exec:free", &seen, "taker-b", ttl)
+            .await
+            .expect("take over"),
+        LeaseOutcome::Acquired(_)
+    ));
+    assert!(matches!(
+        store
+            .take_over_lease("exec:t", &seen, "taker-a", ttl)
+            .await
+            .expect("renew"),
+        LeaseOutcome::Acquired(_)
+    ));
+
     // The FIFO queue: tickets in order of arrival, renewing keeps one's
     // place, leaving and expiring drop out.
     let a = store
@@ -927,6 +983,36 @@ fn dynamodb_conditional_writes_hold_under_races() {
             })
             .collect();
         assert_eq!(holders.len(), 1, "{results:?}");
+
+        // Eight processes take over one lease from a process gone: one wins.
+        let gone = stores[0]
+            .lease("env:race")
+            .await
+            .expect("lease")
+            .expect("held");
+        let takers = stores.iter().enumerate().map(|(i, s)| {
+            let gone = gone.clone();
+            async move {
+                s.take_over_lease("env:race", &gone, &format!("t{i}"), Duration::seconds(30))
+                    .await
+            }
+        });
+        let results = futures::future::join_all(takers).await;
+        let winners: Vec<&str> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(LeaseOutcome::Acquired(l)) => Some(l.holder.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for r in &results {
+            match r {
+                Ok(LeaseOutcome::Held(l)) => assert_eq!(l.holder, winners[0]),
+                Ok(LeaseOutcome::Acquired(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
 
         // Eight audit appends at once: one chain, no gaps.
         let appends = stores

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{RunnerError, chrono_ttl};
+use super::{RunnerError, chrono_ttl, liveness};
 use piflow_engine::TokenRegistry;
 use piflow_store::{LeaseOutcome, Store};
 
@@ -35,9 +35,11 @@ fn poll_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(500))
 }
 
-/// Take `key` for `holder`: join its FIFO queue and take the lease when
-/// first in line and the lease is free (or expired). Without `wait`, refuse
-/// at once when it is held or others wait first.
+/// Take the environment lease `key` for execution `holder`: join its FIFO
+/// queue and take the lease when first in line and the lease is free,
+/// expired, or held by an execution whose process is gone (its execution
+/// lease's holder is a process of this host that died: [`liveness`]).
+/// Without `wait`, refuse at once when it is held or others wait first.
 pub async fn take(
     store: &dyn Store,
     key: &str,
@@ -57,7 +59,17 @@ pub async fn take(
             .as_ref()
             .filter(|l| l.expires > chrono::Utc::now() && l.holder != holder);
         if ahead.is_empty() {
-            match store.acquire_lease(key, holder, ttl_c).await? {
+            let outcome = match store.acquire_lease(key, holder, ttl_c).await? {
+                LeaseOutcome::Held(l) if runs_nowhere(store, &l.holder).await? => {
+                    tracing::info!(lease = key, execution = %l.holder, "the process that ran the execution holding the lease is gone; taking the lease over");
+                    // Exactly the lease read before its execution's: if that
+                    // execution was claimed and renewed this lease since,
+                    // the write is refused.
+                    store.take_over_lease(key, &l, holder, ttl_c).await?
+                }
+                other => other,
+            };
+            match outcome {
                 LeaseOutcome::Acquired(_) => {
                     store.leave_queue(key, holder).await?;
                     return Ok(());
@@ -103,6 +115,18 @@ pub async fn take(
         }
         tokio::time::sleep(poll_interval(ttl)).await;
     }
+}
+
+/// The execution `id` holds an environment lease, but its execution lease
+/// is held by a process of this host that is gone. (A live process takes
+/// the execution's lease before the environment's, so this never judges an
+/// execution that a live process resumes; one whose execution lease is
+/// missing or held elsewhere is waited for, as before.)
+async fn runs_nowhere(store: &dyn Store, id: &str) -> Result<bool, RunnerError> {
+    Ok(store
+        .lease(&exec_key(id))
+        .await?
+        .is_some_and(|l| liveness::is_dead(&l.holder)))
 }
 
 /// What the lease keeper of a running execution needs.
