@@ -139,6 +139,10 @@ pub struct Keeper {
     pub tokens: Arc<TokenRegistry>,
     /// Set when another process took the execution over.
     pub lost: Arc<AtomicBool>,
+    /// When the execution's lease was last written: just before the claim
+    /// that started this run. The first renewal is a third of the lease's
+    /// life after it.
+    pub since: tokio::time::Instant,
     /// Until when this process may act on the leases: the start of the
     /// last renewal that succeeded plus nine tenths of their time to live.
     pub valid_until: Arc<std::sync::Mutex<tokio::time::Instant>>,
@@ -148,42 +152,84 @@ pub struct Keeper {
 
 /// Renew the leases every third of their life, stop the execution when
 /// `piflow stop` asks, and hand task-token answers (sent by any process) to
-/// the waiting task; until `done`.
-pub async fn keep(mut k: Keeper) {
+/// the waiting task; until `done`, or until another process took a lease.
+///
+/// The renewals keep their own schedule: a slow read of the record or of
+/// the task answers never holds one back. On a store that answers in `S`,
+/// a lease of `T` stays valid while `S` is under 0.45 `T` (3.6 s of an
+/// 8 s lease); when each renewal waited for the reads made after the one
+/// before, it lapsed from `S` ≈ 0.28 `T` on.
+pub async fn keep(k: Keeper) {
+    let mut done = k.done.clone();
+    tokio::select! {
+        _ = done.changed() => {}
+        () = renew(&k) => {}
+        () = watch_requests(&k) => {}
+    }
+}
+
+/// Renew both leases (at the same time) a third of their life after the
+/// start of the last renewal that succeeded, or a poll interval after one
+/// that failed; returns when another process holds one of them.
+async fn renew(k: &Keeper) {
     let renew_every = k.ttl / 3;
-    let tick = poll_interval(k.ttl).min(renew_every);
+    let retry = poll_interval(k.ttl).min(renew_every);
     let ttl = chrono_ttl(k.ttl);
-    let mut last = tokio::time::Instant::now();
+    let mut next = k.since + renew_every;
     loop {
-        tokio::select! {
-            _ = k.done.changed() => return,
-            _ = tokio::time::sleep(tick) => {}
-        }
-        if last.elapsed() >= renew_every {
-            last = tokio::time::Instant::now();
-            let mut renewed = true;
-            let mut leases = vec![(super::exec_key(&k.id), k.holder.clone())];
-            if let Some(env) = &k.env {
-                leases.push((super::env_key(env), k.id.clone()));
-            }
-            for (key, holder) in leases {
-                match k.store.acquire_lease(&key, &holder, ttl).await {
-                    Ok(LeaseOutcome::Acquired(_)) => {}
-                    Ok(LeaseOutcome::Held(l)) => {
-                        tracing::error!(lease = %key, holder = %l.holder, execution = %k.id, "the lease was taken over; this process stops the execution");
-                        k.lost.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    Err(e) => {
-                        renewed = false;
-                        tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again");
-                    }
+        tokio::time::sleep_until(next).await;
+        let start = tokio::time::Instant::now();
+        let exec = (super::exec_key(&k.id), k.holder.clone());
+        let env = k
+            .env
+            .as_ref()
+            .map(|env| (super::env_key(env), k.id.clone()));
+        let renewals = std::iter::once(exec)
+            .chain(env)
+            .map(|(key, holder)| async move {
+                let outcome = k.store.acquire_lease(&key, &holder, ttl).await;
+                (key, outcome)
+            });
+        let mut renewed = true;
+        for (key, outcome) in futures::future::join_all(renewals).await {
+            match outcome {
+                Ok(LeaseOutcome::Acquired(_)) => {}
+                Ok(LeaseOutcome::Held(l)) => {
+                    tracing::error!(lease = %key, holder = %l.holder, execution = %k.id, "the lease was taken over; this process stops the execution");
+                    k.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    renewed = false;
+                    tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again");
                 }
             }
-            if renewed && let Ok(mut v) = k.valid_until.lock() {
-                *v = last + k.ttl.mul_f64(0.9);
+        }
+        if renewed {
+            if let Ok(mut v) = k.valid_until.lock() {
+                *v = start + k.ttl.mul_f64(0.9);
             }
-            match k.store.execution(&k.id).await {
+            next = start + renew_every;
+        } else {
+            next = tokio::time::Instant::now() + retry;
+        }
+    }
+}
+
+/// A third of the leases' life after the last read ended, read the record
+/// for a stop request (on a slow store, less often: the renewals keep
+/// their pace, this gives way); every poll interval, the answers to the
+/// open task tokens. Never returns.
+async fn watch_requests(k: &Keeper) {
+    let read_every = k.ttl / 3;
+    let tick = poll_interval(k.ttl).min(read_every);
+    let mut next_read = tokio::time::Instant::now() + read_every;
+    loop {
+        tokio::time::sleep(tick).await;
+        if tokio::time::Instant::now() >= next_read {
+            let read = k.store.execution(&k.id).await;
+            next_read = tokio::time::Instant::now() + read_every;
+            match read {
                 Ok(Some(r)) if r.stop_requested.is_some() => {
                     let _ = k.stop.send(true);
                 }

@@ -767,6 +767,8 @@ impl Runner {
     ) -> Result<Finished, RunnerError> {
         let id = record.id.clone();
         let key = exec_key(&id);
+        // The lease written by the claim runs from no earlier than this.
+        let claimed_at = tokio::time::Instant::now();
         if let Err(e) = self.claim(&id).await {
             self.release_env(&record.env, &id).await;
             return Err(e);
@@ -805,7 +807,7 @@ impl Runner {
         }
         let lost = Arc::new(AtomicBool::new(false));
         let valid_until = Arc::new(std::sync::Mutex::new(
-            tokio::time::Instant::now() + self.lease_ttl.mul_f64(0.9),
+            claimed_at + self.lease_ttl.mul_f64(0.9),
         ));
         let mut engine = Engine::new(self.tasks.clone(), self.clock.clone());
         engine.options = self.options.clone();
@@ -841,6 +843,7 @@ impl Runner {
             ttl: self.lease_ttl,
             tokens,
             lost: lost.clone(),
+            since: claimed_at,
             valid_until,
             stop: stop_tx,
             done: done_rx,
