@@ -15,7 +15,8 @@
 //! nothing again. Executions run in this process with the durable runner;
 //! on SIGTERM/SIGINT the server stops accepting, stops its executions
 //! between two commits (they stay RUNNING), gives their leases back and
-//! exits; on start-up it resumes the executions no live process holds.
+//! exits; on start-up, and then every `--orphan-scan` seconds, it resumes
+//! the executions no live process holds.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -109,6 +110,16 @@ pub struct Args {
     /// accepted (capped by net.core.somaxconn).
     #[arg(long, env = "PIFLOW_SERVE_BACKLOG", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     backlog: u32,
+    /// Look for orphaned executions (RUNNING, their process gone or their
+    /// lease expired) every this many seconds and resume them here; 0:
+    /// only at start-up.
+    #[arg(
+        long,
+        env = "PIFLOW_ORPHAN_SCAN",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    orphan_scan: u64,
     #[command(flatten)]
     store: StoreArg,
 }
@@ -1258,6 +1269,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             if secrets.gitlab.is_some() { "on" } else { "off" },
         );
         recover(&app).await;
+        if args.orphan_scan > 0 {
+            let scanner = app.clone();
+            tokio::spawn(app.service.runner().clone().watch_orphans(
+                Duration::from_secs(args.orphan_scan),
+                move |o| scanner.resume(o.id, o.env),
+            ));
+        }
         let limits = conn::Limits {
             header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,

@@ -14,8 +14,9 @@ localhost:$MOTO_PORT, so it must be the real port. Stop the server with
 SIGTERM or SIGINT.
 
 Who starts it: tests/it/common/moto.rs (once per test binary, on a free port,
-when MOTO_PORT is not set) and .ci/run (once for the whole run, exporting
-MOTO_PORT so that the tests use that one).
+when MOTO_PORT is not set; and one more for a test whose load would hold
+up the others' requests, `common::moto::own`) and .ci/run (once for the
+whole run, exporting MOTO_PORT so that the tests use that one).
 
 Why the patches. Written for moto 5.2.5 (the version setup.sh pins); stock
 moto's threaded server is not linearizable for DynamoDB:

@@ -345,6 +345,62 @@ async fn suite(store: &dyn Store) {
         Some("exec-c".into())
     );
 
+    // Taking over from a holder found gone: only the very lease that was
+    // read (same holder and expiry); once taken, a second taker of that
+    // lease is told the new holder.
+    assert!(matches!(
+        store
+            .acquire_lease("exec:t", "gone-1", ttl)
+            .await
+            .expect("lease"),
+        LeaseOutcome::Acquired(_)
+    ));
+    let seen = store.lease("exec:t").await.expect("lease").expect("held");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store
+        .acquire_lease("exec:t", "gone-1", ttl)
+        .await
+        .expect("renewed since");
+    match store
+        .take_over_lease("exec:t", &seen, "taker-a", ttl)
+        .await
+        .expect("take over")
+    {
+        LeaseOutcome::Held(l) => assert_eq!(l.holder, "gone-1"),
+        other => panic!("renewed since it was read: {other:?}"),
+    }
+    let seen = store.lease("exec:t").await.expect("lease").expect("held");
+    assert!(matches!(
+        store
+            .take_over_lease("exec:t", &seen, "taker-a", ttl)
+            .await
+            .expect("take over"),
+        LeaseOutcome::Acquired(ref l) if l.holder == "taker-a"
+    ));
+    match store
+        .take_over_lease("exec:t", &seen, "taker-b", ttl)
+        .await
+        .expect("take over")
+    {
+        LeaseOutcome::Held(l) => assert_eq!(l.holder, "taker-a"),
+        other => panic!("taken over once: {other:?}"),
+    }
+    // Free, expired or one's own: as acquire_lease.
+    assert!(matches!(
+        store
+            .take_over_lease("exec:free", &seen, "taker-b", ttl)
+            .await
+            .expect("take over"),
+        LeaseOutcome::Acquired(_)
+    ));
+    assert!(matches!(
+        store
+            .take_over_lease("exec:t", &seen, "taker-a", ttl)
+            .await
+            .expect("renew"),
+        LeaseOutcome::Acquired(_)
+    ));
+
     // The FIFO queue: tickets in order of arrival, renewing keeps one's
     // place, leaving and expiring drop out.
     let a = store
@@ -926,6 +982,36 @@ fn dynamodb_conditional_writes_hold_under_races() {
             .collect();
         assert_eq!(holders.len(), 1, "{results:?}");
 
+        // Eight processes take over one lease from a process gone: one wins.
+        let gone = stores[0]
+            .lease("env:race")
+            .await
+            .expect("lease")
+            .expect("held");
+        let takers = stores.iter().enumerate().map(|(i, s)| {
+            let gone = gone.clone();
+            async move {
+                s.take_over_lease("env:race", &gone, &format!("t{i}"), Duration::seconds(30))
+                    .await
+            }
+        });
+        let results = futures::future::join_all(takers).await;
+        let winners: Vec<&str> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(LeaseOutcome::Acquired(l)) => Some(l.holder.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for r in &results {
+            match r {
+                Ok(LeaseOutcome::Held(l)) => assert_eq!(l.holder, winners[0]),
+                Ok(LeaseOutcome::Acquired(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+
         // Eight audit appends at once: one chain, no gaps.
         let appends = stores
             .iter()
@@ -1396,5 +1482,241 @@ fn dynamodb_missing_table_from_the_service_is_reported_clearly() {
             m.contains("piflow store init --store dynamodb://piflow-mock"),
             "{m}"
         );
+    });
+}
+
+// ----- The runner keeps its leases while the store is slow --------------------
+
+use piflow_engine::{AuditFuture, AuditLog, MockConfig, SystemClock, TaskRegistry};
+use piflow_runner::{Runner, exec_key};
+use piflow_store::{
+    AuditRecord as Record, DefinitionVersion, ExecutionQuery, Lease, StoreFuture, Waiter,
+};
+use std::sync::Arc;
+
+/// A store whose execution-record reads take `delay` (a store that answers
+/// slowly); every other call goes straight through. A running execution's
+/// lease keeper reads the record for stop requests: that read must not
+/// hold back the renewals.
+struct SlowRecordReads {
+    inner: Arc<dyn Store>,
+    delay: std::time::Duration,
+}
+
+impl AuditLog for SlowRecordReads {
+    fn append_entry(&self, entry: AuditEntry) -> AuditFuture<'_, Record> {
+        self.inner.append_entry(entry)
+    }
+    fn records(
+        &self,
+        env: &str,
+        since: Option<chrono::DateTime<Utc>>,
+    ) -> AuditFuture<'_, Vec<Record>> {
+        self.inner.records(env, since)
+    }
+}
+
+impl Store for SlowRecordReads {
+    fn publish(&self, new: NewDefinition) -> StoreFuture<'_, DefinitionVersion> {
+        self.inner.publish(new)
+    }
+    fn definition(&self, w: &str, v: u64) -> StoreFuture<'_, Option<DefinitionVersion>> {
+        self.inner.definition(w, v)
+    }
+    fn definitions(&self, w: Option<&str>) -> StoreFuture<'_, Vec<DefinitionVersion>> {
+        self.inner.definitions(w)
+    }
+    fn set_alias(&self, w: &str, alias: &str, v: u64) -> StoreFuture<'_, ()> {
+        self.inner.set_alias(w, alias, v)
+    }
+    fn alias(&self, w: &str, alias: &str) -> StoreFuture<'_, Option<u64>> {
+        self.inner.alias(w, alias)
+    }
+    fn start_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, StartOutcome> {
+        self.inner.start_execution(record)
+    }
+    fn update_execution(&self, record: ExecutionRecord) -> StoreFuture<'_, ExecutionRecord> {
+        self.inner.update_execution(record)
+    }
+    fn execution(&self, id: &str) -> StoreFuture<'_, Option<ExecutionRecord>> {
+        let read = self.inner.execution(id);
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            read.await
+        })
+    }
+    fn list_executions(&self, q: ExecutionQuery) -> StoreFuture<'_, Vec<ExecutionRecord>> {
+        self.inner.list_executions(q)
+    }
+    fn append_events(&self, id: &str, events: Vec<StoredEvent>) -> StoreFuture<'_, ()> {
+        self.inner.append_events(id, events)
+    }
+    fn events(&self, id: &str) -> StoreFuture<'_, Vec<StoredEvent>> {
+        self.inner.events(id)
+    }
+    fn append_audit(&self, entry: AuditEntry) -> StoreFuture<'_, Record> {
+        self.inner.append_audit(entry)
+    }
+    fn audit_head(&self, env: &str) -> StoreFuture<'_, Option<Record>> {
+        self.inner.audit_head(env)
+    }
+    fn audit(
+        &self,
+        env: Option<&str>,
+        since: Option<chrono::DateTime<Utc>>,
+    ) -> StoreFuture<'_, Vec<Record>> {
+        self.inner.audit(env, since)
+    }
+    fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreFuture<'_, LeaseOutcome> {
+        self.inner.acquire_lease(key, holder, ttl)
+    }
+    fn take_over_lease(
+        &self,
+        key: &str,
+        current: &Lease,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreFuture<'_, LeaseOutcome> {
+        self.inner.take_over_lease(key, current, holder, ttl)
+    }
+    fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()> {
+        self.inner.release_lease(key, holder)
+    }
+    fn lease(&self, key: &str) -> StoreFuture<'_, Option<Lease>> {
+        self.inner.lease(key)
+    }
+    fn join_queue(&self, key: &str, holder: &str, ttl: Duration) -> StoreFuture<'_, Waiter> {
+        self.inner.join_queue(key, holder, ttl)
+    }
+    fn queue(&self, key: &str) -> StoreFuture<'_, Vec<Waiter>> {
+        self.inner.queue(key)
+    }
+    fn leave_queue(&self, key: &str, holder: &str) -> StoreFuture<'_, ()> {
+        self.inner.leave_queue(key, holder)
+    }
+    fn answer_task(&self, answer: TaskAnswer) -> StoreFuture<'_, ()> {
+        self.inner.answer_task(answer)
+    }
+    fn task_answer(&self, token: &str) -> StoreFuture<'_, Option<TaskAnswer>> {
+        self.inner.task_answer(token)
+    }
+}
+
+/// Four seconds of Waits after a Task: five commits, one a second.
+const KEPT: &str = r#"{"StartAt": "Deploy", "States": {
+  "Deploy": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Next": "W1"},
+  "W1": {"Type": "Wait", "Seconds": 1, "Next": "W2"},
+  "W2": {"Type": "Wait", "Seconds": 1, "Next": "W3"},
+  "W3": {"Type": "Wait", "Seconds": 1, "Next": "W4"},
+  "W4": {"Type": "Wait", "Seconds": 1, "End": true}}}"#;
+
+/// An 800 ms lease, record reads that take 2 s: a resumed execution and a
+/// redriven one, each running five lease lifetimes, keep their leases (a
+/// renewal every third of the lease, whatever the reads do) and finish.
+/// While the keeper waited for its read before renewing again, the leases
+/// lapsed between renewals and the executions stopped with
+/// `journal-lease-expired`.
+async fn slow_reads_do_not_hold_back_lease_renewals(inner: Arc<dyn Store>) {
+    let ttl = std::time::Duration::from_millis(800);
+    let store: Arc<dyn Store> = Arc::new(SlowRecordReads {
+        inner,
+        delay: std::time::Duration::from_secs(2),
+    });
+    let version = store
+        .publish(NewDefinition {
+            workflow: "kept".into(),
+            definition: KEPT.into(),
+            author: "test".into(),
+            source_commit: None,
+        })
+        .await
+        .expect("publish");
+    let runner = |mocks: serde_json::Value| {
+        let tasks = TaskRegistry::new()
+            .with_mocks(MockConfig::from_value(&json!({ "States": mocks }), None).expect("mocks"));
+        let mut r = Runner::new(store.clone(), tasks, Arc::new(SystemClock));
+        r.lease_ttl = ttl;
+        r
+    };
+
+    // Resumed: RUNNING, its process gone and its lease expired.
+    let mut orphan = execution("kept:orphan", "orphan");
+    orphan.workflow = "kept".into();
+    orphan.version = version.version;
+    orphan.input = json!({});
+    assert!(matches!(
+        store.start_execution(orphan).await.expect("record"),
+        StartOutcome::Created(_)
+    ));
+    store
+        .acquire_lease(&exec_key("kept:orphan"), "gone", Duration::milliseconds(1))
+        .await
+        .expect("lease");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let r = runner(json!({"Deploy": {"Return": {"ok": true}}}));
+    let f = r.resume("kept:orphan").await.expect("resume");
+    let cause = f.outcome.as_ref().and_then(|o| o.cause.clone());
+    assert_eq!(f.record.status, Status::Succeeded, "resume: {cause:?}");
+
+    // Redriven: failed in Deploy, then run again from there.
+    let r = runner(json!({"Deploy": [
+        {"Throw": {"Error": "Deploy.Failed", "Cause": "not yet"}},
+        {"Return": {"ok": true}}
+    ]}));
+    let f = r
+        .start(piflow_runner::StartRequest {
+            workflow: "kept".into(),
+            definition: KEPT.into(),
+            source_commit: None,
+            author: "test".into(),
+            name: Some("redriven".into()),
+            input: json!({}),
+            trigger: "test".into(),
+            env: None,
+            wait: false,
+        })
+        .await
+        .expect("start");
+    assert_eq!(f.record.status, Status::Failed);
+    let t = std::time::Instant::now();
+    let f = r.redrive("kept:redriven").await.expect("redrive");
+    let cause = f.outcome.as_ref().and_then(|o| o.cause.clone());
+    assert_eq!(f.record.status, Status::Succeeded, "redrive: {cause:?}");
+    assert!(t.elapsed() > ttl * 4, "ran {:?}", t.elapsed());
+}
+
+fn block_threaded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+#[test]
+fn embedded_slow_reads_do_not_hold_back_lease_renewals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path().join("piflow.redb")).expect("open");
+    block_threaded(slow_reads_do_not_hold_back_lease_renewals(Arc::new(store)));
+}
+
+#[test]
+fn dynamodb_slow_reads_do_not_hold_back_lease_renewals() {
+    if moto().is_none() {
+        return;
+    }
+    block_threaded(async {
+        let table = moto_table("kept").await;
+        let store = piflow_store::open(Some(&format!("dynamodb://{table}")))
+            .await
+            .expect("open");
+        slow_reads_do_not_hold_back_lease_renewals(store).await;
     });
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{RunnerError, chrono_ttl};
+use super::{RunnerError, chrono_ttl, liveness};
 use piflow_engine::TokenRegistry;
 use piflow_store::{LeaseOutcome, Store};
 
@@ -35,9 +35,11 @@ fn poll_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(500))
 }
 
-/// Take `key` for `holder`: join its FIFO queue and take the lease when
-/// first in line and the lease is free (or expired). Without `wait`, refuse
-/// at once when it is held or others wait first.
+/// Take the environment lease `key` for execution `holder`: join its FIFO
+/// queue and take the lease when first in line and the lease is free,
+/// expired, or held by an execution whose process is gone (its execution
+/// lease's holder is a process of this host that died: [`liveness`]).
+/// Without `wait`, refuse at once when it is held or others wait first.
 pub async fn take(
     store: &dyn Store,
     key: &str,
@@ -57,7 +59,17 @@ pub async fn take(
             .as_ref()
             .filter(|l| l.expires > chrono::Utc::now() && l.holder != holder);
         if ahead.is_empty() {
-            match store.acquire_lease(key, holder, ttl_c).await? {
+            let outcome = match store.acquire_lease(key, holder, ttl_c).await? {
+                LeaseOutcome::Held(l) if runs_nowhere(store, &l.holder).await? => {
+                    tracing::info!(lease = key, execution = %l.holder, "the process that ran the execution holding the lease is gone; taking the lease over");
+                    // Exactly the lease read before its execution's: if that
+                    // execution was claimed and renewed this lease since,
+                    // the write is refused.
+                    store.take_over_lease(key, &l, holder, ttl_c).await?
+                }
+                other => other,
+            };
+            match outcome {
                 LeaseOutcome::Acquired(_) => {
                     store.leave_queue(key, holder).await?;
                     return Ok(());
@@ -105,6 +117,18 @@ pub async fn take(
     }
 }
 
+/// The execution `id` holds an environment lease, but its execution lease
+/// is held by a process of this host that is gone. (A live process takes
+/// the execution's lease before the environment's, so this never judges an
+/// execution that a live process resumes; one whose execution lease is
+/// missing or held elsewhere is waited for, as before.)
+async fn runs_nowhere(store: &dyn Store, id: &str) -> Result<bool, RunnerError> {
+    Ok(store
+        .lease(&exec_key(id))
+        .await?
+        .is_some_and(|l| liveness::is_dead(&l.holder)))
+}
+
 /// What the lease keeper of a running execution needs.
 pub struct Keeper {
     pub store: Arc<dyn Store>,
@@ -115,6 +139,10 @@ pub struct Keeper {
     pub tokens: Arc<TokenRegistry>,
     /// Set when another process took the execution over.
     pub lost: Arc<AtomicBool>,
+    /// When the execution's lease was last written: just before the claim
+    /// that started this run. The first renewal is a third of the lease's
+    /// life after it.
+    pub since: tokio::time::Instant,
     /// Until when this process may act on the leases: the start of the
     /// last renewal that succeeded plus nine tenths of their time to live.
     pub valid_until: Arc<std::sync::Mutex<tokio::time::Instant>>,
@@ -124,42 +152,84 @@ pub struct Keeper {
 
 /// Renew the leases every third of their life, stop the execution when
 /// `piflow stop` asks, and hand task-token answers (sent by any process) to
-/// the waiting task; until `done`.
-pub async fn keep(mut k: Keeper) {
+/// the waiting task; until `done`, or until another process took a lease.
+///
+/// The renewals keep their own schedule: a slow read of the record or of
+/// the task answers never holds one back. On a store that answers in `S`,
+/// a lease of `T` stays valid while `S` is under 0.45 `T` (3.6 s of an
+/// 8 s lease); when each renewal waited for the reads made after the one
+/// before, it lapsed from `S` ≈ 0.28 `T` on.
+pub async fn keep(k: Keeper) {
+    let mut done = k.done.clone();
+    tokio::select! {
+        _ = done.changed() => {}
+        () = renew(&k) => {}
+        () = watch_requests(&k) => {}
+    }
+}
+
+/// Renew both leases (at the same time) a third of their life after the
+/// start of the last renewal that succeeded, or a poll interval after one
+/// that failed; returns when another process holds one of them.
+async fn renew(k: &Keeper) {
     let renew_every = k.ttl / 3;
-    let tick = poll_interval(k.ttl).min(renew_every);
+    let retry = poll_interval(k.ttl).min(renew_every);
     let ttl = chrono_ttl(k.ttl);
-    let mut last = tokio::time::Instant::now();
+    let mut next = k.since + renew_every;
     loop {
-        tokio::select! {
-            _ = k.done.changed() => return,
-            _ = tokio::time::sleep(tick) => {}
-        }
-        if last.elapsed() >= renew_every {
-            last = tokio::time::Instant::now();
-            let mut renewed = true;
-            let mut leases = vec![(super::exec_key(&k.id), k.holder.clone())];
-            if let Some(env) = &k.env {
-                leases.push((super::env_key(env), k.id.clone()));
-            }
-            for (key, holder) in leases {
-                match k.store.acquire_lease(&key, &holder, ttl).await {
-                    Ok(LeaseOutcome::Acquired(_)) => {}
-                    Ok(LeaseOutcome::Held(l)) => {
-                        tracing::error!(lease = %key, holder = %l.holder, execution = %k.id, "the lease was taken over; this process stops the execution");
-                        k.lost.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    Err(e) => {
-                        renewed = false;
-                        tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again");
-                    }
+        tokio::time::sleep_until(next).await;
+        let start = tokio::time::Instant::now();
+        let exec = (super::exec_key(&k.id), k.holder.clone());
+        let env = k
+            .env
+            .as_ref()
+            .map(|env| (super::env_key(env), k.id.clone()));
+        let renewals = std::iter::once(exec)
+            .chain(env)
+            .map(|(key, holder)| async move {
+                let outcome = k.store.acquire_lease(&key, &holder, ttl).await;
+                (key, outcome)
+            });
+        let mut renewed = true;
+        for (key, outcome) in futures::future::join_all(renewals).await {
+            match outcome {
+                Ok(LeaseOutcome::Acquired(_)) => {}
+                Ok(LeaseOutcome::Held(l)) => {
+                    tracing::error!(lease = %key, holder = %l.holder, execution = %k.id, "the lease was taken over; this process stops the execution");
+                    k.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    renewed = false;
+                    tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again");
                 }
             }
-            if renewed && let Ok(mut v) = k.valid_until.lock() {
-                *v = last + k.ttl.mul_f64(0.9);
+        }
+        if renewed {
+            if let Ok(mut v) = k.valid_until.lock() {
+                *v = start + k.ttl.mul_f64(0.9);
             }
-            match k.store.execution(&k.id).await {
+            next = start + renew_every;
+        } else {
+            next = tokio::time::Instant::now() + retry;
+        }
+    }
+}
+
+/// A third of the leases' life after the last read ended, read the record
+/// for a stop request (on a slow store, less often: the renewals keep
+/// their pace, this gives way); every poll interval, the answers to the
+/// open task tokens. Never returns.
+async fn watch_requests(k: &Keeper) {
+    let read_every = k.ttl / 3;
+    let tick = poll_interval(k.ttl).min(read_every);
+    let mut next_read = tokio::time::Instant::now() + read_every;
+    loop {
+        tokio::time::sleep(tick).await;
+        if tokio::time::Instant::now() >= next_read {
+            let read = k.store.execution(&k.id).await;
+            next_read = tokio::time::Instant::now() + read_every;
+            match read {
                 Ok(Some(r)) if r.stop_requested.is_some() => {
                     let _ = k.stop.send(true);
                 }

@@ -18,6 +18,7 @@
 
 mod journal;
 mod lease;
+pub mod liveness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +60,7 @@ pub enum RunnerError {
     },
     /// Another live process runs this execution.
     #[error(
-        "execution {id} is running in process {holder} (its lease runs until {until}, renewed while that process lives); if that process died, resume it after the lease expires"
+        "execution {id} is running in process {holder} (its lease runs until {until}, renewed while that process lives); if it died on another host, resume it after the lease expires (a process of this host that died is taken over at once)"
     )]
     Running {
         id: String,
@@ -170,7 +171,8 @@ pub struct Runner {
     pub sink: Option<Arc<dyn HistorySink>>,
     /// How long a lease lives without renewal (renewed every third of it).
     pub lease_ttl: Duration,
-    /// This process, as a lease holder: `pid@host#nonce`.
+    /// This process, as a lease holder:
+    /// `pid@host#nonce/start=…,boot=…,pidns=…` ([`liveness::HolderId`]).
     pub holder: String,
     pub notice: Option<Notice>,
 }
@@ -221,14 +223,7 @@ pub fn check_name(name: &str) -> Result<(), RunnerError> {
 }
 
 fn process_holder() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}@{host}#{}", std::process::id(), &nonce[..8])
+    liveness::HolderId::this_process().to_string()
 }
 
 /// The lease time-to-live: `PIFLOW_LEASE_TTL` seconds, else 30.
@@ -391,13 +386,26 @@ impl Runner {
                 existing: true,
             });
         }
-        self.check_not_running_elsewhere(&id).await?;
-        let machine = self.pinned_machine(&record).await?;
-        let replay = Replay::new(recorded(self.store.events(&id).await?));
-        if let Some(env) = &record.env {
-            self.take_env_lease(env, &id, true).await?;
+        // The execution's lease first, then the environment's: while an
+        // environment is leased to this execution for a live process, the
+        // execution's lease is never held by a dead one (lease::take).
+        self.claim(&id).await?;
+        let prepared = async {
+            let machine = self.pinned_machine(&record).await?;
+            let replay = Replay::new(recorded(self.store.events(&id).await?));
+            if let Some(env) = &record.env {
+                self.take_env_lease_holding(env, &id).await?;
+            }
+            Ok::<_, RunnerError>((machine, replay))
         }
-        self.drive(record, machine, replay).await
+        .await;
+        match prepared {
+            Ok((machine, replay)) => self.drive(record, machine, replay).await,
+            Err(e) => {
+                self.release_exec(&id).await;
+                Err(e)
+            }
+        }
     }
 
     /// Run a FAILED, TIMED_OUT or ABORTED execution again from the state
@@ -420,17 +428,33 @@ impl Runner {
                 what: "only a FAILED, TIMED_OUT or ABORTED execution can be redriven".into(),
             });
         }
-        self.check_not_running_elsewhere(&id).await?;
-        let machine = self.pinned_machine(&record).await?;
-        if let Some(env) = &record.env {
-            self.take_env_lease(env, &id, true).await?;
+        self.claim(&id).await?;
+        match self.redriven(&id, &record).await {
+            Ok((record, machine, replay)) => self.drive(record, machine, replay).await,
+            Err(e) => {
+                self.release_exec(&id).await;
+                Err(e)
+            }
         }
-        let events = self.store.events(&id).await?;
+    }
+
+    /// Redrive's preparation, under the execution's lease: the environment's
+    /// lease, `ExecutionRedriven`, the record RUNNING again.
+    async fn redriven(
+        &self,
+        id: &str,
+        record: &ExecutionRecord,
+    ) -> Result<(ExecutionRecord, StateMachine, Replay), RunnerError> {
+        let machine = self.pinned_machine(record).await?;
+        if let Some(env) = &record.env {
+            self.take_env_lease_holding(env, id).await?;
+        }
+        let events = self.store.events(id).await?;
         let n = record.redrive_count + 1;
         let seq = events.last().map_or(1, |e| e.seq + 1);
         self.store
             .append_events(
-                &id,
+                id,
                 vec![StoredEvent {
                     seq,
                     event_type: "ExecutionRedriven".into(),
@@ -443,7 +467,7 @@ impl Runner {
             )
             .await?;
         let record = self
-            .update(&id, |r| {
+            .update(id, |r| {
                 r.status = Status::Running;
                 r.redrive_count = n;
                 r.stopped = None;
@@ -453,8 +477,8 @@ impl Runner {
                 r.stop_requested = None;
             })
             .await?;
-        let replay = Replay::new(recorded(self.store.events(&id).await?));
-        self.drive(record, machine, replay).await
+        let replay = Replay::new(recorded(self.store.events(id).await?));
+        Ok((record, machine, replay))
     }
 
     /// Stop a RUNNING execution: ask the process running it, or, when no
@@ -493,17 +517,7 @@ impl Runner {
             }
             None => {
                 let key = exec_key(&id);
-                if let LeaseOutcome::Held(l) = self
-                    .store
-                    .acquire_lease(&key, &self.holder, chrono_ttl(self.lease_ttl))
-                    .await?
-                {
-                    return Err(RunnerError::Running {
-                        id,
-                        holder: l.holder,
-                        until: l.expires,
-                    });
-                }
+                self.claim(&id).await?;
                 let events = self.store.events(&id).await?;
                 let seq = events.last().map_or(1, |e| e.seq + 1);
                 self.store
@@ -550,7 +564,8 @@ impl Runner {
         machine_of(&def)
     }
 
-    /// RUNNING executions that no live process holds.
+    /// RUNNING executions that no live process holds: their lease expired,
+    /// or its holder is a process of this host that is gone ([`liveness`]).
     pub async fn orphans(&self) -> Result<Vec<ExecutionRecord>, RunnerError> {
         let mut out = Vec::new();
         for r in self.store.executions(Some(Status::Running)).await? {
@@ -561,23 +576,101 @@ impl Runner {
         Ok(out)
     }
 
-    /// The holder of a live execution lease, if any.
+    /// The orphans a periodic scan resumes: [`Runner::orphans`], less the
+    /// executions that have no execution lease at all and started less than
+    /// a lease time-to-live ago (a live process may be between writing the
+    /// record and taking the lease; if it died there, the next scan after
+    /// that time resumes it).
+    pub async fn scan_orphans(&self) -> Result<Vec<ExecutionRecord>, RunnerError> {
+        let young = now() - chrono_ttl(self.lease_ttl);
+        let mut out = Vec::new();
+        for r in self.orphans().await? {
+            if r.started > young && self.store.lease(&exec_key(&r.id)).await?.is_none() {
+                tracing::debug!(execution = %r.id, "no lease yet; looked at again at the next scan");
+                continue;
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Every `every`, hand the orphans [`Runner::scan_orphans`] finds to
+    /// `resume` (`piflow serve` resumes them as its own tasks), until the
+    /// future is dropped. The first scan is one interval after the call: a
+    /// server resumes the orphans it finds at start-up itself.
+    pub async fn watch_orphans<F>(self, every: Duration, resume: F)
+    where
+        F: Fn(ExecutionRecord) + Send + Sync + 'static,
+    {
+        let every = every.clamp(
+            Duration::from_millis(100),
+            Duration::from_secs(365 * 86_400),
+        );
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.scan_orphans().await {
+                Ok(found) => {
+                    for o in found {
+                        tracing::info!(execution = %o.id, "resuming an orphaned execution");
+                        resume(o);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(code = e.code(), error = %e, "cannot look for orphaned executions")
+                }
+            }
+        }
+    }
+
+    /// The execution's lease, when a live process may hold it: it has not
+    /// expired and its holder is not a process of this host that is gone
+    /// ([`liveness`]).
     async fn live_owner(&self, id: &str) -> Result<Option<piflow_store::Lease>, RunnerError> {
         Ok(self
             .store
             .lease(&exec_key(id))
             .await?
-            .filter(|l| l.expires > now()))
+            .filter(|l| l.expires > now() && !liveness::is_dead(&l.holder)))
     }
 
-    async fn check_not_running_elsewhere(&self, id: &str) -> Result<(), RunnerError> {
-        match self.live_owner(id).await? {
-            Some(l) if l.holder != self.holder => Err(RunnerError::Running {
+    /// Take the execution's lease for this process: when it is free,
+    /// expired or already this process's, or at once from a process of
+    /// this host that is gone (one conditional write that replaces exactly
+    /// the lease that process held: of two processes taking it over, one
+    /// wins and the other is refused naming the winner). A live holder,
+    /// or one on another host before its lease expires: `Running`.
+    async fn claim(&self, id: &str) -> Result<(), RunnerError> {
+        let key = exec_key(id);
+        let ttl = chrono_ttl(self.lease_ttl);
+        let outcome = match self.store.acquire_lease(&key, &self.holder, ttl).await? {
+            LeaseOutcome::Held(l) if liveness::is_dead(&l.holder) => {
+                self.say(&format!(
+                    "taking {id} over from process {}, which is gone",
+                    l.holder
+                ));
+                self.store
+                    .take_over_lease(&key, &l, &self.holder, ttl)
+                    .await?
+            }
+            other => other,
+        };
+        match outcome {
+            LeaseOutcome::Acquired(_) => Ok(()),
+            LeaseOutcome::Held(l) => Err(RunnerError::Running {
                 id: id.to_string(),
                 holder: l.holder,
                 until: l.expires,
             }),
-            _ => Ok(()),
+        }
+    }
+
+    /// Give the execution's lease back (it expires by itself otherwise).
+    async fn release_exec(&self, id: &str) {
+        if let Err(e) = self.store.release_lease(&exec_key(id), &self.holder).await {
+            tracing::debug!(execution = %id, error = %e, "could not release the execution lease");
         }
     }
 
@@ -623,6 +716,37 @@ impl Runner {
         .await
     }
 
+    /// Wait for the environment's lease (for execution `id`) while keeping
+    /// the execution's lease, which this process took first: renewed every
+    /// third of its time to live, so that no one takes the execution over
+    /// while it waits in the queue. Taken over meanwhile: `Running`.
+    async fn take_env_lease_holding(&self, env: &str, id: &str) -> Result<(), RunnerError> {
+        let key = exec_key(id);
+        let ttl = chrono_ttl(self.lease_ttl);
+        let keep = async {
+            loop {
+                tokio::time::sleep(self.lease_ttl / 3).await;
+                match self.store.acquire_lease(&key, &self.holder, ttl).await {
+                    Ok(LeaseOutcome::Held(l)) => {
+                        return RunnerError::Running {
+                            id: id.to_string(),
+                            holder: l.holder,
+                            until: l.expires,
+                        };
+                    }
+                    Ok(LeaseOutcome::Acquired(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(lease = %key, error = %e, "could not renew the lease; trying again")
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            taken = self.take_env_lease(env, id, true) => taken,
+            lost = keep => Err(lost),
+        }
+    }
+
     async fn release_env(&self, env: &Option<String>, id: &str) {
         if let Some(env) = env {
             let key = env_key(env);
@@ -643,17 +767,11 @@ impl Runner {
     ) -> Result<Finished, RunnerError> {
         let id = record.id.clone();
         let key = exec_key(&id);
-        if let LeaseOutcome::Held(l) = self
-            .store
-            .acquire_lease(&key, &self.holder, chrono_ttl(self.lease_ttl))
-            .await?
-        {
+        // The lease written by the claim runs from no earlier than this.
+        let claimed_at = tokio::time::Instant::now();
+        if let Err(e) = self.claim(&id).await {
             self.release_env(&record.env, &id).await;
-            return Err(RunnerError::Running {
-                id,
-                holder: l.holder,
-                until: l.expires,
-            });
+            return Err(e);
         }
         // Ended before the process that ran it could record it.
         if let Some(end) = replay.terminal() {
@@ -689,7 +807,7 @@ impl Runner {
         }
         let lost = Arc::new(AtomicBool::new(false));
         let valid_until = Arc::new(std::sync::Mutex::new(
-            tokio::time::Instant::now() + self.lease_ttl.mul_f64(0.9),
+            claimed_at + self.lease_ttl.mul_f64(0.9),
         ));
         let mut engine = Engine::new(self.tasks.clone(), self.clock.clone());
         engine.options = self.options.clone();
@@ -725,6 +843,7 @@ impl Runner {
             ttl: self.lease_ttl,
             tokens,
             lost: lost.clone(),
+            since: claimed_at,
             valid_until,
             stop: stop_tx,
             done: done_rx,

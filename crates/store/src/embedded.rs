@@ -373,6 +373,39 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     crate::read_json(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Take `key` for `holder` when it is free, expired, `holder`'s own, or
+/// still exactly `replacing` (same holder and expiry).
+fn put_lease(
+    tx: &redb::WriteTransaction,
+    key: &str,
+    holder: &str,
+    ttl: chrono::Duration,
+    replacing: Option<&Lease>,
+) -> Result<LeaseOutcome, StoreError> {
+    let mut t = tx.open_table(LEASES).map_err(io)?;
+    let now = Utc::now();
+    let current: Option<Lease> = t
+        .get(key)
+        .map_err(io)?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    let replaceable = |l: &Lease| {
+        l.holder == holder
+            || l.expires <= now
+            || replacing.is_some_and(|r| r.holder == l.holder && r.expires == l.expires)
+    };
+    if let Some(l) = current.filter(|l| !replaceable(l)) {
+        return Ok(LeaseOutcome::Held(l));
+    }
+    let lease = Lease {
+        key: key.to_string(),
+        holder: holder.to_string(),
+        expires: now + ttl,
+    };
+    t.insert(key, encode(&lease)?.as_slice()).map_err(io)?;
+    Ok(LeaseOutcome::Acquired(lease))
+}
+
 /// The last `(key, value)` of a key range in a write transaction's table.
 fn last_in<T: DeserializeOwned>(
     t: &redb::Table<'_, &str, &[u8]>,
@@ -724,28 +757,18 @@ impl Store for EmbeddedStore {
         ttl: chrono::Duration,
     ) -> StoreFuture<'_, LeaseOutcome> {
         let (key, holder) = (key.to_string(), holder.to_string());
-        Box::pin(async move {
-            self.write(|tx| {
-                let mut t = tx.open_table(LEASES).map_err(io)?;
-                let now = Utc::now();
-                let current: Option<Lease> = t
-                    .get(key.as_str())
-                    .map_err(io)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
-                if let Some(l) = current.filter(|l| l.holder != holder && l.expires > now) {
-                    return Ok(LeaseOutcome::Held(l));
-                }
-                let lease = Lease {
-                    key: key.clone(),
-                    holder: holder.clone(),
-                    expires: now + ttl,
-                };
-                t.insert(key.as_str(), encode(&lease)?.as_slice())
-                    .map_err(io)?;
-                Ok(LeaseOutcome::Acquired(lease))
-            })
-        })
+        Box::pin(async move { self.write(|tx| put_lease(tx, &key, &holder, ttl, None)) })
+    }
+
+    fn take_over_lease(
+        &self,
+        key: &str,
+        current: &Lease,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, LeaseOutcome> {
+        let (key, holder, current) = (key.to_string(), holder.to_string(), current.clone());
+        Box::pin(async move { self.write(|tx| put_lease(tx, &key, &holder, ttl, Some(&current))) })
     }
 
     fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()> {

@@ -380,6 +380,19 @@ pub trait Store: AuditLog {
         holder: &str,
         ttl: chrono::Duration,
     ) -> StoreFuture<'_, LeaseOutcome>;
+    /// Take `key` for `holder` as [`Store::acquire_lease`] does, or, when
+    /// it is still exactly `current` (the same holder and expiry, as read
+    /// before), although `current` has not expired: the caller found that
+    /// `current`'s holder is gone. One conditional write: of two callers
+    /// replacing the same `current`, one wins and the other is told who
+    /// holds it now.
+    fn take_over_lease(
+        &self,
+        key: &str,
+        current: &Lease,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, LeaseOutcome>;
     /// Give the lease up (only its holder can).
     fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()>;
     /// The lease on `key`, expired or not.

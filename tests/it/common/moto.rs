@@ -23,6 +23,12 @@
 //! AWS; [`Moto::env_vars`] gives the same variables for child processes.
 //! Tests use unique resource names (see [`unique`]) instead of resetting
 //! moto, so that they can run in parallel.
+//!
+//! A test whose load would hold up the others' requests (moto serves
+//! DynamoDB requests one at a time) starts a server of its own with
+//! [`own`] (the same script and venv, whether or not `MOTO_PORT` is set),
+//! stopped when the test drops it; it passes [`Moto::env_vars`] to its
+//! child processes.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -35,8 +41,19 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Moto {
     port: u16,
     /// The wrapper around a moto started here, and the pipe whose closing
-    /// (at exit) stops it.
+    /// (when dropped, or at exit) stops it.
     _process: Option<Mutex<(Child, ChildStdin)>>,
+}
+
+impl Drop for Moto {
+    /// Close the wrapper's stdin (it stops moto) and reap it.
+    fn drop(&mut self) {
+        if let Some(process) = self._process.take() {
+            let (mut child, stdin) = process.into_inner().unwrap_or_else(|p| p.into_inner());
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
 }
 
 static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
@@ -115,45 +132,7 @@ fn start() -> Result<Moto, String> {
                 _process: None,
             }
         }
-        None => {
-            let script = launcher();
-            if !script.is_file() {
-                return Err(format!("{} is missing", script.display()));
-            }
-            let python = venv_python()?;
-            let port = free_port().ok_or("no free port on 127.0.0.1")?;
-            // The wrapper starts moto, then waits for its stdin to close
-            // (this process exiting) and stops it.
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg("\"$0\" \"$1\" -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid")
-                .arg(&python)
-                .arg(&script)
-                .arg(port.to_string())
-                .env("MOTO_PORT", port.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("cannot run sh to start moto: {e}"))?;
-            let stdin = child
-                .stdin
-                .take()
-                .ok_or("no stdin pipe to the moto wrapper")?;
-            if !wait_ready(port, Duration::from_secs(30)) {
-                drop(stdin);
-                let _ = child.wait();
-                return Err(format!(
-                    "moto server did not start on 127.0.0.1:{port} (try: {} {} -p {port})",
-                    python.display(),
-                    script.display()
-                ));
-            }
-            Moto {
-                port,
-                _process: Some(Mutex::new((child, stdin))),
-            }
-        }
+        None => launch()?,
     };
     // Step Functions executions really run, for every test of every binary
     // from the start: moto keeps its state machines in another backend once
@@ -172,6 +151,64 @@ fn start() -> Result<Moto, String> {
         };
     }
     Ok(moto)
+}
+
+/// A moto server of one test's own, not shared with the other tests of
+/// the binary (even when `MOTO_PORT` names one), and stopped when dropped:
+/// for a test whose load would hold up every other test's requests (moto
+/// serves DynamoDB requests one at a time, see
+/// integration/emulator/moto_server.py). `None`, with the reason on
+/// stderr, when none can be started; the test then uses [`moto`].
+pub fn own() -> Option<Moto> {
+    match launch() {
+        Ok(m) => Some(m),
+        Err(reason) => {
+            say(&format!("no moto server of the test's own: {reason}"));
+            None
+        }
+    }
+}
+
+/// Start a moto server on a free port, through `moto_server.py`; it stops
+/// when the returned `Moto` is dropped (or this process exits).
+fn launch() -> Result<Moto, String> {
+    let script = launcher();
+    if !script.is_file() {
+        return Err(format!("{} is missing", script.display()));
+    }
+    let python = venv_python()?;
+    let port = free_port().ok_or("no free port on 127.0.0.1")?;
+    // The wrapper starts moto, then waits for its stdin to close (the
+    // `Moto` dropped, or this process exiting) and stops it.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" \"$1\" -H 127.0.0.1 -p \"$2\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid; wait $pid")
+        .arg(&python)
+        .arg(&script)
+        .arg(port.to_string())
+        .env("MOTO_PORT", port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run sh to start moto: {e}"))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or("no stdin pipe to the moto wrapper")?;
+    if !wait_ready(port, Duration::from_secs(30)) {
+        drop(stdin);
+        let _ = child.wait();
+        return Err(format!(
+            "moto server did not start on 127.0.0.1:{port} (try: {} {} -p {port})",
+            python.display(),
+            script.display()
+        ));
+    }
+    Ok(Moto {
+        port,
+        _process: Some(Mutex::new((child, stdin))),
+    })
 }
 
 /// `.emu/venv/bin/python` once the venv has moto's server, made by

@@ -92,11 +92,14 @@ impl DynamoStore {
         Err(self.gave_up(&what))
     }
 
+    /// Take the lease when it is free, expired, `holder`'s own, or still
+    /// exactly `replacing` (the same holder and expiry): one conditional put.
     pub(super) async fn do_acquire(
         &self,
         lease_key: &str,
         holder: &str,
         ttl: chrono::Duration,
+        replacing: Option<&Lease>,
     ) -> Result<LeaseOutcome, StoreError> {
         let pk = lease_pk(lease_key);
         let what = format!("taking lease {lease_key} for {holder}");
@@ -111,11 +114,20 @@ impl DynamoStore {
             item.insert("holder".into(), s(holder));
             item.insert("expires".into(), n(lease.expires.timestamp_millis()));
             item.insert("body".into(), s(encode(&lease)?));
-            let cond = Cond::new("attribute_not_exists(#pk) OR #exp <= :now OR #holder = :me")
-                .name("#exp", "expires")
-                .name("#holder", "holder")
-                .value(":now", n(now.timestamp_millis()))
-                .value(":me", s(holder));
+            let mut cond = Cond::new(if replacing.is_some() {
+                "attribute_not_exists(#pk) OR #exp <= :now OR #holder = :me OR (#holder = :was AND #exp = :wasexp)"
+            } else {
+                "attribute_not_exists(#pk) OR #exp <= :now OR #holder = :me"
+            })
+            .name("#exp", "expires")
+            .name("#holder", "holder")
+            .value(":now", n(now.timestamp_millis()))
+            .value(":me", s(holder));
+            if let Some(was) = replacing {
+                cond = cond
+                    .value(":was", s(&was.holder))
+                    .value(":wasexp", n(was.expires.timestamp_millis()));
+            }
             match self.write(&what, vec![put(item, Some(cond))]).await {
                 Ok(()) => return Ok(LeaseOutcome::Acquired(lease)),
                 Err(WriteError::Store(e)) => return Err(e),

@@ -360,7 +360,18 @@ impl Store for DynamoStore {
         ttl: chrono::Duration,
     ) -> StoreFuture<'_, LeaseOutcome> {
         let (key, holder) = (key.to_string(), holder.to_string());
-        Box::pin(async move { self.do_acquire(&key, &holder, ttl).await })
+        Box::pin(async move { self.do_acquire(&key, &holder, ttl, None).await })
+    }
+
+    fn take_over_lease(
+        &self,
+        key: &str,
+        current: &Lease,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> StoreFuture<'_, LeaseOutcome> {
+        let (key, holder, current) = (key.to_string(), holder.to_string(), current.clone());
+        Box::pin(async move { self.do_acquire(&key, &holder, ttl, Some(&current)).await })
     }
 
     fn release_lease(&self, key: &str, holder: &str) -> StoreFuture<'_, ()> {
