@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::OutputFormat;
+use piflow_asl::path::json_type_article as kind;
 use piflow_triggers::Pattern;
 
 #[derive(clap::Subcommand, Debug)]
@@ -73,15 +74,4 @@ fn test(a: TestArgs) -> anyhow::Result<u8> {
         OutputFormat::Human => println!("{}", if matched { "match" } else { "no match" }),
     }
     Ok(0)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

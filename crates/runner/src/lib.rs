@@ -516,7 +516,6 @@ impl Runner {
                 }
             }
             None => {
-                let key = exec_key(&id);
                 self.claim(&id).await?;
                 let events = self.store.events(&id).await?;
                 let seq = events.last().map_or(1, |e| e.seq + 1);
@@ -543,7 +542,7 @@ impl Runner {
                     })
                     .await?;
                 self.release_env(&r.env, &id).await;
-                let _ = self.store.release_lease(&key, &self.holder).await;
+                self.release_exec(&id).await;
                 Ok(r)
             }
         }
@@ -567,10 +566,24 @@ impl Runner {
     /// RUNNING executions that no live process holds: their lease expired,
     /// or its holder is a process of this host that is gone ([`liveness`]).
     pub async fn orphans(&self) -> Result<Vec<ExecutionRecord>, RunnerError> {
+        Ok(self
+            .orphan_leases()
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// [`Runner::orphans`], each with the execution lease read to judge it
+    /// (none, expired, or a dead holder's): one lease read per execution.
+    async fn orphan_leases(
+        &self,
+    ) -> Result<Vec<(ExecutionRecord, Option<piflow_store::Lease>)>, RunnerError> {
         let mut out = Vec::new();
         for r in self.store.executions(Some(Status::Running)).await? {
-            if self.live_owner(&r.id).await?.is_none() {
-                out.push(r);
+            let lease = self.store.lease(&exec_key(&r.id)).await?;
+            if !lease.as_ref().is_some_and(is_live) {
+                out.push((r, lease));
             }
         }
         Ok(out)
@@ -584,8 +597,8 @@ impl Runner {
     pub async fn scan_orphans(&self) -> Result<Vec<ExecutionRecord>, RunnerError> {
         let young = now() - chrono_ttl(self.lease_ttl);
         let mut out = Vec::new();
-        for r in self.orphans().await? {
-            if r.started > young && self.store.lease(&exec_key(&r.id)).await?.is_none() {
+        for (r, lease) in self.orphan_leases().await? {
+            if r.started > young && lease.is_none() {
                 tracing::debug!(execution = %r.id, "no lease yet; looked at again at the next scan");
                 continue;
             }
@@ -629,11 +642,7 @@ impl Runner {
     /// expired and its holder is not a process of this host that is gone
     /// ([`liveness`]).
     async fn live_owner(&self, id: &str) -> Result<Option<piflow_store::Lease>, RunnerError> {
-        Ok(self
-            .store
-            .lease(&exec_key(id))
-            .await?
-            .filter(|l| l.expires > now() && !liveness::is_dead(&l.holder)))
+        Ok(self.store.lease(&exec_key(id)).await?.filter(is_live))
     }
 
     /// Take the execution's lease for this process: when it is free,
@@ -787,7 +796,7 @@ impl Runner {
                 })
                 .await?;
             self.release_env(&r.env, &id).await;
-            let _ = self.store.release_lease(&key, &self.holder).await;
+            self.release_exec(&id).await;
             return Ok(Finished {
                 record: r,
                 outcome: None,
@@ -866,7 +875,7 @@ impl Runner {
                 outcome.cause.as_deref().unwrap_or("the store failed")
             ));
             if !lost.load(Ordering::SeqCst) {
-                let _ = self.store.release_lease(&key, &self.holder).await;
+                self.release_exec(&id).await;
             }
             let r = self
                 .store
@@ -911,6 +920,12 @@ fn ended_by(e: &RecordedEvent) -> (Status, Option<Value>, Option<String>, Option
         "ExecutionTimedOut" => (Status::TimedOut, None, None, None),
         _ => (Status::Aborted, None, text("error"), text("cause")),
     }
+}
+
+/// A lease some live process holds: not expired, and its holder not a
+/// process of this host that is gone.
+fn is_live(l: &piflow_store::Lease) -> bool {
+    l.expires > now() && !liveness::is_dead(&l.holder)
 }
 
 #[cfg(test)]

@@ -57,14 +57,9 @@ impl EventError {
 /// The event's id (its `id` field), checked.
 pub fn event_id(event: &Value) -> Result<&str, EventError> {
     let Value::Object(m) = event else {
-        return Err(EventError::NotObject(match event {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
-        }));
+        return Err(EventError::NotObject(piflow_asl::path::json_type_article(
+            event,
+        )));
     };
     m.get("id")
         .and_then(Value::as_str)

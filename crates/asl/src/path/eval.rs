@@ -223,7 +223,9 @@ impl Fail {
     }
 }
 
-fn json_type_article(v: &Value) -> &'static str {
+/// A JSON value's type as error messages name it: "null", "a boolean",
+/// "a number", "a string", "an array", "an object".
+pub fn json_type_article(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

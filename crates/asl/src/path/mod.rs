@@ -37,6 +37,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 pub(crate) use eval::json_equal;
+pub use eval::json_type_article;
 pub(crate) use parse::parse_number;
 pub use parse::{parse_json_path, parse_reference_path};
 

@@ -38,6 +38,7 @@ mod operators;
 mod set;
 mod values;
 
+use piflow_asl::path::json_type_article as type_name;
 use serde_json::{Map, Value};
 
 pub use set::PatternSet;
@@ -146,17 +147,6 @@ impl PatternError {
     /// The stable code of [`PatternError::kind`].
     pub fn code(&self) -> &'static str {
         self.kind.code()
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
