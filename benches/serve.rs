@@ -100,6 +100,16 @@ async fn post(c: &Http, url: &str, body: Vec<u8>) -> u16 {
     status
 }
 
+/// The body of event `id` number `n` of `source`.
+fn event(id: &str, source: &str, n: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "version": "0", "id": id, "detail-type": "Bench", "source": source,
+        "account": "123456789012", "time": "2026-11-22T06:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {"n": n, "id": id}
+    }))
+    .expect("json")
+}
+
 /// Send `ids` as events of `source`; events per second, and the statuses.
 async fn run(
     c: &Http,
@@ -124,13 +134,7 @@ async fn run(
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(id) = ids.get(i) else { break };
-                let body = serde_json::to_vec(&json!({
-                    "version": "0", "id": id, "detail-type": "Bench", "source": source,
-                    "account": "123456789012", "time": "2026-11-22T06:00:00Z",
-                    "region": "us-east-1", "resources": [], "detail": {"n": i, "id": id}
-                }))
-                .expect("json");
-                statuses.push(post(&c, &url, body).await);
+                statuses.push(post(&c, &url, event(id, &source, i)).await);
             }
             statuses
         })
@@ -192,12 +196,7 @@ async fn burst(
         let start = start.clone();
         let id = format!("{tag}-{i}");
         tokio::spawn(async move {
-            let body = serde_json::to_vec(&json!({
-                "version": "0", "id": id, "detail-type": "Bench", "source": "bench.run",
-                "account": "123456789012", "time": "2026-11-22T06:00:00Z",
-                "region": "us-east-1", "resources": [], "detail": {"n": i, "id": id}
-            }))
-            .expect("json");
+            let body = event(&id, "bench.run", i);
             start.wait().await;
             one_shot(addr, body).await
         })

@@ -389,29 +389,23 @@ impl App {
 async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, Box<Response>> {
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => {
-            let mut res = refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                format!(
-                    "the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"
-                ),
-            );
-            close_after(&mut res);
-            Err(Box::new(res))
-        }
-        Err(_) => {
-            let mut res = refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                format!(
-                    "the body did not arrive within {} s (--body-timeout)",
-                    timeout.as_secs_f64()
-                ),
-            );
-            close_after(&mut res);
-            Err(Box::new(res))
-        }
+        // Both leave the body unread: `uniform_errors` closes the
+        // connection after them.
+        Ok(Err(e)) => Err(Box::new(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!(
+                "the body is larger than {BODY_LIMIT} bytes (an execution's input limit) or could not be read: {e}"
+            ),
+        ))),
+        Err(_) => Err(Box::new(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            format!(
+                "the body did not arrive within {} s (--body-timeout)",
+                timeout.as_secs_f64()
+            ),
+        ))),
     }
 }
 
@@ -1046,9 +1040,17 @@ async fn track(State(app): State<Shared>, req: Request, next: Next) -> Response 
 
 /// Every error answer in one shape: an error that is not JSON yet (the
 /// body limit layer's empty 413, an extractor's text) becomes `{"error":
-/// CODE, "reason": TEXT}` with its text as the reason.
-async fn uniform_errors(res: Response) -> Response {
+/// CODE, "reason": TEXT}` with its text as the reason. A 413 or 408 also
+/// closes the connection (its body was left unread).
+async fn uniform_errors(mut res: Response) -> Response {
     let status = res.status();
+    // A body too large or too slow was left unread.
+    if matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        close_after(&mut res);
+    }
     if !(status.is_client_error() || status.is_server_error())
         || res
             .headers()
@@ -1083,9 +1085,6 @@ async fn uniform_errors(res: Response) -> Response {
     let mut out = refuse(status, code, reason);
     if let Some(c) = parts.headers.get(header::CONNECTION) {
         out.headers_mut().insert(header::CONNECTION, c.clone());
-    }
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        close_after(&mut out);
     }
     out
 }
@@ -1286,7 +1285,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let limits = conn::Limits {
             header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,
-            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_connections: args.max_connections,
         };
         conn::serve(listener, app_router(app.clone()), limits, shutdown_signal()).await;
         app.stopping.store(true, Ordering::SeqCst);

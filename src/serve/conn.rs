@@ -47,7 +47,7 @@ pub struct Limits {
     /// From an answer to the next head's first byte.
     pub idle_timeout: Duration,
     /// Open connections at most; more wait in the backlog.
-    pub max_connections: usize,
+    pub max_connections: u32,
 }
 
 /// Listen on `addr` with a backlog of `backlog` connections (the kernel
@@ -77,10 +77,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Every connection task holds a sender: when all are dropped, the
-    // receiver's `recv` returns None.
-    let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Every connection task holds a permit until it ends: the permits count
+    // the open connections, and all of them back means none is left.
+    let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -111,13 +110,12 @@ pub async fn serve(
             router.clone(),
             limits,
             stop_rx.clone(),
-            (alive_tx.clone(), permit),
+            permit,
         ));
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    drop(alive_tx);
-    let _ = alive_rx.recv().await;
+    let _ = permits.acquire_many(limits.max_connections).await;
 }
 
 fn is_connection_error(e: &io::Error) -> bool {
@@ -183,14 +181,14 @@ impl Clock {
     }
 }
 
-/// One connection, until it ends, times out or the server stops. `held`
-/// (the shutdown's count and the connection's permit) is let go at the end.
+/// One connection, until it ends, times out or the server stops. Its
+/// `permit` (of the open connections) is given back at the end.
 async fn connection(
     stream: TcpStream,
     router: Router,
     limits: Limits,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    held: (tokio::sync::mpsc::Sender<()>, OwnedSemaphorePermit),
+    permit: OwnedSemaphorePermit,
 ) {
     let clock = Arc::new(Clock::new());
     let io = TokioIo::new(ConnIo::new(stream, clock.clone()));
@@ -244,7 +242,7 @@ async fn connection(
             }
         }
     }
-    drop(held);
+    drop(permit);
 }
 
 /// The socket as hyper sees it: tells the clock when bytes arrive, and

@@ -187,10 +187,15 @@ pub struct SourceText {
 /// Bytes per entry of [`SourceText`]'s character index.
 const CHAR_BLOCK: usize = 4096;
 
+/// Does the byte `b` begin a UTF-8 character (is it not a continuation)?
+fn is_char_start(b: u8) -> bool {
+    (b & 0xC0) != 0x80
+}
+
 /// The characters in `bytes`, which may start or end inside one: the bytes
 /// that begin a UTF-8 character.
 fn chars_in(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|b| (**b & 0xC0) != 0x80).count()
+    bytes.iter().filter(|b| is_char_start(**b)).count()
 }
 
 impl SourceText {
@@ -256,19 +261,15 @@ impl SourceText {
             .char_marks
             .partition_point(|m| *m <= c)
             .saturating_sub(1);
-        let mut seen = self.char_marks.get(block).copied().unwrap_or(0);
+        let seen = self.char_marks.get(block).copied().unwrap_or(0);
         let bytes = self.text.as_bytes();
-        let mut at = block * CHAR_BLOCK;
-        while at < bytes.len() {
-            if (bytes[at] & 0xC0) != 0x80 {
-                if seen == c {
-                    return at;
-                }
-                seen += 1;
-            }
-            at += 1;
-        }
-        bytes.len()
+        let from = (block * CHAR_BLOCK).min(bytes.len());
+        bytes[from..]
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| is_char_start(**b))
+            .nth(c.saturating_sub(seen))
+            .map_or(bytes.len(), |(i, _)| from + i)
     }
 
     /// The part of 1-based line `line` to show for a diagnostic at 1-based

@@ -157,7 +157,8 @@ pub(super) fn complexity(groups: &[Vec<Vec<Option<u8>>>], cap: usize) -> usize {
             if most >= cap || seen.len() >= MAX_STATES {
                 return most.min(cap);
             }
-            if seen.insert(next.clone()) {
+            if !seen.contains(&next) {
+                seen.insert(next.clone());
                 queue.push_back(next);
             }
         }

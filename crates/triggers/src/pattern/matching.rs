@@ -9,7 +9,9 @@
 //! objects kept on the stack, each with the part of the object's dotted path
 //! its keys still have to spell out. A plain event (no dots in its keys)
 //! gives every pattern object exactly one source, the event object at its
-//! path, and costs one key lookup per pattern field.
+//! path, and costs one key lookup per pattern field, plus, for a nested
+//! pattern field, one look over the keys of the object it descends from
+//! for a dotted spelling of the field.
 //!
 //! Array consistency is event-ruler's: two values that come from different
 //! elements of one event array never match together
