@@ -10,14 +10,25 @@
 # 2. A moto server starts on a free loopback port (or the one in MOTO_PORT
 #    is used) and serves ECS, ELBv2, RDS, EFS, ... and AWS Health (answered
 #    by integration/emulator/moto_server.py: no open issue).
-# 3. integration/estate/estate.py seed makes the reference estate: cluster
-#    `product`, services dashboard/renderer/scheduler on blue task sets
-#    behind one ALB (listener weights blue 100 / green 0), RDS MariaDB, EFS.
+# 3. integration/estate/estate.py seed makes the reference estate as teams
+#    build it: cluster `product`, services dashboard, renderer, scheduler and
+#    pirana under the default ECS deployment controller behind one ALB
+#    (production listener rule and an alternate target group each), running
+#    0.9; RDS MariaDB, EFS.
 # 4. `piflow run upgrade --input @integration/inputs/upgrade-dev.json`:
-#    cfn-lint and checkov on integration/estate/infra/, the AWS Health gate,
-#    a canary blue/green roll of `dashboard` to registry.example/product/
-#    dashboard:1.0 (25% for 6 s, then 100%), post-checks, audit.
-# 5. The estate afterwards, `piflow audit --env dev` and `piflow audit verify`.
+#    piflow.yaml's product: and environments.dev complete the input (the
+#    services and waves, the lint and scan policy, a canary rollout, the
+#    gates). cfn-lint and checkov on integration/estate/infra/, the AWS
+#    Health gate, then release 1.0 of the whole product: dashboard first,
+#    then renderer, scheduler and pirana together, each an ECS-native
+#    canary deployment (25% of production traffic, bake, 100%, bake)
+#    followed to its end, with AWS Health watched throughout.
+# 5. Every service before and after, `piflow audit --env dev` and
+#    `piflow audit verify`.
+#
+# The emulator runs time fast: one emulated minute (a bake) lasts a
+# second (PIFLOW_EMU_MINUTE_SECONDS), and piflow reads deployments every
+# half second (PIFLOW_POLL_SECONDS).
 #
 # The piflow store of this job is .emu/main-job (made anew on every run).
 # Every AWS call goes through the standard configuration: AWS_ENDPOINT_URL
@@ -82,7 +93,7 @@ if [ -n "${MOTO_PORT:-}" ]; then
   suffix="mj$$"
 else
   port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  MOTO_PORT="$port" "$py" integration/emulator/moto_server.py -H 127.0.0.1 -p "$port" >.emu/main-job-moto.log 2>&1 &
+  MOTO_PORT="$port" PIFLOW_EMU_MINUTE_SECONDS="${PIFLOW_EMU_MINUTE_SECONDS:-1}" "$py" integration/emulator/moto_server.py -H 127.0.0.1 -p "$port" >.emu/main-job-moto.log 2>&1 &
   moto_pid=$!
   suffix=""
 fi
@@ -107,21 +118,27 @@ unset AWS_PROFILE
 # cfn-lint and checkov of .emu/venv, for piflow:lint and piflow:security-scan.
 export PATH="$PWD/.emu/venv/bin:$PATH"
 export PIFLOW_HOME="$PWD/.emu/main-job"
+export PIFLOW_POLL_SECONDS="${PIFLOW_POLL_SECONDS:-0.5}"
 rm -rf "$PIFLOW_HOME"
 
 say "seeding the reference estate"
 sfx_args=()
 input=integration/inputs/upgrade-dev.json
 if [ -n "$suffix" ]; then
+  # A shared server: the estate's names end in -SUFFIX, and so do the
+  # cluster and services of a piflow.yaml made for this run.
   sfx_args=(--suffix "$suffix")
-  input=".emu/main-job-input.json"
-  "$py" - "$suffix" >"$input" <<'PY'
-import json, sys
-d = json.load(open("integration/inputs/upgrade-dev.json"))
-d["target"]["cluster"] += "-" + sys.argv[1]
-d["target"]["service"] += "-" + sys.argv[1]
-print(json.dumps(d, indent=2))
+  "$py" - "$suffix" >.emu/main-job-piflow.yaml <<'PY'
+import json, sys, yaml
+sfx = sys.argv[1]
+c = yaml.safe_load(open("piflow.yaml"))
+c["environments"]["dev"]["cluster"] += "-" + sfx
+c["product"]["services"] = [{"name": s, "service": s + "-" + sfx} for s in c["product"]["services"]]
+c.pop("tags", None)
+c.pop("events", None)
+print(json.dumps(c, indent=2))
 PY
+  export PIFLOW_CONFIG="$PWD/.emu/main-job-piflow.yaml"
 fi
 "$py" integration/estate/estate.py seed "${sfx_args[@]}" >.emu/main-job-estate.json
 echo "estate: .emu/main-job-estate.json"

@@ -43,6 +43,10 @@ pub struct Args {
     /// Refuse at once, naming the holder, when the environment is leased.
     #[arg(long)]
     no_wait: bool,
+    /// piflow.yaml, whose product: and environments: complete and bound
+    /// the input (default: PIFLOW_CONFIG, else ./piflow.yaml when there).
+    #[arg(long, env = "PIFLOW_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     store: super::store_cmds::StoreArg,
 }
@@ -305,6 +309,21 @@ pub fn run(args: Args, virtual_time: bool) -> anyhow::Result<u8> {
         Ok(v) => v,
         Err(e) => {
             eprintln!("piflow: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    // The environment's policy and the product (piflow.yaml), as for a
+    // tag or an event.
+    let input = match piflow_triggers::config::TriggerConfig::find(args.config.as_deref()) {
+        Ok(config) => match config.estate.apply(input) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("piflow: error: [{}] {e}", e.code);
+                return Ok(EXIT_USAGE);
+            }
+        },
+        Err(e) => {
+            eprintln!("piflow: error: [config-invalid] {e}");
             return Ok(EXIT_USAGE);
         }
     };

@@ -75,7 +75,15 @@ fn upgrade_happy_path_succeeds() {
     );
     let v = json_out(&out.stdout);
     assert_eq!(v["status"], "SUCCEEDED");
-    assert_eq!(v["output"]["rollout_result"]["traffic"]["green"], 100);
+    assert_eq!(v["output"]["released"]["outcome"], "released");
+    assert_eq!(
+        v["output"]["released"]["services"]["pirana"]["after"]["image"],
+        "registry.example/product/pirana:1.0"
+    );
+    // piflow.yaml's product and environment filled the input.
+    assert_eq!(v["output"]["product"]["waves"][0][0], "dashboard");
+    assert_eq!(v["output"]["target"]["cluster"], "product");
+    assert_eq!(v["output"]["rollout"]["strategy"], "canary");
     assert_eq!(v["output"]["checks"]["lint"]["tool"], "cfn-lint");
     assert!(
         v["execution"]
@@ -117,7 +125,7 @@ fn an_aws_incident_refuses_the_upgrade_after_waiting_for_the_all_clear() {
 }
 
 #[test]
-fn an_unhealthy_green_ends_rolled_back() {
+fn a_failed_service_ends_the_release_rolled_back() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = piflow(home.path())
         .args([
@@ -126,18 +134,17 @@ fn an_unhealthy_green_ends_rolled_back() {
             "--input",
             INPUT,
             "--mock",
-            &format!("{MOCKS}#GreenUnhealthy"),
+            &format!("{MOCKS}#ServiceFails"),
         ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("→ BlueGreen (Task)"), "{text}");
+    assert!(text.contains("→ Release (Task)"), "{text}");
     assert!(
-        text.contains("✗ BlueGreen TaskFailed: BlueGreen.RolledBack"),
+        text.contains("✗ Release TaskFailed: Release.RolledBack"),
         "{text}"
     );
-    assert!(text.contains("→ RecordFailure (Task)"), "{text}");
     assert!(text.contains("error: Upgrade.RolledBack"), "{text}");
 }
 
@@ -270,7 +277,7 @@ fn waits_take_no_time_under_test_and_the_history_shows_them() {
 #[test]
 fn audit_notes_are_chained_in_the_store_and_verify() {
     let home = tempfile::tempdir().expect("tempdir");
-    for case in ["HappyPath", "GreenUnhealthy"] {
+    for case in ["Refused", "RollbackFails"] {
         piflow(home.path())
             .args([
                 "test",
@@ -297,10 +304,31 @@ fn audit_notes_are_chained_in_the_store_and_verify() {
     );
     let records = json_out(&out.stdout);
     let records = records.as_array().expect("array");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["result"], "refused");
+    assert_eq!(records[0]["action"], "release.refused");
+    let out = piflow(home.path())
+        .args([
+            "test",
+            "upgrade",
+            "--input",
+            INPUT,
+            "--mock",
+            &format!("{MOCKS}#HealthIncident"),
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let out = piflow(home.path())
+        .args(["audit", "--env", "dev", "--format", "json"])
+        .output()
+        .expect("runs");
+    let records = json_out(&out.stdout);
+    let records = records.as_array().expect("array");
     assert_eq!(records.len(), 2);
-    assert_eq!(records[0]["result"], "upgraded");
-    assert_eq!(records[0]["after"]["version"], "1.0");
-    assert_eq!(records[1]["result"], "rolled-back");
+    assert_eq!(records[1]["result"], "refused");
     assert_eq!(records[1]["prev_hash"], records[0]["hash"]);
     let out = piflow(home.path())
         .args(["audit", "verify"])
@@ -430,54 +458,55 @@ fn upgrade_in_prod_waits_for_approval() {
     assert_eq!(rejected["status"], "FAILED");
     assert_eq!(rejected["error"], "Upgrade.Refused");
     assert_eq!(rejected["cause"], "not during the quarter close");
-    assert_eq!(
-        audit_results(home.path(), "prod"),
-        vec!["upgraded", "refused"]
-    );
+    // The release record is the release step's own (mocked here): only
+    // the refusal is recorded.
+    assert_eq!(audit_results(home.path(), "prod"), vec!["refused"]);
 }
 
 /// Each workflow end to end with its steps mocked: the happy path, and
 /// failures that must end refused or rolled back, each audited.
 #[test]
 fn every_workflow_ends_as_its_mocks_say() {
+    // A mocked release step records nothing itself (its release record
+    // is its own): the workflows' notes are the refusals and failures.
     let cases = [
-        ("deploy", "HappyPath", "SUCCEEDED", None, "deployed"),
+        ("deploy", "HappyPath", "SUCCEEDED", None, None),
         (
             "deploy",
             "StackFails",
             "FAILED",
-            Some("Deploy.RolledBack"),
-            "rolled-back",
+            Some("Deploy.Failed"),
+            Some("failed"),
         ),
         (
             "deploy",
-            "SmokeFails",
+            "ServiceFails",
             "FAILED",
             Some("Deploy.RolledBack"),
-            "rolled-back",
+            None,
         ),
         (
             "upgrade",
-            "PostChecksFail",
+            "RollbackFails",
             "FAILED",
-            Some("Upgrade.RolledBack"),
-            "rolled-back",
+            Some("Upgrade.RollbackFailed"),
+            None,
         ),
-        ("rollback", "HappyPath", "SUCCEEDED", None, "rolled-back-to"),
+        ("rollback", "HappyPath", "SUCCEEDED", None, None),
         (
             "rollback",
             "NoPrevious",
             "FAILED",
             Some("Rollback.NoPreviousRelease"),
-            "refused",
+            Some("refused"),
         ),
-        ("restore", "HappyPath", "SUCCEEDED", None, "restored"),
+        ("restore", "HappyPath", "SUCCEEDED", None, Some("restored")),
         (
             "restore",
             "BackupFails",
             "FAILED",
             Some("Restore.Failed"),
-            "failed",
+            Some("failed"),
         ),
     ];
     for (workflow, case, status, error, outcome) in cases {
@@ -492,65 +521,36 @@ fn every_workflow_ends_as_its_mocks_say() {
         assert_eq!(v["error"].as_str(), error, "{workflow}#{case}: {v}");
         assert_eq!(
             audit_results(home.path(), "dev"),
-            vec![outcome],
+            outcome.into_iter().collect::<Vec<_>>(),
             "{workflow}#{case}"
         );
     }
-    // The deploy that failed after traffic moved rolled the service back to
-    // the task definition it ran before.
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = piflow(home.path())
-        .args([
-            "test",
-            "deploy",
-            "--input",
-            "@integration/inputs/deploy-dev.json",
-            "--mock",
-            "integration/mocks/deploy.mock.json#SmokeFails",
-            "--history",
-        ])
-        .output()
-        .expect("runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("→ RollBackRelease (Task)"), "{text}");
 }
 
-/// rollback finds the release to go back to in the audit trail that
-/// upgrade wrote (the real `piflow:last-release`, the AWS steps mocked).
+/// An alarm rolls the product back only when the newest release is
+/// recent (environments.dev.remediation.alarm_window_minutes: 60); an
+/// older one is only noted.
 #[test]
-fn rollback_goes_back_to_the_last_upgrade_in_the_audit_trail() {
+fn an_alarm_rolls_back_a_recent_release_and_notes_an_old_one() {
+    let alarm = r#"{"target": {"environment": "dev", "region": "us-east-1", "cluster": "product", "service": "dashboard"}, "reason": {"trigger": "aws.cloudwatch", "alarm": "dev-dashboard-5xx"}}"#;
     let home = tempfile::tempdir().expect("tempdir");
-    let up = piflow(home.path())
-        .args([
-            "test",
-            "upgrade",
-            "--input",
-            INPUT,
-            "--mock",
-            &format!("{MOCKS}#HappyPath"),
-        ])
-        .output()
-        .expect("runs");
-    assert!(up.status.success());
-    let mock = "integration/mocks/rollback.mock.json#FromAuditTrail";
-    let v = test_json(
+    let recent = test_json(
         home.path(),
         "rollback",
-        "@integration/inputs/rollback-dev.json",
-        mock,
+        alarm,
+        "integration/mocks/rollback.mock.json#Newest",
     );
-    assert_eq!(v["status"], "SUCCEEDED", "{v}");
-    assert_eq!(v["output"]["previous"]["version"], "1.0");
-    assert_eq!(
-        v["output"]["previous"]["image"],
-        "registry.example/product/dashboard:1.0"
-    );
-    // With no release before 1.0, there is nothing to roll back to.
-    let v = test_json(
+    assert_eq!(recent["status"], "SUCCEEDED", "{recent}");
+    assert_eq!(recent["output"]["previous"]["version"], "0.9", "{recent}");
+    assert_eq!(recent["output"]["rolled_back"]["outcome"], "released");
+    let home = tempfile::tempdir().expect("tempdir");
+    let old = test_json(
         home.path(),
         "rollback",
-        r#"{"target": {"environment": "dev", "region": "us-east-1", "cluster": "product", "service": "dashboard"}, "current_version": "1.0"}"#,
-        mock,
+        alarm,
+        "integration/mocks/rollback.mock.json#OldReleaseAlarm",
     );
-    assert_eq!(v["error"], "Rollback.NoPreviousRelease", "{v}");
+    assert_eq!(old["status"], "SUCCEEDED", "{old}");
+    assert!(old["output"].get("rolled_back").is_none(), "{old}");
+    assert_eq!(audit_results(home.path(), "dev"), vec!["noted"]);
 }

@@ -28,6 +28,10 @@ fn registry() -> BTreeMap<&'static str, Codes> {
         ("TokenError", piflow_engine::tokens::TokenError::CODES),
         ("ToolError", piflow_steps::process::ToolError::CODES),
         ("ConfigError", piflow_triggers::config::ConfigError::CODES),
+        (
+            "PolicyError",
+            piflow_triggers::environments::PolicyError::CODES,
+        ),
         ("WorkflowError", WorkflowError::CODES),
         ("SchemaError", SchemaError::CODES),
         ("InputError", InputError::CODES),

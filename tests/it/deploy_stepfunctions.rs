@@ -84,9 +84,10 @@ fn state_names(states: &Value, out: &mut BTreeSet<(String, String)>) {
 }
 
 /// Steps that need code in Step Functions.
-const NEEDS_CODE: [&str; 8] = [
+const NEEDS_CODE: [&str; 9] = [
     "piflow:health-gate",
     "piflow:ecs-blue-green",
+    "piflow:release",
     "piflow:cloudformation-deploy",
     "piflow:rds-restore",
     "piflow:efs-restore",
@@ -215,19 +216,16 @@ fn upgrade_translation_maps_each_step_to_its_integration() {
         "$$.Task.Token"
     );
     assert_eq!(
-        s["BlueGreen"]["Resource"],
-        "arn:aws:lambda:us-east-1:123456789012:function:ecs-blue-green"
+        s["Release"]["Resource"],
+        "arn:aws:lambda:us-east-1:123456789012:function:release"
     );
     // A Lambda-mapped step keeps its Parameters, Retry and Catch as written.
     assert_eq!(
-        s["BlueGreen"]["Parameters"],
-        source["States"]["BlueGreen"]["Parameters"]
+        s["Release"]["Parameters"],
+        source["States"]["Release"]["Parameters"]
     );
-    assert_eq!(
-        s["BlueGreen"]["Catch"],
-        source["States"]["BlueGreen"]["Catch"]
-    );
-    let record = &s["RecordSuccess"];
+    assert_eq!(s["Release"]["Catch"], source["States"]["Release"]["Catch"]);
+    let record = &s["RecordRefusal"];
     assert_eq!(record["Resource"], "arn:aws:states:::dynamodb:putItem");
     assert_eq!(record["Parameters"]["TableName"], "piflow-store");
     let item = &record["Parameters"]["Item"];
@@ -235,12 +233,12 @@ fn upgrade_translation_maps_each_step_to_its_integration() {
         item["PK"],
         json!({"S.$": "States.Format('AUDIT-PENDING#{}', $.target.environment)"})
     );
-    assert_eq!(item["result"], json!({"S": "upgraded"}));
-    assert_eq!(item["action"], json!({"S": "release.upgraded"}));
-    assert_eq!(item["target"], json!({"S": "RecordSuccess"}));
+    assert_eq!(item["result"], json!({"S": "refused"}));
+    assert_eq!(item["action"], json!({"S": "release.refused"}));
+    assert_eq!(item["target"], json!({"S": "RecordRefusal"}));
     assert_eq!(
-        item["after"]["M"]["version"],
-        json!({"S.$": "States.JsonToString($.release.version)"})
+        item["after"]["M"]["reason"],
+        json!({"S.$": "States.JsonToString($.error)"})
     );
     assert_eq!(record["ResultPath"], Value::Null);
 }
@@ -316,7 +314,7 @@ fn print_policy_lists_exactly_the_actions_the_integrations_need() {
             "--task-arn",
             &format!("piflow:health-gate={GATE}"),
             "--task-arn",
-            &format!("piflow:ecs-blue-green={BLUE_GREEN}"),
+            &format!("piflow:release={BLUE_GREEN}"),
             "--task-arn",
             "piflow:http-check=arn:aws:states:us-east-1:123456789012:activity:http-check",
             "--format",
@@ -415,7 +413,7 @@ fn an_untranslatable_workflow_fails_before_any_api_call() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("[not-translatable]"), "{stderr}");
     assert!(
-        stderr.contains("state BlueGreen: piflow:ecs-blue-green is a loop"),
+        stderr.contains("state Release: piflow:release is a loop"),
         "{stderr}"
     );
     assert!(

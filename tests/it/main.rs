@@ -19,6 +19,7 @@ mod codes_doc;
 mod deep_input;
 mod deploy_stepfunctions;
 mod deploy_triggers;
+mod release_product;
 mod serve;
 mod steps_bluegreen;
 mod steps_cfn;

@@ -908,8 +908,15 @@ fn the_repository_piflow_yaml_is_valid_and_runs() {
     assert_eq!(out["target"]["environment"], "dev");
     assert_eq!(out["target"]["region"], "us-east-1");
     assert_eq!(out["target"]["team"], "research");
+    // The environment's policy and the product came from piflow.yaml.
+    assert_eq!(out["release"]["version"], "1.0");
+    assert_eq!(out["target"]["cluster"], "product");
     assert_eq!(
-        out["release"]["image"],
+        out["policy"]["scan"]["suppressions"][0]["check"],
+        "CKV_AWS_118"
+    );
+    assert_eq!(
+        out["released"]["services"]["dashboard"]["after"]["image"],
         "registry.example/product/dashboard:1.0"
     );
     assert_eq!(

@@ -190,6 +190,9 @@ fn needs_code(step: &str) -> Option<&'static str> {
         "ecs-blue-green" => {
             "is a loop (register the task definition, create the green task set, shift listener weights, bake while watching target health and alarms, switch primary, delete blue, roll back on failure, resume after a crash)"
         }
+        "release" => {
+            "is a loop over the product's services (one ECS-native deployment per service, wave after wave, followed to its end while AWS Health, alarms and smoke URLs are watched; every moved service rolled back on failure; resume after a crash)"
+        }
         "cloudformation-deploy" => {
             "creates a change set, waits for it, executes it and waits for the stack (polling loops with piflow's failure decisions)"
         }

@@ -358,33 +358,7 @@ struct Run {
     health_timeout: Duration,
 }
 
-/// One CloudWatch alarm as DescribeAlarms reports it.
-#[derive(Debug, Clone)]
-struct Alarm {
-    name: String,
-    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
-    state: String,
-    reason: String,
-}
-
-impl Alarm {
-    fn firing(&self) -> bool {
-        self.state == "ALARM"
-    }
-
-    fn json(&self) -> Value {
-        json!({"name": self.name, "state": self.state, "reason": self.reason})
-    }
-}
-
-/// "alarm NAME is in ALARM (REASON)", joined.
-fn describe_firing(firing: &[&Alarm]) -> String {
-    firing
-        .iter()
-        .map(|a| format!("CloudWatch alarm {} is in ALARM ({})", a.name, a.reason))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+use super::alarms::{Alarm, describe_firing};
 
 impl EcsBlueGreen {
     async fn run(self, request: TaskRequest) -> Result<Value, Failure> {
@@ -852,66 +826,20 @@ impl Run {
             .unwrap_or("(default)")
     }
 
-    /// The named alarms as CloudWatch reports them (metric and composite);
-    /// a name CloudWatch does not know is absent from the result.
+    /// The named alarms as CloudWatch reports them.
     async fn read_alarms(&self, names: &[String]) -> Result<Vec<Alarm>, Failure> {
-        use aws_sdk_cloudwatch::types::AlarmType;
-        let mut found = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .cloudwatch
-                .describe_alarms()
-                .set_alarm_names(Some(names.to_vec()))
-                .alarm_types(AlarmType::MetricAlarm)
-                .alarm_types(AlarmType::CompositeAlarm)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    aws_err(
-                        e,
-                        &format!(
-                            "CloudWatch alarms {} in region {}",
-                            names.join(", "),
-                            self.region()
-                        ),
-                    )
-                })?;
-            let state = |s: Option<&aws_sdk_cloudwatch::types::StateValue>| {
-                s.map(|v| v.as_str().to_string())
-                    .unwrap_or_else(|| "UNKNOWN".into())
-            };
-            for a in out.metric_alarms() {
-                found.push(Alarm {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: state(a.state_value()),
-                    reason: a.state_reason().unwrap_or_default().to_string(),
-                });
-            }
-            for a in out.composite_alarms() {
-                found.push(Alarm {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: state(a.state_value()),
-                    reason: a.state_reason().unwrap_or_default().to_string(),
-                });
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        found.retain(|a| names.contains(&a.name));
-        Ok(found)
-    }
-
-    /// Names in `names` that CloudWatch does not know.
-    fn missing<'a>(names: &'a [String], found: &[Alarm]) -> Vec<&'a str> {
-        names
-            .iter()
-            .filter(|n| !found.iter().any(|a| &a.name == *n))
-            .map(String::as_str)
-            .collect()
+        super::alarms::read(&self.cloudwatch, names)
+            .await
+            .map_err(|e| {
+                aws_err(
+                    e,
+                    &format!(
+                        "CloudWatch alarms {} in region {}",
+                        names.join(", "),
+                        self.region()
+                    ),
+                )
+            })
     }
 
     /// Before any change: every alarm exists (else `InvalidInput`); the ones
@@ -921,7 +849,7 @@ impl Run {
             return Ok(Vec::new());
         }
         let found = self.read_alarms(names).await?;
-        let missing = Self::missing(names, &found);
+        let missing = super::alarms::missing(names, &found);
         if !missing.is_empty() {
             return Err(fail(
                 "InvalidInput",
@@ -947,7 +875,7 @@ impl Run {
             return Ok(None);
         }
         let found = self.read_alarms(names).await?;
-        let missing = Self::missing(names, &found);
+        let missing = super::alarms::missing(names, &found);
         if !missing.is_empty() {
             return Ok(Some(fail(
                 "NotFound",

@@ -3,7 +3,8 @@
 //! task registry under its resource name: `piflow:audit-note`,
 //! `piflow:approval.waitForTaskToken`, `piflow:last-release`, `piflow:lint`,
 //! `piflow:security-scan`, `piflow:http-check`, and with the `aws` feature
-//! `piflow:health-gate`, `piflow:ecs-blue-green`,
+//! `piflow:health-gate`, `piflow:release` (a whole product, every
+//! service), `piflow:ecs-blue-green`,
 //! `piflow:cloudformation-deploy`, `piflow:rds-restore`,
 //! `piflow:efs-restore` and `piflow:repoint` (docs/workflows.md).
 //!
@@ -45,6 +46,8 @@ macro_rules! real_time_step {
 }
 pub(crate) use real_time_step;
 
+#[cfg(feature = "aws")]
+mod alarms;
 pub mod aws_step;
 #[cfg(feature = "aws")]
 pub mod bluegreen;
@@ -53,10 +56,14 @@ pub mod cfn;
 #[cfg(feature = "aws")]
 mod codebuild;
 #[cfg(feature = "aws")]
+pub mod ecs_native;
+#[cfg(feature = "aws")]
 pub mod health;
 pub mod http_check;
 pub mod lint;
 pub mod process;
+#[cfg(feature = "aws")]
+pub mod product;
 pub mod release;
 #[cfg(feature = "aws")]
 pub mod repoint;
@@ -135,6 +142,21 @@ impl AuditHandle {
     }
 }
 
+/// A product release record's services, as `{NAME: {task_definition,
+/// image}}` of their release after (what a rollback to that release
+/// rolls); empty for a single-service record.
+pub fn product_services(record: &Value) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    if let Some(Value::Object(services)) = record.get("services") {
+        for (name, s) in services {
+            if let Some(after) = s.get("after").filter(|a| a.is_object()) {
+                out.insert(name.clone(), after.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Register every built-in step (the AWS ones with the `aws` feature), all
 /// writing to the audit trail behind `audit`.
 pub fn register_builtins(registry: &mut TaskRegistry, audit: AuditHandle) {
@@ -174,6 +196,10 @@ fn register_aws(registry: &mut TaskRegistry, audit: &AuditHandle) {
     registry.register(
         "piflow:ecs-blue-green",
         Arc::new(bluegreen::EcsBlueGreen::new(audit.clone())),
+    );
+    registry.register(
+        "piflow:release",
+        Arc::new(product::Release::new(audit.clone())),
     );
     registry.register(
         "piflow:cloudformation-deploy",

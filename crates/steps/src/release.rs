@@ -4,11 +4,17 @@
 //! Input: `environment` (required), `service` (optional: only releases of
 //! that service), `before` (optional: a version; the answer is the newest
 //! successful release recorded before the newest record of that version,
-//! else the newest one that is not that version). Successful releases are
-//! the records whose result is `deployed` or `upgraded` and whose `after`
-//! names a `version` (the deploy and upgrade workflows write them). Output:
-//! `{"version", "image", "service", "released", "record"}`; none found →
-//! `LastRelease.NotFound`.
+//! else the newest one that is not that version), `previous` (optional,
+//! `true`: the release before the newest successful one). Successful
+//! releases are the product release records (`release.recorded`, result
+//! `released`, written by `piflow:release`) and the single-service records
+//! whose result is `deployed` or `upgraded` and whose `after` names a
+//! `version`. Output: `{"version", "image", "service", "services",
+//! "task_definitions", "released", "age_seconds", "age_minutes", "record"}` — for a
+//! product release `services` is every service's release after
+//! (`{NAME: {task_definition, image}}`) and `task_definitions` maps each to
+//! its task definition (what `piflow:release` takes to return to it); none
+//! found → `LastRelease.NotFound`.
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -22,6 +28,10 @@ pub struct LastRelease {
 }
 
 fn is_release(r: &AuditRecord, service: Option<&str>) -> bool {
+    if r.entry.action == "release.recorded" {
+        return r.entry.result == "released"
+            && service.is_none_or(|s| r.entry.after.pointer("/services").and_then(|m| m.get(s)).is_some());
+    }
     matches!(r.entry.result.as_str(), "deployed" | "upgraded")
         && r.entry
             .after
@@ -35,6 +45,14 @@ fn is_release(r: &AuditRecord, service: Option<&str>) -> bool {
                 .and_then(Value::as_str)
                 .is_none_or(|rs| rs == s)
         })
+}
+
+fn version_of(r: &AuditRecord) -> Option<String> {
+    r.entry
+        .after
+        .get("version")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// The release to go back to, among an environment's records (oldest first).
@@ -84,6 +102,11 @@ impl TaskHandler for LastRelease {
                     .map(str::to_string)
             };
             let (service, before) = (text("service"), text("before"));
+            let previous = request
+                .input
+                .get("previous")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let store = store
                 .get()
                 .await
@@ -92,7 +115,15 @@ impl TaskHandler for LastRelease {
                 .records(&env, None)
                 .await
                 .map_err(|e| Failure::new("LastRelease.StoreFailed", e.to_string()))?;
-            let Some(r) = last_release(&records, service.as_deref(), before.as_deref()) else {
+            let found = if previous && before.is_none() {
+                // The release before the newest one.
+                last_release(&records, service.as_deref(), None)
+                    .and_then(|newest| version_of(newest))
+                    .and_then(|v| last_release(&records, service.as_deref(), Some(&v)))
+            } else {
+                last_release(&records, service.as_deref(), before.as_deref())
+            };
+            let Some(r) = found else {
                 return Err(Failure::new(
                     "LastRelease.NotFound",
                     format!(
@@ -101,18 +132,28 @@ impl TaskHandler for LastRelease {
                             .as_deref()
                             .map(|s| format!(" of {s}"))
                             .unwrap_or_default(),
-                        before
-                            .as_deref()
-                            .map(|b| format!(" before {b}"))
-                            .unwrap_or_default()
+                        match (before.as_deref(), previous) {
+                            (Some(b), _) => format!(" before {b}"),
+                            (None, true) => " before the newest one".to_string(),
+                            (None, false) => String::new(),
+                        }
                     ),
                 ));
             };
+            let services = super::product_services(&r.entry.after);
+            let task_definitions: serde_json::Map<String, Value> = services
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.get("task_definition")?.clone())))
+                .collect();
             Ok(json!({
                 "version": r.entry.after.get("version"),
                 "image": r.entry.after.get("image"),
                 "service": r.entry.after.get("service"),
+                "services": services,
+                "task_definitions": task_definitions,
                 "released": r.entry.at,
+                "age_seconds": (chrono::Utc::now() - r.entry.at).num_seconds().max(0),
+                "age_minutes": (chrono::Utc::now() - r.entry.at).num_minutes().max(0),
                 "record": r.seq,
             }))
         })

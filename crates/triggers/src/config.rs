@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
+use super::environments::{Estate, parse_environments, parse_product};
 use super::pattern::Pattern;
 use super::tags::{DEFAULT_PATTERN, Field, TagFields, TagInfo, TagMatch, TagPattern};
 use super::transform::{InputPath, InputTransformer};
@@ -241,6 +242,8 @@ pub struct TriggerConfig {
     pub tags: Vec<TagRule>,
     /// The `events:` rules (EventBridge), in file order.
     pub events: Vec<EventRule>,
+    /// `product:` and `environments:`.
+    pub estate: Estate,
 }
 
 /// What an event rule passes to its workflow, as an EventBridge target.
@@ -303,6 +306,7 @@ impl TriggerConfig {
             source: None,
             tags: vec![default_rule()],
             events: Vec::new(),
+            estate: Estate::default(),
         }
     }
 
@@ -345,6 +349,7 @@ impl TriggerConfig {
             source: Some(path.to_path_buf()),
             tags: vec![default_rule()],
             events: Vec::new(),
+            estate: Estate::default(),
         };
         let blank = text.lines().all(|l| {
             let l = l.trim();
@@ -377,13 +382,15 @@ impl TriggerConfig {
             match k.name.as_str() {
                 "tags" => config.tags = p.tags(v)?,
                 "events" => config.events = p.events(v)?,
+                "product" => config.estate.product = Some(parse_product(&src, v)?),
+                "environments" => config.estate.environments = parse_environments(&src, v)?,
                 other => {
                     return Err(p.err_at(
                         k.span.start,
                         other,
                         format!(
-                            "unknown key{}; piflow.yaml holds tags: and events:",
-                            suggest(other, &["tags", "events"])
+                            "unknown key{}; piflow.yaml holds tags:, events:, product: and environments:",
+                            suggest(other, &["tags", "events", "product", "environments"])
                         ),
                     ));
                 }

@@ -18,6 +18,7 @@
 //! registry).
 
 pub mod config;
+pub mod environments;
 pub mod events;
 pub mod pattern;
 pub mod service;

@@ -166,6 +166,16 @@ impl Run {
     pub fn home(&self) -> &Path {
         self.home.path()
     }
+
+    /// Run piflow with `args`: (exit code, stdout, stderr).
+    pub fn command_output(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = self.command().args(args).output().expect("piflow runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }
 
 /// The actions of audit records, in order.

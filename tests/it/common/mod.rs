@@ -5,6 +5,7 @@ pub mod e2e;
 pub mod estate;
 pub mod health;
 pub mod moto;
+pub mod product;
 pub mod steps;
 
 pub mod corpus;

@@ -60,7 +60,17 @@ impl Rules {
                 ));
             }
         };
-        workflow.check_input(&f.input).map_err(|e| {
+        let input = self
+            .config()
+            .estate
+            .apply(f.input.clone())
+            .map_err(|e| {
+                misfire(
+                    e.code,
+                    format!("rule {:?} on event {event_id:?}: {e}", f.rule),
+                )
+            })?;
+        workflow.check_input(&input).map_err(|e| {
             misfire(
                 e.code(),
                 format!("rule {:?} on event {event_id:?}: {e}", f.rule),
@@ -72,7 +82,7 @@ impl Rules {
             workflow: f.workflow.clone(),
             name: f.name,
             env: f.env,
-            input: f.input,
+            input,
         })
     }
 

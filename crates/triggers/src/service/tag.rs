@@ -69,6 +69,10 @@ pub enum RefusalKind {
     NoWorkflow,
     /// The tag started an execution with another input: it was moved.
     TagMoved,
+    /// The input the rule builds breaks its environment's policy
+    /// (piflow.yaml `environments:`): `policy-loosened`, `policy-invalid`,
+    /// `environment-unknown` or `environment-mismatch`.
+    Policy(&'static str),
 }
 
 impl RefusalKind {
@@ -93,6 +97,7 @@ impl RefusalKind {
             RefusalKind::InputInvalid => "input-invalid",
             RefusalKind::NoWorkflow => "no-workflow",
             RefusalKind::TagMoved => "tag-moved",
+            RefusalKind::Policy(code) => code,
         }
     }
 }
@@ -327,6 +332,10 @@ impl Rules {
                 let reason = format!("rule {} of {shown}: {e}", rule.index + 1);
                 refuse(env.clone(), RefusalKind::InputInvalid, reason)
             })?;
+        let input = config.estate.apply(input).map_err(|e| {
+            let reason = format!("rule {} of {shown}: {e}", rule.index + 1);
+            refuse(env.clone(), RefusalKind::Policy(e.code), reason)
+        })?;
         let workflow = match self.workflow(&rule.workflow) {
             Ok(w) => w,
             Err(Lookup::Failed(e)) => return Err(TagStop::Workflow(e)),
