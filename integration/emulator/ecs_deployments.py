@@ -568,6 +568,11 @@ class Emulator:
                 return getattr(self, "op_" + operation)(app, environ, body, request, context, start_response, now)
             except EcsError as e:
                 return _error(start_response, e)
+            except Exception as e:  # a bug here, or a request no SDK sends
+                import traceback
+
+                traceback.print_exc()
+                return _error(start_response, EcsError("ServerException", "piflow emulator: %r" % (e,), 500))
 
     def moto(self, app, environ, body):
         """moto's answer to the request: (status, headers, body bytes)."""
@@ -801,6 +806,12 @@ class Emulator:
     # -- validation --------------------------------------------------------
 
     def validate(self, config, lbs, account, region):
+        try:
+            self.check(config, lbs, account, region)
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise invalid("deploymentConfiguration or loadBalancers is not valid: %s" % (e,))
+
+    def check(self, config, lbs, account, region):
         strategy = config.get("strategy") or "ROLLING"
         if strategy not in STRATEGIES:
             raise invalid("deploymentConfiguration.strategy must be one of %s." % ", ".join(STRATEGIES))

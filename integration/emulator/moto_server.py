@@ -109,7 +109,7 @@ real seconds (default 1), every other stage PIFLOW_EMU_STAGE_SECONDS
     DELETE   /piflow-emulator/ecs/fail-tasks   undoes it
 
 integration/emulator/test_ecs_deployments.py checks all of it with boto3
-(about 40 s).
+(about 15 s).
 """
 
 import copy
