@@ -69,6 +69,47 @@ region, startTime and lastUpdatedTime (ISO 8601), statusCode (open |
 closed | upcoming), eventScopeCode. The main job's `--incident` uses it to
 show the gate closing. Tests of the gate itself use wiremock, which can
 also inject the API's faults.
+
+ECS service deployments. moto 5.2.5 has none of ECS's native deployments
+(its UpdateService only sets the given properties). ecs_deployments.py,
+beside this file, adds them as a layer over moto's ECS (its docstring has
+the details), for services under the default `ECS` deployment controller:
+
+- CreateService / UpdateService / DescribeServices keep and return the whole
+  `deploymentConfiguration` (strategy ROLLING | BLUE_GREEN | LINEAR |
+  CANARY, bake times, linear/canary configuration, alarms, circuit breaker,
+  lifecycle hooks) and `loadBalancers[].advancedConfiguration`, validate
+  them as AWS does (InvalidParameterException naming the field) and keep
+  `service.deployments` coherent;
+- an UpdateService that changes the task definition (or forces a new
+  deployment) makes a service revision and a service deployment that moves
+  on its own clock through the lifecycle stages of its strategy (PENDING ->
+  IN_PROGRESS -> SUCCESSFUL), shifting the weights of the production and
+  test listener rules in moto's ELBv2 from the blue target group to the
+  green one (the one with weight 0 when the deployment starts);
+- ListServiceDeployments, DescribeServiceDeployments,
+  DescribeServiceRevisions, StopServiceDeployment (ROLLBACK ->
+  ROLLBACK_SUCCESSFUL, traffic and task definition back) and
+  ContinueServiceDeployment (PAUSE lifecycle hooks) are answered;
+- CloudWatch alarms in ALARM (moto's CloudWatch) and the circuit breaker
+  (with tasks made to fail through the endpoint below) fail a deployment
+  and roll it back (or stop it, without rollback); AWS_LAMBDA hooks succeed
+  at once (no Lambda runs).
+
+EXTERNAL and CODE_DEPLOY services stay moto's (task sets). Time scale: one
+emulated minute (bake times, hook timeouts) lasts PIFLOW_EMU_MINUTE_SECONDS
+real seconds (default 1), every other stage PIFLOW_EMU_STAGE_SECONDS
+(default 0.3). Endpoints on the same port:
+
+    GET|POST /piflow-emulator/ecs/config       {"minute_seconds": .., "stage_seconds": ..}
+    GET      /piflow-emulator/ecs/deployments  every service deployment (JSON)
+    POST     /piflow-emulator/ecs/fail-tasks   {"cluster", "service", "taskDefinition"
+                                               (or null), "reason"}: that service's new
+                                               tasks fail to start; {"clear": true} or
+    DELETE   /piflow-emulator/ecs/fail-tasks   undoes it
+
+integration/emulator/test_ecs_deployments.py checks all of it with boto3
+(about 15 s).
 """
 
 import copy
@@ -339,6 +380,16 @@ def serve_health():
     DomainDispatcherApplication.__call__ = health
 
 
+def serve_ecs_deployments():
+    """Answer ECS's service deployment operations (ecs_deployments.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import ecs_deployments
+
+    return ecs_deployments.install()
+
+
 def main(argv):
     port = _port_from(argv)
     if port and not os.environ.get("MOTO_PORT"):
@@ -354,6 +405,10 @@ def main(argv):
         serve_health()
     except Exception as e:  # cbor2 missing: AWS Health is not served
         print("moto_server.py: AWS Health is not served (%r)" % (e,), file=sys.stderr)
+    try:
+        serve_ecs_deployments()
+    except Exception as e:  # moto's internals changed: plain moto ECS
+        print("moto_server.py: ECS service deployments are not served (%r)" % (e,), file=sys.stderr)
     from moto.server import main as moto_main
 
     moto_main(argv)
