@@ -63,11 +63,19 @@ async fn upgrade_releases_every_service_of_the_product() {
     let acts = actions(&records);
     let first_done = records
         .iter()
-        .position(|r| r["action"] == "deploy.done" && r["target"].as_str().is_some_and(|t| t.contains("dashboard")))
+        .position(|r| {
+            r["action"] == "deploy.done"
+                && r["target"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("dashboard"))
+        })
         .expect("dashboard's deploy.done");
     let renderer_update = records
         .iter()
-        .position(|r| r["action"] == "deploy.update-service" && r["target"].as_str().is_some_and(|t| t.contains("renderer")))
+        .position(|r| {
+            r["action"] == "deploy.update-service"
+                && r["target"].as_str().is_some_and(|t| t.contains("renderer"))
+        })
         .expect("renderer's update");
     assert!(first_done < renderer_update, "{acts:?}");
 }
@@ -90,7 +98,10 @@ async fn a_service_whose_tasks_fail_rolls_back_every_service_the_release_moved()
     assert!(cause.contains("renderer"), "{cause}");
     let after = p.running().await;
     for name in SERVICES {
-        assert_eq!(after[name].0, before[name].0, "{name} is back on its task definition");
+        assert_eq!(
+            after[name].0, before[name].0,
+            "{name} is back on its task definition"
+        );
     }
     images_at(&after, "0.9");
     let records = p.run.audit(&p.env);
@@ -99,7 +110,10 @@ async fn a_service_whose_tasks_fail_rolls_back_every_service_the_release_moved()
     assert_eq!(rel[0]["result"], "rolled-back");
     let services = &rel[0]["after"]["services"];
     assert_eq!(services["dashboard"]["outcome"], "returned", "{services:#}");
-    assert_eq!(services["renderer"]["outcome"], "rolled-back", "{services:#}");
+    assert_eq!(
+        services["renderer"]["outcome"], "rolled-back",
+        "{services:#}"
+    );
     assert!(
         actions(&records).contains(&"release.rolling-back".to_string()),
         "{:?}",
@@ -120,7 +134,10 @@ async fn an_aws_health_issue_mid_release_rolls_the_product_back() {
 
     assert_eq!(result["error"], "Upgrade.RolledBack", "{result:#}");
     assert!(
-        result["cause"].as_str().unwrap_or_default().contains("AWS Health"),
+        result["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AWS Health"),
         "{result:#}"
     );
     let after = p.running().await;
@@ -132,12 +149,22 @@ async fn an_aws_health_issue_mid_release_rolls_the_product_back() {
         .iter()
         .filter(|r| r["action"] == "deploy.stop")
         .collect();
-    assert!(!stops.is_empty(), "StopServiceDeployment was called: {:?}", actions(&records));
+    assert!(
+        !stops.is_empty(),
+        "StopServiceDeployment was called: {:?}",
+        actions(&records)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_after_two_releases_returns_the_product_to_the_first() {
-    let Some(p) = Product::seed(Health::quiet(), false, json!({"strategy": "blue-green", "bake_minutes": 0})).await else {
+    let Some(p) = Product::seed(
+        Health::quiet(),
+        false,
+        json!({"strategy": "blue-green", "bake_minutes": 0}),
+    )
+    .await
+    else {
         return;
     };
     let one = p.run.workflow("upgrade", &p.upgrade_input("1.0")).await;
@@ -159,7 +186,10 @@ async fn rollback_after_two_releases_returns_the_product_to_the_first() {
     let now = p.running().await;
     images_at(&now, "1.0");
     for name in SERVICES {
-        assert_eq!(now[name].0, at_one[name].0, "{name} runs 1.0's task definition");
+        assert_eq!(
+            now[name].0, at_one[name].0,
+            "{name} runs 1.0's task definition"
+        );
     }
 }
 
@@ -213,7 +243,10 @@ async fn bad_input_is_refused_before_any_change_naming_every_problem() {
     let result = p.run.workflow("upgrade", &input).await;
     assert_eq!(result["error"], "Upgrade.Refused", "{result:#}");
     assert!(
-        result["cause"].as_str().unwrap_or_default().contains(&format!("ECS service ghost-{} is not in cluster", p.suffix)),
+        result["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("ECS service ghost-{} is not in cluster", p.suffix)),
         "{result:#}"
     );
     assert_eq!(p.running().await, before, "nothing changed");

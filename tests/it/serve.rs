@@ -127,8 +127,9 @@ fn estate_alarm() -> Value {
     e
 }
 
-fn rollback_schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(repo_root().join("schemas/rollback.input.json")).unwrap();
+fn schema(name: &str) -> jsonschema::Validator {
+    let text =
+        std::fs::read_to_string(repo_root().join(format!("schemas/{name}.input.json"))).unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
@@ -141,20 +142,31 @@ fn route(config: &TriggerConfig, event: &Value) -> Vec<piflow_triggers::events::
         .collect()
 }
 
+/// The shipped rules: an AWS Health issue holds releases (the hold
+/// workflow records it); an alarm of a service rolls the product back
+/// (when its release is recent: the rollback workflow decides).
 #[test]
-fn shipped_rules_turn_documented_events_into_rollback_inputs() {
+fn shipped_rules_turn_documented_events_into_hold_and_rollback_inputs() {
     let config = TriggerConfig::load(&repo_root().join("piflow.yaml")).expect("piflow.yaml reads");
-    let schema = rollback_schema();
+    let hold = schema("hold");
+    let schema = schema("rollback");
+    // What runs: the input the rule builds, completed by dev's
+    // environment and the product.
+    let runs = |input: &Value| {
+        config
+            .estate
+            .apply(input.clone())
+            .expect("dev's policy applies")
+    };
 
     let fired = route(&config, &health_issue());
     assert_eq!(fired.len(), 1, "{fired:?}");
     let f = &fired[0];
-    assert_eq!(f.rule, "health-issue-rollback-dev");
-    assert_eq!(f.workflow, "rollback");
+    assert_eq!(f.rule, "health-issue-hold-dev");
+    assert_eq!(f.workflow, "hold");
     assert_eq!(f.env.as_deref(), Some("dev"));
-    assert!(schema.is_valid(&f.input), "{}", f.input);
+    assert!(hold.is_valid(&runs(&f.input)), "{}", f.input);
     assert_eq!(f.input["target"]["region"], "us-east-1");
-    assert_eq!(f.input["target"]["service"], "dashboard");
     assert_eq!(
         f.input["reason"]["summary"],
         "AWS Health issue AWS_ECS_OPERATIONAL_ISSUE for ECS in us-east-1"
@@ -166,7 +178,7 @@ fn shipped_rules_turn_documented_events_into_rollback_inputs() {
     assert_eq!(
         f.name,
         execution_name(
-            "health-issue-rollback-dev",
+            "health-issue-hold-dev",
             "7bf73129-1428-4cd3-a780-95db273d1602"
         )
     );
@@ -175,7 +187,10 @@ fn shipped_rules_turn_documented_events_into_rollback_inputs() {
     assert_eq!(fired.len(), 1, "{fired:?}");
     let f = &fired[0];
     assert_eq!(f.rule, "alarm-rollback-dev");
-    assert!(schema.is_valid(&f.input), "{}", f.input);
+    let input = runs(&f.input);
+    assert!(schema.is_valid(&input), "{input}");
+    assert_eq!(input["remediation"]["alarm_window_minutes"], 60);
+    assert_eq!(input["product"]["services"][3], "pirana");
     assert_eq!(f.input["target"]["cluster"], "product");
     assert_eq!(f.input["target"]["service"], "dashboard");
     assert_eq!(f.input["reason"]["alarm"], "dev-dashboard-cpu");

@@ -1,10 +1,12 @@
-//! The `upgrade` and `rollback` workflows end to end: the real binary runs
-//! the real definitions against the moto server (ECS task sets, ELBv2
-//! weighted listeners), with real cfn-lint and checkov on the reference
-//! estate's template and AWS Health on wiremock (no emulator serves it in
-//! the tests; an incident that opens mid-deployment is injected there).
-//! Each test seeds its own estate and asserts the live ECS/ELB state and
-//! the audit trail afterwards.
+//! The `upgrade` and `rollback` workflows end to end on a service under the
+//! `EXTERNAL` deployment controller (task sets): the release step drives it
+//! through `piflow:ecs-blue-green`. The real binary runs the real
+//! definitions against the moto server (ECS task sets, ELBv2 weighted
+//! listeners), with real cfn-lint and checkov on the reference estate's
+//! template and AWS Health on wiremock (an incident that opens mid-release
+//! is injected there). Each test seeds its own estate (the product is its
+//! one service, in the test's piflow.yaml) and asserts the live ECS/ELB
+//! state and the audit trail afterwards.
 
 use crate::common;
 
@@ -21,14 +23,19 @@ fn upgrade_input(estate: &Estate, env: &str, version: &str) -> Value {
         "region": "us-east-1",
         "team": "research",
         "cluster": estate.cluster,
-        "service": estate.service,
     });
-    input["release"] = json!({
-        "version": version,
-        "image": format!("registry.example/dashboard:{version}"),
-    });
+    input["release"] = json!({"version": version});
     input["rollout"] = json!({"strategy": "canary", "percent": 50, "bake_seconds": 1});
+    input["gates"] = json!({"health_services": ["ECS"]});
     input
+}
+
+/// The release record of a run (`release.recorded`).
+fn release_record(records: &[Value]) -> &Value {
+    records
+        .iter()
+        .rfind(|r| r["action"] == "release.recorded")
+        .expect("a release record")
 }
 
 /// The one task set of the service: it is PRIMARY and runs `image`, and
@@ -78,16 +85,20 @@ async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
         "{out:#}"
     );
     assert_eq!(
-        out["rollout_result"]["previous"]["task_definition"],
+        out["released"]["services"]["dashboard"]["before"]["task_definition"],
         estate.task_definition.as_str(),
-        "the step reports what it replaced"
+        "the release reports what it replaced"
+    );
+    assert_eq!(
+        out["released"]["services"]["dashboard"]["controller"],
+        "EXTERNAL"
     );
     let td = serves_only(&estate, "registry.example/dashboard:2.0").await;
     assert_ne!(td, estate.task_definition);
     assert_eq!(estate.weights().await, (0, 100), "green took all traffic");
     assert!(
         health.calls().await >= 2,
-        "the gate and the post-checks asked"
+        "the gate and the release's checks asked"
     );
 
     let records = run.audit(&env);
@@ -103,23 +114,24 @@ async fn upgrade_rolls_the_service_to_the_new_image_and_records_it() {
                 "bluegreen.shift",
                 "bluegreen.primary",
                 "bluegreen.done",
-                "release.upgraded",
+                "release.recorded",
             ]
         ),
         "{acts:?}"
     );
-    let release = records
-        .iter()
-        .find(|r| r["action"] == "release.upgraded")
-        .expect("release record");
+    let release = release_record(&records);
+    assert_eq!(release["result"], "released");
     assert_eq!(release["after"]["version"], "2.0");
-    assert_eq!(release["after"]["image"], "registry.example/dashboard:2.0");
+    assert_eq!(
+        release["after"]["services"]["dashboard"]["after"]["image"],
+        "registry.example/dashboard:2.0"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_rolls_back_when_aws_health_opens_an_issue_mid_deployment() {
-    // The gate before the roll finds nothing; the post-checks after it
-    // find an open ECS issue in the region.
+    // The gate before the release finds nothing; the release's checks
+    // after the roll find an open ECS issue in the region.
     let Some(Case {
         health: _health, // keeps the Health server up
         estate,
@@ -154,16 +166,21 @@ async fn upgrade_rolls_back_when_aws_health_opens_an_issue_mid_deployment() {
             &acts,
             &[
                 "bluegreen.done",
-                "decision.health-gate",
+                "release.rolling-back",
                 "bluegreen.create-task-set",
                 "bluegreen.done",
+                "release.recorded",
             ]
         ),
         "rolled out, gate closed, rolled back: {acts:?}"
     );
-    assert!(!acts.iter().any(|a| a == "release.upgraded"), "{acts:?}");
     let last = records.last().expect("records");
+    assert_eq!(last["action"], "release.recorded", "{last:#}");
     assert_eq!(last["result"], "rolled-back", "{last:#}");
+    assert_eq!(
+        last["after"]["services"]["dashboard"]["outcome"], "returned",
+        "{last:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +239,10 @@ async fn upgrade_of_a_missing_service_is_refused_naming_it() {
         return;
     };
     let mut input = upgrade_input(&estate, &env, "5.0");
-    input["target"]["service"] = json!("no-such-service");
+    input["product"] = json!({
+        "image": "registry.example/dashboard:{version}",
+        "services": [{"name": "dashboard", "service": "no-such-service"}],
+    });
 
     let result = run.workflow("upgrade", &input).await;
 
@@ -260,9 +280,9 @@ async fn rollback_returns_the_service_to_the_last_release() {
 
     let input = json!({
         "target": {"environment": env, "region": "us-east-1", "team": "research",
-                   "cluster": estate.cluster, "service": estate.service},
+                   "cluster": estate.cluster},
         "current_version": "6.1",
-        "reason": "dashboard 5xx after 6.1",
+        "reason": {"trigger": "operator", "summary": "dashboard 5xx after 6.1"},
     });
     let result = run.workflow("rollback", &input).await;
 
@@ -270,12 +290,10 @@ async fn rollback_returns_the_service_to_the_last_release() {
     assert_eq!(result["output"]["previous"]["version"], "6.0");
     serves_only(&estate, "registry.example/dashboard:6.0").await;
     let records = run.audit(&env);
-    let rb = records
-        .iter()
-        .rfind(|r| r["action"] == "release.rollback")
-        .expect("rollback record");
-    assert_eq!(rb["result"], "rolled-back-to");
+    let rb = release_record(&records);
+    assert_eq!(rb["result"], "released");
     assert_eq!(rb["after"]["version"], "6.0");
+    assert_eq!(rb["after"]["trigger"]["summary"], "dashboard 5xx after 6.1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,9 +310,9 @@ async fn rollback_without_a_previous_release_changes_nothing() {
     };
     let input = json!({
         "target": {"environment": env, "region": "us-east-1", "team": "research",
-                   "cluster": estate.cluster, "service": estate.service},
+                   "cluster": estate.cluster},
         "current_version": "1.0",
-        "reason": "test",
+        "reason": {"trigger": "test"},
     });
 
     let result = run.workflow("rollback", &input).await;
@@ -329,6 +347,7 @@ async fn upgrade_rolls_back_when_a_cloudwatch_alarm_fires_during_the_canary() {
     let mut input = upgrade_input(&estate, &env, "7.0");
     input["rollout"] =
         json!({"strategy": "canary", "percent": 20, "bake_seconds": 30, "alarms": [alarm]});
+    input["gates"] = json!({});
 
     // The alarm fires once the canary has traffic.
     let watcher = {
@@ -373,8 +392,7 @@ async fn upgrade_rolls_back_when_a_cloudwatch_alarm_fires_during_the_canary() {
         ),
         "shifted, alarm recorded, shifted back: {acts:?}"
     );
-    assert_eq!(
-        records.last().map(|r| r["result"].clone()),
-        Some(json!("rolled-back"))
-    );
+    let last = records.last().expect("records");
+    assert_eq!(last["action"], "release.recorded", "{last:#}");
+    assert_eq!(last["result"], "rolled-back", "{last:#}");
 }

@@ -506,7 +506,10 @@ impl Native<'_> {
             .map(|(a, _)| a))
     }
 
-    pub async fn describe_deployment(&self, arn: &str) -> Result<ecs_t::ServiceDeployment, Failure> {
+    pub async fn describe_deployment(
+        &self,
+        arn: &str,
+    ) -> Result<ecs_t::ServiceDeployment, Failure> {
         let out = self
             .ecs
             .describe_service_deployments()
@@ -539,6 +542,12 @@ impl Native<'_> {
         let started = Instant::now();
         // A stop recorded as begun but not as sent is sent again.
         let mut stopping = self.recorded("deploy.stop", "done").is_some();
+        // Why piflow stopped it (this invocation or one before it).
+        let mut stopped_why: Option<String> = self
+            .recorded("deploy.stop", "begin")
+            .and_then(|r| r.entry.after.get("reason"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let mut resend = match (stopping, self.recorded("deploy.stop", "begin")) {
             (false, Some(r)) => r
                 .entry
@@ -580,7 +589,12 @@ impl Native<'_> {
                     });
                 }
                 S::RollbackSuccessful => {
-                    let reason = deployment_reason(&d);
+                    let reason = match &stopped_why {
+                        Some(why) => {
+                            format!("piflow stopped it ({why}); ECS: {}", deployment_reason(&d))
+                        }
+                        None => deployment_reason(&d),
+                    };
                     self.audit(
                         "deploy.done",
                         "rolled-back",
@@ -637,6 +651,9 @@ impl Native<'_> {
                                     == Some(&ecs_t::DeploymentLifecycleHookTargetType::Pause)
                         })
                         .collect();
+                    if let Some(why) = &problem {
+                        stopped_why = Some(why.clone());
+                    }
                     match (problem, waiting.first()) {
                         (Some(why), Some(hook)) => {
                             self.answer_hook(arn, hook, &stage, Some(&why)).await?;
@@ -791,13 +808,17 @@ impl Native<'_> {
 /// Why a deployment ended as it did, in ECS's words.
 fn deployment_reason(d: &ecs_t::ServiceDeployment) -> String {
     let mut parts: Vec<String> = Vec::new();
+    let clean = |r: &str| r.trim().trim_end_matches('.').to_string();
     if let Some(r) = d.status_reason().filter(|r| !r.is_empty()) {
-        parts.push(r.to_string());
+        parts.push(clean(r));
     }
-    if let Some(r) = d.rollback().and_then(|r| r.reason()).filter(|r| !r.is_empty())
-        && !parts.iter().any(|p| p == r)
+    if let Some(r) = d
+        .rollback()
+        .and_then(|r| r.reason())
+        .filter(|r| !r.is_empty())
+        && !parts.iter().any(|p| *p == clean(r))
     {
-        parts.push(r.to_string());
+        parts.push(clean(r));
     }
     if let Some(a) = d.alarms()
         && !a.triggered_alarm_names().is_empty()

@@ -48,8 +48,8 @@
 //! `UpdateService`, no second task definition revision.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_ecs::error::ProvideErrorMetadata;
@@ -329,7 +329,9 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
     let default_container = product.get("container").and_then(text);
     let images = field("images").cloned().unwrap_or(Value::Null);
     if !images.is_null() && !images.is_object() {
-        problems.push(format!("images must be an object NAME: IMAGE, not {images}"));
+        problems.push(format!(
+            "images must be an object NAME: IMAGE, not {images}"
+        ));
     }
     if let Some(Value::Object(m)) = task_definitions
         && m.is_empty()
@@ -373,9 +375,7 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
                     .get(&name)
                     .and_then(text)
                     .or_else(|| template.map(|t| image_for(&t, &name, &version)));
-                let task_definition = task_definitions
-                    .and_then(|t| t.get(&name))
-                    .and_then(text);
+                let task_definition = task_definitions.and_then(|t| t.get(&name)).and_then(text);
                 if task_definitions.is_none() && image.is_none() {
                     problems.push(format!(
                         "service {name}: no image for version {version}: give product.image or product.services[{i}].image (a template such as registry.example/product/{{service}}:{{version}}) or images.{name}"
@@ -401,7 +401,10 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
         }
         _ => {}
     }
-    for (field, map) in [("images", Some(&images)), ("task_definitions", task_definitions)] {
+    for (field, map) in [
+        ("images", Some(&images)),
+        ("task_definitions", task_definitions),
+    ] {
         if let Some(Value::Object(m)) = map {
             for k in m.keys() {
                 if !services.iter().any(|s| &s.name == k) {
@@ -657,12 +660,7 @@ impl Run {
                     .plan
                     .services
                     .iter()
-                    .map(|s| {
-                        r.entry
-                            .before
-                            .get(&s.name)
-                            .and_then(Before::from_json)
-                    })
+                    .map(|s| r.entry.before.get(&s.name).and_then(Before::from_json))
                     .collect();
                 got.ok_or_else(|| {
                     fail(
@@ -723,17 +721,20 @@ impl Run {
                             .unwrap_or("not-started")
                             .to_string();
                         o.after = v.get("after").filter(|a| !a.is_null()).cloned();
-                        o.deployment = v.get("deployment").and_then(Value::as_str).map(str::to_string);
+                        o.deployment = v
+                            .get("deployment")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
                         o.reason = v.get("reason").and_then(Value::as_str).map(str::to_string);
                     }
                 }
                 Some(
-                r.entry
-                    .after
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("a service failed")
-                    .to_string(),
+                    r.entry
+                        .after
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("a service failed")
+                        .to_string(),
                 )
             }
             None => self.forward(&befores, &mut outcomes).await,
@@ -1066,7 +1067,12 @@ impl Run {
             .task_definition(td)
             .send()
             .await
-            .map_err(|e| format!("task definition {td}: {}", aws_err(e, td).cause.unwrap_or_default()))?;
+            .map_err(|e| {
+                format!(
+                    "task definition {td}: {}",
+                    aws_err(e, td).cause.unwrap_or_default()
+                )
+            })?;
         let defs = out
             .task_definition()
             .map(|t| t.container_definitions())
@@ -1094,7 +1100,13 @@ impl Run {
     ) -> Result<Vec<String>, Failure> {
         let mut problems = Vec::new();
         for (name, tg) in tgs {
-            match self.elb.describe_target_groups().target_group_arns(tg).send().await {
+            match self
+                .elb
+                .describe_target_groups()
+                .target_group_arns(tg)
+                .send()
+                .await
+            {
                 Ok(out) if !out.target_groups().is_empty() => {}
                 Ok(_) => problems.push(format!(
                     "service {name}: alternate target group {tg} does not exist"
@@ -1127,7 +1139,10 @@ impl Run {
                 Err(e) => {
                     return Err(fail(
                         "AwsFailed",
-                        format!("reading listener rule {rule}: {}", e.code().unwrap_or("error")),
+                        format!(
+                            "reading listener rule {rule}: {}",
+                            e.code().unwrap_or("error")
+                        ),
                     ));
                 }
             }
@@ -1219,7 +1234,12 @@ impl Run {
         let td = match (&s.task_definition, &s.image) {
             (Some(td), _) => td.clone(),
             (None, Some(image)) => self.revision(&native, s, before, image).await?,
-            (None, None) => return Err(fail("InvalidInput", format!("service {}: no image", s.name))),
+            (None, None) => {
+                return Err(fail(
+                    "InvalidInput",
+                    format!("service {}: no image", s.name),
+                ));
+            }
         };
         let rollout = if before.shifts || !self.plan.rollout.strategy.shifts_traffic() {
             self.plan.rollout.clone()
@@ -1530,10 +1550,17 @@ impl Run {
             let d = forward.describe_deployment(&arn).await?;
             if matches!(
                 d.status(),
-                Some(ecs_t::ServiceDeploymentStatus::Pending | ecs_t::ServiceDeploymentStatus::InProgress)
+                Some(
+                    ecs_t::ServiceDeploymentStatus::Pending
+                        | ecs_t::ServiceDeploymentStatus::InProgress
+                )
             ) {
                 forward
-                    .stop(&arn, d.lifecycle_stage().map(|s| s.as_str()).unwrap_or(""), "the release is rolling back")
+                    .stop(
+                        &arn,
+                        d.lifecycle_stage().map(|s| s.as_str()).unwrap_or(""),
+                        "the release is rolling back",
+                    )
                     .await?;
             }
             // Wait for it to end (ECS rolls it back).
@@ -1541,7 +1568,9 @@ impl Run {
                 let d = forward.describe_deployment(&arn).await?;
                 use ecs_t::ServiceDeploymentStatus as S;
                 match d.status() {
-                    Some(S::Successful | S::RollbackSuccessful | S::Stopped | S::RollbackFailed) => break,
+                    Some(
+                        S::Successful | S::RollbackSuccessful | S::Stopped | S::RollbackFailed,
+                    ) => break,
                     _ => tokio::time::sleep(self.step.poll).await,
                 }
             }
@@ -1667,18 +1696,20 @@ impl<'a> Gates<'a> {
         None
     }
 
-    async fn smoke(&self, attempts: u32) -> Option<String> {
+    /// The smoke URLs (`key`: which check this is, for its audit record).
+    async fn smoke(&self, attempts: u32, key: &str) -> Option<String> {
         let plan = &self.run.plan;
         if plan.smoke_urls.is_empty() {
             return None;
         }
         let mut request = self.run.request.clone();
         request.input = json!({
+            "environment": plan.env,
             "urls": plan.smoke_urls,
             "attempts": attempts,
             "interval_seconds": 1,
         });
-        request.idempotency_token = format!("{}#smoke", self.run.token());
+        request.idempotency_token = format!("{}#smoke/{key}", self.run.token());
         match self.run.step.http.invoke(request).await {
             Ok(_) => None,
             Err(f) => Some(format!("smoke check failed: {}", cause_of(&f))),
@@ -1690,7 +1721,7 @@ impl<'a> Gates<'a> {
         if let Some(why) = self.health_and_alarms().await {
             return Some(why);
         }
-        self.smoke(5).await
+        self.smoke(5, "release").await
     }
 }
 
@@ -1717,7 +1748,7 @@ impl Watch for Gates<'_> {
                     .lock()
                     .map(|mut s| s.insert(service.to_string()))
                     .unwrap_or(false);
-                if first && let Some(why) = self.smoke(3).await {
+                if first && let Some(why) = self.smoke(3, service).await {
                     return Some(why);
                 }
             }

@@ -30,7 +30,13 @@ pub struct LastRelease {
 fn is_release(r: &AuditRecord, service: Option<&str>) -> bool {
     if r.entry.action == "release.recorded" {
         return r.entry.result == "released"
-            && service.is_none_or(|s| r.entry.after.pointer("/services").and_then(|m| m.get(s)).is_some());
+            && service.is_none_or(|s| {
+                r.entry
+                    .after
+                    .pointer("/services")
+                    .and_then(|m| m.get(s))
+                    .is_some()
+            });
     }
     matches!(r.entry.result.as_str(), "deployed" | "upgraded")
         && r.entry

@@ -212,7 +212,10 @@ impl P<'_> {
             out.insert("name".into(), json!(self.name(n, "product.name")?));
         }
         if let Some(n) = node.get("image") {
-            out.insert("image".into(), json!(self.image_template(n, "product.image")?));
+            out.insert(
+                "image".into(),
+                json!(self.image_template(n, "product.image")?),
+            );
         }
         if let Some(n) = node.get("container") {
             out.insert(
@@ -252,7 +255,10 @@ impl P<'_> {
                 let mut m = Map::new();
                 m.insert("name".into(), json!(n));
                 if let Some(v) = s.get("service") {
-                    m.insert("service".into(), json!(self.name(v, &format!("{at}.service"))?));
+                    m.insert(
+                        "service".into(),
+                        json!(self.name(v, &format!("{at}.service"))?),
+                    );
                 }
                 if let Some(v) = s.get("image") {
                     m.insert(
@@ -463,7 +469,10 @@ pub fn parse_environments(
     };
     let mut out = BTreeMap::new();
     for (k, v) in entries {
-        let name = p.name(&Node::new(piflow_asl::source::NodeKind::String(k.name.clone()), k.span), "environments")?;
+        let name = p.name(
+            &Node::new(piflow_asl::source::NodeKind::String(k.name.clone()), k.span),
+            "environments",
+        )?;
         out.insert(name.clone(), p.environment(&name, v)?);
     }
     Ok(out)
@@ -535,9 +544,9 @@ impl Merge<'_> {
         allowed: &str,
     ) -> Result<Option<Value>, PolicyError> {
         let r = |v: &Value| -> Result<u8, PolicyError> {
-            v.as_str().and_then(rank).ok_or_else(|| {
-                self.invalid(field, format!("must be one of {allowed}, not {v}"))
-            })
+            v.as_str()
+                .and_then(rank)
+                .ok_or_else(|| self.invalid(field, format!("must be one of {allowed}, not {v}")))
         };
         match (declared, given) {
             (Some(d), Some(g)) => {
@@ -601,7 +610,12 @@ impl Merge<'_> {
     }
 
     /// A flag the input may only turn off.
-    fn flag(&self, field: &str, declared: Option<&Value>, given: Option<&Value>) -> Result<Option<Value>, PolicyError> {
+    fn flag(
+        &self,
+        field: &str,
+        declared: Option<&Value>,
+        given: Option<&Value>,
+    ) -> Result<Option<Value>, PolicyError> {
         let d = declared.and_then(Value::as_bool).unwrap_or(false);
         match given.filter(|v| !v.is_null()) {
             None => Ok(declared.cloned()),
@@ -627,7 +641,10 @@ impl Merge<'_> {
                 .filter(|n| *n >= 0.0)
                 .ok_or_else(|| self.invalid(field, format!("must be a number ≥ 0, not {v}")))
         };
-        match (declared.filter(|v| !v.is_null()), given.filter(|v| !v.is_null())) {
+        match (
+            declared.filter(|v| !v.is_null()),
+            given.filter(|v| !v.is_null()),
+        ) {
             (Some(d), Some(g)) => {
                 let (dn, gn) = (num(d)?, num(g)?);
                 if (larger && gn < dn) || (!larger && gn > dn) {
@@ -675,7 +692,11 @@ impl Merge<'_> {
         Ok((declared.is_some() || given.is_some()).then_some(Value::Array(out)))
     }
 
-    fn object<'v>(&self, field: &str, v: Option<&'v Value>) -> Result<Option<&'v Map<String, Value>>, PolicyError> {
+    fn object<'v>(
+        &self,
+        field: &str,
+        v: Option<&'v Value>,
+    ) -> Result<Option<&'v Map<String, Value>>, PolicyError> {
         match v {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
@@ -686,8 +707,16 @@ impl Merge<'_> {
     fn policy(&self, declared: &Value, given: Option<&Value>) -> Result<Value, PolicyError> {
         let mut out = self.object("policy", given)?.cloned().unwrap_or_default();
         for (part, rank, allowed) in [
-            ("lint", lint_rank as fn(&str) -> Option<u8>, "never, error, warning, info"),
-            ("scan", scan_rank, "never, critical, high, medium, low, info"),
+            (
+                "lint",
+                lint_rank as fn(&str) -> Option<u8>,
+                "never, error, warning, info",
+            ),
+            (
+                "scan",
+                scan_rank,
+                "never, critical, high, medium, low, info",
+            ),
         ] {
             let d = self.object(&format!("policy.{part}"), declared.get(part))?;
             let g = self.object(&format!("policy.{part}"), given.and_then(|g| g.get(part)))?;
@@ -714,14 +743,23 @@ impl Merge<'_> {
             };
             set(
                 "fail_on",
-                self.threshold(&field("fail_on"), dv("fail_on"), gv("fail_on"), rank, allowed)?,
+                self.threshold(
+                    &field("fail_on"),
+                    dv("fail_on"),
+                    gv("fail_on"),
+                    rank,
+                    allowed,
+                )?,
             );
             if part == "lint" {
                 set(
                     "ignore_rules",
-                    self.subset(&field("ignore_rules"), dv("ignore_rules"), gv("ignore_rules"), |v| {
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
-                    })?,
+                    self.subset(
+                        &field("ignore_rules"),
+                        dv("ignore_rules"),
+                        gv("ignore_rules"),
+                        |v| v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )?,
                 );
                 set(
                     "allow_missing_tools",
@@ -734,13 +772,18 @@ impl Merge<'_> {
             } else {
                 set(
                     "suppressions",
-                    self.subset(&field("suppressions"), dv("suppressions"), gv("suppressions"), |v| {
-                        let check = v.get("check").and_then(Value::as_str).unwrap_or("?");
-                        match v.get("resource").and_then(Value::as_str) {
-                            Some(r) => format!("{check} on {r}"),
-                            None => check.to_string(),
-                        }
-                    })?,
+                    self.subset(
+                        &field("suppressions"),
+                        dv("suppressions"),
+                        gv("suppressions"),
+                        |v| {
+                            let check = v.get("check").and_then(Value::as_str).unwrap_or("?");
+                            match v.get("resource").and_then(Value::as_str) {
+                                Some(r) => format!("{check} on {r}"),
+                                None => check.to_string(),
+                            }
+                        },
+                    )?,
                 );
             }
             out.insert(part.to_string(), Value::Object(merged));
@@ -780,15 +823,31 @@ impl Merge<'_> {
                 "rolling, blue-green, canary, linear",
             )?,
         );
-        set("percent", self.bound("rollout.percent", dv("percent"), gv("percent"), false)?);
-        for k in ["step_minutes", "bake_minutes", "interval_seconds", "bake_seconds"] {
+        set(
+            "percent",
+            self.bound("rollout.percent", dv("percent"), gv("percent"), false)?,
+        );
+        for k in [
+            "step_minutes",
+            "bake_minutes",
+            "interval_seconds",
+            "bake_seconds",
+        ] {
             set(k, self.bound(&format!("rollout.{k}"), dv(k), gv(k), true)?);
         }
         set(
             "timeout_minutes",
-            self.bound("rollout.timeout_minutes", dv("timeout_minutes"), gv("timeout_minutes"), false)?,
+            self.bound(
+                "rollout.timeout_minutes",
+                dv("timeout_minutes"),
+                gv("timeout_minutes"),
+                false,
+            )?,
         );
-        set("alarms", self.union("rollout.alarms", dv("alarms"), gv("alarms"))?);
+        set(
+            "alarms",
+            self.union("rollout.alarms", dv("alarms"), gv("alarms"))?,
+        );
         Ok(Value::Object(merged))
     }
 
@@ -858,7 +917,11 @@ impl Estate {
                 field: "target.environment".into(),
                 message: format!(
                     "piflow.yaml declares no environment {name:?} (its environments: {}); add it under environments: with its policy",
-                    self.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    self.environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         };
@@ -951,7 +1014,10 @@ environments:
     fn the_environment_fills_the_input() {
         let out = estate().apply(input(json!({}))).unwrap();
         assert_eq!(out["target"]["cluster"], "product");
-        assert_eq!(out["policy"]["scan"]["suppressions"][0]["check"], "CKV_AWS_118");
+        assert_eq!(
+            out["policy"]["scan"]["suppressions"][0]["check"],
+            "CKV_AWS_118"
+        );
         assert_eq!(out["rollout"]["strategy"], "canary");
         assert_eq!(out["product"]["waves"][1][0], "renderer");
         assert_eq!(out["gates"]["health_services"], json!(["ECS"]));
@@ -975,19 +1041,35 @@ environments:
     fn an_input_may_not_loosen() {
         let e = estate();
         for (extra, field) in [
-            (json!({"policy": {"scan": {"fail_on": "critical"}}}), "policy.scan.fail_on"),
-            (json!({"policy": {"lint": {"fail_on": "never"}}}), "policy.lint.fail_on"),
+            (
+                json!({"policy": {"scan": {"fail_on": "critical"}}}),
+                "policy.scan.fail_on",
+            ),
+            (
+                json!({"policy": {"lint": {"fail_on": "never"}}}),
+                "policy.lint.fail_on",
+            ),
             (
                 json!({"policy": {"scan": {"suppressions": [{"check": "CKV_AWS_1", "reason": "x"}]}}}),
                 "policy.scan.suppressions",
             ),
-            (json!({"rollout": {"strategy": "rolling"}}), "rollout.strategy"),
+            (
+                json!({"rollout": {"strategy": "rolling"}}),
+                "rollout.strategy",
+            ),
             (json!({"rollout": {"percent": 50}}), "rollout.percent"),
-            (json!({"rollout": {"bake_minutes": 0}}), "rollout.bake_minutes"),
+            (
+                json!({"rollout": {"bake_minutes": 0}}),
+                "rollout.bake_minutes",
+            ),
             (json!({"gates": {"fail_open": true}}), "gates.fail_open"),
         ] {
             let err = e.apply(input(extra.clone())).unwrap_err();
-            assert_eq!((err.code, err.field.as_str()), ("policy-loosened", field), "{extra}");
+            assert_eq!(
+                (err.code, err.field.as_str()),
+                ("policy-loosened", field),
+                "{extra}"
+            );
         }
         let err = e
             .apply(json!({"target": {"environment": "prod"}}))
@@ -996,17 +1078,32 @@ environments:
         let err = e
             .apply(json!({"target": {"environment": "dev", "region": "eu-west-1"}}))
             .unwrap_err();
-        assert_eq!((err.code, err.field.as_str()), ("environment-mismatch", "target.region"));
+        assert_eq!(
+            (err.code, err.field.as_str()),
+            ("environment-mismatch", "target.region")
+        );
     }
 
     #[test]
     fn bad_declarations_are_refused_with_their_place() {
         for (text, key) in [
             ("product: {services: [a, a]}", "product.services[1]"),
-            ("product: {image: 'x:{version}', services: [a], waves: [[a], [a]]}", "product.waves[1]"),
-            ("product: {image: 'x:{version}', services: [a, b], waves: [[a]]}", "product.waves"),
-            ("product: {image: 'x:{version}', services: [a], waves: [[z]]}", "product.waves[0]"),
-            ("product: {image: 'x:{tag}', services: [a]}", "product.image"),
+            (
+                "product: {image: 'x:{version}', services: [a], waves: [[a], [a]]}",
+                "product.waves[1]",
+            ),
+            (
+                "product: {image: 'x:{version}', services: [a, b], waves: [[a]]}",
+                "product.waves",
+            ),
+            (
+                "product: {image: 'x:{version}', services: [a], waves: [[z]]}",
+                "product.waves[0]",
+            ),
+            (
+                "product: {image: 'x:{tag}', services: [a]}",
+                "product.image",
+            ),
             ("product: {services: [a]}", "product.services[0]"),
         ] {
             let src = SourceText::new("piflow.yaml", text);

@@ -167,6 +167,25 @@ impl Run {
         self.home.path()
     }
 
+    /// With a piflow.yaml of the test's own (`PIFLOW_CONFIG`): its
+    /// environment `env` (region us-east-1, the checks' policy) and the
+    /// product made of `services` (name, ECS service), images
+    /// `registry.example/NAME:VERSION`; deployments read every 0.3 s.
+    pub fn configured(self, env: &str, services: &[(&str, &str)]) -> Run {
+        let config = self.home().join("piflow.yaml");
+        let text = json!({
+            "product": {
+                "image": "registry.example/{service}:{version}",
+                "container": "web",
+                "services": services.iter().map(|(n, s)| json!({"name": n, "service": s})).collect::<Vec<_>>(),
+            },
+            "environments": {env: {"region": "us-east-1", "policy": checks()["policy"]}},
+        });
+        std::fs::write(&config, text.to_string()).expect("write piflow.yaml");
+        self.with("PIFLOW_CONFIG", &config.display().to_string())
+            .with("PIFLOW_POLL_SECONDS", "0.3")
+    }
+
     /// Run piflow with `args`: (exit code, stdout, stderr).
     pub fn command_output(&self, args: &[&str]) -> (Option<i32>, String, String) {
         let out = self.command().args(args).output().expect("piflow runs");
@@ -218,8 +237,8 @@ impl Case {
         let moto = super::moto::moto()?;
         let health = health.await;
         let estate = super::estate::seed(moto).await;
-        let run = Run::new(moto, &health);
         let env = format!("dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let run = Run::new(moto, &health).configured(&env, &[("dashboard", &estate.service)]);
         Some(Case {
             moto,
             health,

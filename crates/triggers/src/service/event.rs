@@ -60,16 +60,12 @@ impl Rules {
                 ));
             }
         };
-        let input = self
-            .config()
-            .estate
-            .apply(f.input.clone())
-            .map_err(|e| {
-                misfire(
-                    e.code,
-                    format!("rule {:?} on event {event_id:?}: {e}", f.rule),
-                )
-            })?;
+        let input = self.config().estate.apply(f.input.clone()).map_err(|e| {
+            misfire(
+                e.code,
+                format!("rule {:?} on event {event_id:?}: {e}", f.rule),
+            )
+        })?;
         workflow.check_input(&input).map_err(|e| {
             misfire(
                 e.code(),
