@@ -515,8 +515,9 @@ async fn restore_rolls_the_services_back_when_verify_fails() {
                 "ecs.repointed",
                 "bluegreen.done",
                 "decision.health-gate",
-                "bluegreen.rollback",
+                "release.started",
                 "bluegreen.done",
+                "release.recorded",
                 "data.restore",
             ]
         ),
@@ -632,32 +633,43 @@ async fn restore_rolls_every_service_back_when_the_roll_fails_part_way() {
 
     let records = run.audit(&env);
     let acts = actions(&records);
-    let done = records_of(&records, "bluegreen.done");
-    let services: Vec<&str> = done
-        .iter()
-        .map(|r| r["after"]["service"].as_str().unwrap_or_default())
+    // The first service rolled and was rolled back by the release; the
+    // second's roll was refused before any change and its split listener
+    // settled.
+    let done: Vec<&Value> = records_of(&records, "bluegreen.done")
+        .into_iter()
+        .filter(|r| r["after"]["service"] == first.service.as_str())
         .collect();
-    assert_eq!(
-        services,
-        vec![
-            first.service.as_str(),
-            first.service.as_str(),
-            second.service.as_str()
-        ],
-        "the first service rolled and rolled back, the second re-rolled to its previous revision: {acts:?}"
-    );
+    assert_eq!(done.len(), 2, "{acts:?}");
     assert_eq!(
         done[1]["after"]["task_definition"],
         first.task_definition.as_str()
     );
-    assert_eq!(
-        done[2]["after"]["task_definition"],
-        second.task_definition.as_str()
+    let release = records_of(&records, "release.recorded");
+    assert_eq!(release.len(), 1, "{acts:?}");
+    assert_eq!(release[0]["result"], "rolled-back");
+    let services = &release[0]["after"]["services"];
+    assert_eq!(services["dashboard"]["outcome"], "returned", "{services:#}");
+    // Refused, then re-rolled on its previous revision (a restore deploys
+    // new tasks even where the revision did not change).
+    assert_eq!(services["renderer"]["outcome"], "returned", "{services:#}");
+    assert!(
+        services["renderer"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("BlueGreen.Conflict")),
+        "{services:#}"
     );
     let failure = records_of(&records, "data.restore");
     assert_eq!(failure.len(), 1, "{acts:?}");
     assert_eq!(failure[0]["result"], "rolled-back");
-    assert_eq!(failure[0]["after"]["reason"]["Error"], "BlueGreen.Conflict");
+    assert_eq!(failure[0]["after"]["reason"]["Error"], "Release.RolledBack");
+    assert!(
+        failure[0]["after"]["reason"]["Cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("BlueGreen.Conflict")),
+        "{:#}",
+        failure[0]
+    );
     eprintln!("restore part-way rollback: {:.1?}", started.elapsed());
 }
 
@@ -738,8 +750,9 @@ async fn restore_by_secret_reverts_the_secret_and_the_services_when_verify_fails
                 "bluegreen.done",
                 "decision.health-gate",
                 "secretsmanager.reverted",
-                "bluegreen.rollback",
+                "release.started",
                 "bluegreen.done",
+                "release.recorded",
                 "data.restore",
             ]
         ),

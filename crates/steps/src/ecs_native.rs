@@ -252,6 +252,8 @@ pub struct Native<'a> {
     /// The records of this release's token (read once when it began).
     pub records: &'a [AuditRecord],
     pub poll: Duration,
+    /// Deploy even when the service runs the target already (new tasks).
+    pub force: bool,
 }
 
 impl Native<'_> {
@@ -364,7 +366,7 @@ impl Native<'_> {
         };
         let arn = match arn {
             Some(a) => a,
-            None if current == task_definition => return Ok(Ended::Unchanged),
+            None if current == task_definition && !self.force => return Ok(Ended::Unchanged),
             None => self.update(&svc, task_definition, rollout).await?,
         };
         self.follow(&arn, rollout, watch).await
@@ -395,6 +397,7 @@ impl Native<'_> {
             .service(self.service)
             .task_definition(task_definition)
             .deployment_configuration(config)
+            .set_force_new_deployment(self.force.then_some(true))
             .send()
             .await
             .map_err(|e| aws_err(e, &format!("updating ECS service {}", self.target())))?;

@@ -15,8 +15,12 @@
 //!   product's `container`, else the task definition's first container);
 //!   `waves` lists lists of names (default: one wave of every service);
 //! - `images?` — `{NAME: IMAGE}` overrides for this release;
-//! - `task_definitions?` — `{NAME: ARN}`: roll exactly these (a rollback or
-//!   a restore to a recorded release) instead of images;
+//! - `task_definitions?` — `{NAME: ARN}`, or `[{service, task_definition}]`
+//!   by ECS service name (what `piflow:repoint` answers): roll exactly these
+//!   (a rollback to a recorded release, a restore) instead of images; the
+//!   product's other services stay as they are;
+//! - `force?` — `true`: a service already on its target is deployed again
+//!   (new tasks: a restore by secret, whose tasks must read the new value);
 //! - `rollout` — `{strategy: blue-green | canary | linear | rolling,
 //!   percent, step_minutes, bake_minutes, alarms, timeout_minutes}`;
 //! - `gates?` — `{health_services: [...], smoke_urls: [...],
@@ -166,6 +170,7 @@ struct Plan {
     smoke_urls: Vec<String>,
     fail_open: bool,
     reason: Value,
+    force: bool,
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -313,7 +318,30 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
             .or_else(|| release.and_then(|r| r.get(k)).filter(|v| !v.is_null()))
     };
     let version = field("version").and_then(text);
-    let task_definitions = field("task_definitions");
+    // `[{service, task_definition}]` (what piflow:repoint answers, by ECS
+    // service name) is read as the object form.
+    let by_service: Option<Value> = match field("task_definitions") {
+        Some(Value::Array(items)) => {
+            let mut m = Map::new();
+            for (i, it) in items.iter().enumerate() {
+                match (
+                    it.get("service").and_then(text),
+                    it.get("task_definition").and_then(text),
+                ) {
+                    (Some(svc), Some(td)) => {
+                        m.insert(svc, json!(td));
+                    }
+                    _ => problems.push(format!(
+                        "task_definitions[{i}] must be {{service, task_definition}}, not {it}"
+                    )),
+                }
+            }
+            Some(Value::Object(m))
+        }
+        _ => None,
+    };
+    let listed_by_service = by_service.is_some();
+    let task_definitions = by_service.as_ref().or_else(|| field("task_definitions"));
     if version.is_none() {
         problems.push("\"version\" (the product version to release) is missing".to_string());
     }
@@ -375,7 +403,13 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
                     .get(&name)
                     .and_then(text)
                     .or_else(|| template.map(|t| image_for(&t, &name, &version)));
-                let task_definition = task_definitions.and_then(|t| t.get(&name)).and_then(text);
+                let ecs_name = obj
+                    .get("service")
+                    .and_then(text)
+                    .unwrap_or_else(|| name.clone());
+                let task_definition = task_definitions
+                    .and_then(|t| t.get(if listed_by_service { &ecs_name } else { &name }))
+                    .and_then(text);
                 if task_definitions.is_none() && image.is_none() {
                     problems.push(format!(
                         "service {name}: no image for version {version}: give product.image or product.services[{i}].image (a template such as registry.example/product/{{service}}:{{version}}) or images.{name}"
@@ -407,7 +441,12 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
     ] {
         if let Some(Value::Object(m)) = map {
             for k in m.keys() {
-                if !services.iter().any(|s| &s.name == k) {
+                let known = if field == "task_definitions" && listed_by_service {
+                    services.iter().any(|s| &s.service == k)
+                } else {
+                    services.iter().any(|s| &s.name == k)
+                };
+                if !known {
                     problems.push(format!(
                         "{field}.{k}: the product has no service {k} (its services: {})",
                         services
@@ -507,6 +546,7 @@ fn parse(request: &TaskRequest) -> Result<Plan, Vec<String>> {
             .and_then(Value::as_bool)
             .unwrap_or(false),
         reason: input.get("reason").cloned().unwrap_or(Value::Null),
+        force: input.get("force").and_then(Value::as_bool).unwrap_or(false),
     })
 }
 
@@ -643,6 +683,7 @@ impl Run {
             token: format!("{}/{}{suffix}", self.token(), s.name),
             records: &self.records,
             poll: self.step.poll,
+            force: self.plan.force,
         }
     }
 
@@ -1509,11 +1550,10 @@ impl Run {
                 .and_then(|t| t.task_definition())
                 .unwrap_or_default()
                 .to_string();
-            if primary == before.task_definition && svc.task_sets().len() == 1 {
-                return Ok(None);
-            }
-            if svc.task_sets().len() > 1 {
-                // A roll cut short: its own rollback first.
+            // Settle first (all traffic to the primary task set, any other
+            // deleted): what a roll cut short, or refused on a split
+            // listener, may have left.
+            if svc.task_sets().len() > 1 || now.outcome == "failed" {
                 let mut request = self.request.clone();
                 request.input = json!({
                     "region": self.request.input.get("region"),
@@ -1527,6 +1567,9 @@ impl Run {
                 }
                 request.idempotency_token = format!("{}/{}", self.token(), s.name);
                 self.step.bluegreen.invoke(request).await?;
+            }
+            if primary == before.task_definition && !self.plan.force {
+                return Ok(None);
             }
             let mut o = self.external(s, before, true).await?;
             o.reason = now.reason.clone();

@@ -1,8 +1,8 @@
 //! `piflow:repoint`: point ECS services at a restored database and file
 //! system, by a new task definition revision per service (env mode), by a
 //! Secrets Manager value the services read (secret mode), or both; and put
-//! such a secret back (revert mode). The restore workflow then rolls each
-//! service out with `piflow:ecs-blue-green`.
+//! such a secret back (revert mode). The restore workflow then rolls the
+//! services out with `piflow:release`.
 //!
 //! Input: `region`, `role_arn?`, `environment`, `cluster`, `services`
 //! (service names), `database_endpoint`, `file_system_id` (`fs-…`),
@@ -39,8 +39,10 @@
 //! version); when `to_version` is already current nothing changes.
 //!
 //! Output: `{services: [{service, task_definition, previous_task_definition}],
-//! secret?: {arn, version_id, previous_version_id}}` (the revision to roll
-//! out, and the one the service ran before: a workflow rolls back to it);
+//! previous: [{service, task_definition}], secret?: {arn, version_id,
+//! previous_version_id}}` (the revision to roll out, and the one the
+//! service ran before: `previous` is what a workflow rolls back to, in the
+//! shape `piflow:release` takes);
 //! revert mode: `{secret: {arn, version_id (now current),
 //! previous_version_id (the one it replaced)}}`.
 
@@ -297,7 +299,13 @@ impl Repoint {
             };
             out.push(json!({"service": service, "task_definition": arn, "previous_task_definition": previous}));
         }
-        let mut result = json!({ "services": out });
+        // The same services on the revisions they ran before, in the shape
+        // of `services` (what piflow:release takes to roll them back).
+        let previous: Vec<Value> = out
+            .iter()
+            .map(|o| json!({"service": o["service"], "task_definition": o["previous_task_definition"]}))
+            .collect();
+        let mut result = json!({ "services": out, "previous": previous });
         if let Some(spec) = &secret {
             let sm = aws_sdk_secretsmanager::Client::new(&sdk);
             result["secret"] = self
