@@ -124,7 +124,7 @@ impl TaskHandler for LastRelease {
             let found = if previous && before.is_none() {
                 // The release before the newest one.
                 last_release(&records, service.as_deref(), None)
-                    .and_then(|newest| version_of(newest))
+                    .and_then(version_of)
                     .and_then(|v| last_release(&records, service.as_deref(), Some(&v)))
             } else {
                 last_release(&records, service.as_deref(), before.as_deref())
