@@ -269,3 +269,282 @@ async fn an_input_that_loosens_the_environment_policy_is_refused() {
         result.2
     );
 }
+
+/// The shipped configuration as a new user has it: the repository's
+/// piflow.yaml (product, environment dev, the default tag rule), the
+/// estate seeded with its reference names on a moto server of the test's
+/// own (AWS Health answered by the emulator there: no open issue), and a
+/// real git repository with the shipped tag. Pushing it releases 1.0 of the
+/// whole product; checkov's CKV_AWS_118 is suppressed by dev's policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_tag_releases_the_product_on_the_seeded_estate() {
+    let Some(moto) = common::moto::own() else {
+        return;
+    };
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = common::product::estate_py(&moto, &["seed"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir.path())
+            .env("GIT_AUTHOR_NAME", "Ann Releaser")
+            .env("GIT_AUTHOR_EMAIL", "ann@example.com")
+            .env("GIT_COMMITTER_NAME", "Ann Releaser")
+            .env("GIT_COMMITTER_EMAIL", "ann@example.com")
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "product\n").unwrap();
+    git(&["add", "README"]);
+    git(&["-c", "commit.gpgSign=false", "commit", "-q", "-m", "1.0"]);
+    git(&[
+        "-c",
+        "tag.gpgSign=false",
+        "tag",
+        "-a",
+        "dev_us-east-1/research/1.0",
+        "-m",
+        "release 1.0",
+    ]);
+
+    let home = dir.path().join("home");
+    let path = format!(
+        "{}:{}",
+        root.join(".emu/venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_piflow"));
+    c.current_dir(&root)
+        .args([
+            "trigger",
+            "tag",
+            "dev_us-east-1/research/1.0",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .env("PIFLOW_HOME", &home)
+        .env("PATH", path)
+        .env("PIFLOW_POLL_SECONDS", "0.3")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .env_remove("PIFLOW_CONFIG")
+        .env_remove("PIFLOW_STORE")
+        .env_remove("PIFLOW_HEALTH_ENDPOINTS")
+        .env_remove("AWS_PROFILE");
+    for (k, v) in moto.env_vars() {
+        c.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || c.output())
+        .await
+        .expect("join")
+        .expect("piflow runs");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["status"], "SUCCEEDED", "{v:#}");
+    let output = &v["output"];
+    assert_eq!(
+        output["checks"]["scan"]["suppressed"][0]["check"], "CKV_AWS_118",
+        "{output:#}"
+    );
+    for name in SERVICES {
+        assert_eq!(
+            output["released"]["services"][name]["after"]["image"],
+            format!("registry.example/product/{name}:1.0"),
+            "{output:#}"
+        );
+    }
+    let shown = common::product::estate_py(&moto, &["show"]);
+    let table = String::from_utf8_lossy(&shown.stdout);
+    for name in SERVICES {
+        assert!(
+            table.contains(&format!("registry.example/product/{name}:1.0")),
+            "{table}"
+        );
+    }
+}
+
+/// A service under the CODE_DEPLOY controller and a service whose
+/// production listener rule is gone: both named in one refusal, before any
+/// change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_piflow_cannot_drive_are_refused_before_any_change() {
+    let Some(p) = Product::seed(Health::quiet(), false, canary()).await else {
+        return;
+    };
+    let c = common::estate::clients().await;
+    let legacy = format!("legacy-{}", p.suffix);
+    let td = c
+        .ecs
+        .register_task_definition()
+        .family(&legacy)
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("web")
+                .image("registry.example/product/legacy:0.9")
+                .memory(256)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register")
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_string();
+    c.ecs
+        .create_service()
+        .cluster(&p.cluster)
+        .service_name(&legacy)
+        .task_definition(&td)
+        .desired_count(0)
+        .deployment_controller(
+            aws_sdk_ecs::types::DeploymentController::builder()
+                .r#type(aws_sdk_ecs::types::DeploymentControllerType::CodeDeploy)
+                .build()
+                .expect("controller"),
+        )
+        .send()
+        .await
+        .expect("create the CODE_DEPLOY service");
+    let rule = p.estate["services"]["pirana"]["production_listener_rule"]
+        .as_str()
+        .expect("pirana's production rule")
+        .to_string();
+    c.elb
+        .delete_rule()
+        .rule_arn(&rule)
+        .send()
+        .await
+        .expect("delete pirana's production rule");
+    let before = p.running().await;
+    let mut input = p.upgrade_input("1.0");
+    input["product"] = json!({
+        "image": "registry.example/product/{service}:{version}",
+        "container": "web",
+        "services": SERVICES.iter().map(|n| json!({"name": n, "service": p.service(n)}))
+            .chain([json!({"name": "legacy", "service": legacy})]).collect::<Vec<_>>(),
+    });
+
+    let result = p.run.workflow("upgrade", &input).await;
+
+    assert_eq!(result["error"], "Upgrade.Refused", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains(&format!(
+            "ECS service {legacy} uses the CODE_DEPLOY deployment controller"
+        )),
+        "{cause}"
+    );
+    assert!(
+        cause.contains(&format!("listener rule {rule} does not exist")),
+        "{cause}"
+    );
+    assert_eq!(p.running().await, before, "nothing changed");
+    for name in SERVICES {
+        assert_eq!(p.deployments(name).await.len(), 1, "{name}: no deployment");
+    }
+    let records = p.run.audit(&p.env);
+    let refused = records
+        .iter()
+        .find(|r| r["action"] == "release.refused" && r["after"]["problems"].is_array())
+        .expect("the refusal with its problems");
+    assert_eq!(
+        refused["after"]["problems"].as_array().map(Vec::len),
+        Some(2),
+        "{refused:#}"
+    );
+}
+
+/// An alarm of the release's rollout goes to ALARM while dashboard's new
+/// revision bakes: the deployment is rolled back (by ECS's alarm rollback
+/// or piflow's gate, whichever reads it first) and the release with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_in_the_bake_rolls_the_release_back() {
+    let alarm = common::moto::unique("dev-dashboard-5xx");
+    let rollout = json!({"strategy": "blue-green", "bake_minutes": 3, "alarms": [alarm]});
+    let Some(p) = Product::seed(Health::quiet(), false, rollout).await else {
+        return;
+    };
+    common::estate::put_alarm(&alarm, &p.service("dashboard")).await;
+    let before = p.running().await;
+    let c = common::estate::clients().await;
+    let (cluster, service, name) = (p.cluster.clone(), p.service("dashboard"), alarm.clone());
+    let watcher = tokio::spawn(async move {
+        for _ in 0..600 {
+            let list = c
+                .ecs
+                .list_service_deployments()
+                .cluster(&cluster)
+                .service(&service)
+                .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
+                .send()
+                .await
+                .expect("list");
+            if let Some(arn) = list
+                .service_deployments()
+                .first()
+                .and_then(|d| d.service_deployment_arn())
+            {
+                let d = c
+                    .ecs
+                    .describe_service_deployments()
+                    .service_deployment_arns(arn)
+                    .send()
+                    .await
+                    .expect("describe");
+                if d.service_deployments()
+                    .first()
+                    .and_then(|d| d.lifecycle_stage())
+                    .map(|s| s.as_str())
+                    == Some("BAKE_TIME")
+                {
+                    common::estate::set_alarm(&name, "ALARM", "5xx above 5% on the new revision")
+                        .await;
+                    return true;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    });
+
+    let result = p.run.workflow("upgrade", &p.upgrade_input("1.0")).await;
+
+    assert!(watcher.await.expect("watcher"), "dashboard never baked");
+    assert_eq!(result["error"], "Upgrade.RolledBack", "{result:#}");
+    let cause = result["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains(&alarm), "names the alarm: {cause}");
+    let after = p.running().await;
+    for name in SERVICES {
+        assert_eq!(after[name].0, before[name].0, "{name}");
+    }
+    assert_eq!(
+        p.deployments("renderer").await.len(),
+        1,
+        "wave 2 never started"
+    );
+}

@@ -415,39 +415,12 @@ impl Estate {
     /// `OK` (moto never evaluates it: its state changes only through
     /// [`Estate::set_alarm`]).
     pub async fn put_alarm(&self, name: &str) {
-        use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
-        let cw = aws_sdk_cloudwatch::Client::new(&piflow_aws_config::sdk_config().await);
-        cw.put_metric_alarm()
-            .alarm_name(name)
-            .namespace("piflow/test")
-            .metric_name("HTTPCode_Target_5XX_Count")
-            .dimensions(
-                Dimension::builder()
-                    .name("Service")
-                    .value(&self.service)
-                    .build(),
-            )
-            .statistic(Statistic::Sum)
-            .period(60)
-            .evaluation_periods(1)
-            .threshold(1.0)
-            .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-            .send()
-            .await
-            .expect("put metric alarm");
-        self.set_alarm(name, "OK", "test: no errors").await;
+        put_alarm(name, &self.service).await;
     }
 
     /// SetAlarmState: `state` is `OK`, `ALARM` or `INSUFFICIENT_DATA`.
     pub async fn set_alarm(&self, name: &str, state: &str, reason: &str) {
-        let cw = aws_sdk_cloudwatch::Client::new(&piflow_aws_config::sdk_config().await);
-        cw.set_alarm_state()
-            .alarm_name(name)
-            .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
-            .state_reason(reason)
-            .send()
-            .await
-            .expect("set alarm state");
+        set_alarm(name, state, reason).await;
     }
 
     /// An Amazon ECR repository `name` in moto's account
@@ -525,4 +498,38 @@ impl Estate {
     async fn ecr_client() -> aws_sdk_ecr::Client {
         aws_sdk_ecr::Client::new(&piflow_aws_config::sdk_config().await)
     }
+}
+
+/// A CloudWatch metric alarm `name` on a service's 5xx count, in state
+/// `OK` (moto never evaluates it: its state changes only through
+/// [`set_alarm`]).
+pub async fn put_alarm(name: &str, service: &str) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(&piflow_aws_config::sdk_config().await);
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace("piflow/test")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .dimensions(Dimension::builder().name("Service").value(service).build())
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .expect("put metric alarm");
+    set_alarm(name, "OK", "test: no errors").await;
+}
+
+/// SetAlarmState: `state` is `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+pub async fn set_alarm(name: &str, state: &str, reason: &str) {
+    let cw = aws_sdk_cloudwatch::Client::new(&piflow_aws_config::sdk_config().await);
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+        .state_reason(reason)
+        .send()
+        .await
+        .expect("set alarm state");
 }

@@ -445,9 +445,21 @@ mod tests {
         assert_eq!(
             images,
             vec![
-                ("dashboard".into(), "dashboard".into(), Some("reg/dashboard:1.0".into())),
-                ("renderer".into(), "renderer-x".into(), Some("reg/renderer:1.0-hotfix".into())),
-                ("pirana".into(), "pirana".into(), Some("reg/pirana:1.0".into())),
+                (
+                    "dashboard".into(),
+                    "dashboard".into(),
+                    Some("reg/dashboard:1.0".into())
+                ),
+                (
+                    "renderer".into(),
+                    "renderer-x".into(),
+                    Some("reg/renderer:1.0-hotfix".into())
+                ),
+                (
+                    "pirana".into(),
+                    "pirana".into(),
+                    Some("reg/pirana:1.0".into())
+                ),
             ]
         );
         assert_eq!(p.waves, vec![vec![0], vec![1, 2]]);
@@ -488,14 +500,29 @@ mod tests {
             {"service": "dashboard", "task_definition": "arn:td/dashboard:9"},
         ]);
         let p = parse(&req(input.clone())).expect("valid");
-        let tds: Vec<Option<String>> = p.services.iter().map(|s| s.task_definition.clone()).collect();
+        let tds: Vec<Option<String>> = p
+            .services
+            .iter()
+            .map(|s| s.task_definition.clone())
+            .collect();
         assert_eq!(
             tds,
-            vec![Some("arn:td/dashboard:9".into()), Some("arn:td/renderer:9".into()), None]
+            vec![
+                Some("arn:td/dashboard:9".into()),
+                Some("arn:td/renderer:9".into()),
+                None
+            ]
         );
-        input["task_definitions"] = json!([{"service": "ghost", "task_definition": "x"}, {"oops": 1}]);
+        input["task_definitions"] =
+            json!([{"service": "ghost", "task_definition": "x"}, {"oops": 1}]);
         let all = parse(&req(input)).err().expect("refused").join("\n");
-        assert!(all.contains("task_definitions.ghost: the product has no service ghost"), "{all}");
-        assert!(all.contains("task_definitions[1] must be {service, task_definition}"), "{all}");
+        assert!(
+            all.contains("task_definitions.ghost: the product has no service ghost"),
+            "{all}"
+        );
+        assert!(
+            all.contains("task_definitions[1] must be {service, task_definition}"),
+            "{all}"
+        );
     }
 }
