@@ -181,6 +181,7 @@ def main():
     os.makedirs(workdir)
     failures = []
     kills, resumes, outcomes, whole = [], [], {}, 0
+    killed_runs = []
     try:
         # One uninterrupted release: how long the window for kills is.
         t0 = time.time()
@@ -189,14 +190,16 @@ def main():
         print("uninterrupted release: %.1f s (%s)" % (base, span))
         for i in range(args.runs):
             before = len(failures)
+            n = len(kills)
             run_one(args, rng, piflow, port, workdir, "soak%d" % i, base, kills, resumes, outcomes, failures)
+            killed_runs.append(len(kills) > n)
             if len(failures) == before:
                 whole += 1
     finally:
         moto.send_signal(signal.SIGTERM)
         moto.wait()
     print()
-    print("runs: %d, ended whole: %d, failed checks: %d" % (args.runs, whole, len(failures)))
+    print("runs: %d, ended whole: %d, killed at least once: %d, failed checks: %d" % (args.runs, whole, sum(1 for k in killed_runs if k), len(failures)))
     print("outcomes: %s" % json.dumps(outcomes, sort_keys=True))
     if kills:
         print("kill at: min %.2f s, median %.2f s, max %.2f s after the start (%d kills)" % (min(kills), sorted(kills)[len(kills) // 2], max(kills), len(kills)))
@@ -227,8 +230,10 @@ def run_one(args, rng, piflow, port, workdir, tag, window, kills, resumes, outco
     if window is not None:
         # Kill the run (and then maybe its resume) after a random delay
         # within an uninterrupted release's length; resume after each kill.
-        for _ in range(rng.randint(1, args.kills)):
-            delay = rng.uniform(0.2, window)
+        for k in range(rng.randint(1, args.kills)):
+            # The first kill always lands inside the release (the last
+            # tenth of a run is its record and end states).
+            delay = rng.uniform(0.2, window * (0.9 if k == 0 else 1.0))
             try:
                 p.wait(timeout=delay)
                 break
