@@ -1655,3 +1655,231 @@ fn gh_sig(body: &[u8]) -> String {
         .collect();
     format!("sha256={hex}")
 }
+
+/// An AWS Health issue during a release, as it reaches piflow in AWS: the
+/// issue opens in AWS Health (the emulator's DescribeEvents) and
+/// EventBridge posts its event to `piflow serve`. The shipped rule starts
+/// `hold`, which records the decision with the event; the release in
+/// flight sees the issue through its gates, stops its deployment with
+/// `StopServiceDeployment` ROLLBACK and returns every service; a new
+/// release waits at its health gate, changing nothing, while the issue is
+/// open. The shipped piflow.yaml, the seeded estate with its reference
+/// names, a moto server of the test's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_health_event_holds_releases_and_the_release_in_flight_rolls_back() {
+    let Some(moto) = common::moto::own() else {
+        return;
+    };
+    let root = repo_root();
+    let seeded = common::product::estate_py(&moto, &["seed"]);
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.redb");
+    let path = format!(
+        "{}:{}",
+        root.join(".emu/venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut env: Vec<(String, String)> = moto.env_vars();
+    env.push(("PATH".into(), path));
+    env.push(("PIFLOW_POLL_SECONDS".into(), "0.3".into()));
+    env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    let mut secrets: Vec<(&str, &str)> =
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    secrets.push(("PIFLOW_API_KEY", "the-api-key"));
+    let config = root.join("piflow.yaml");
+    let s = Server::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        &secrets,
+    );
+    let run = |name: &str| {
+        let mut c = Command::new(bin());
+        c.current_dir(&root)
+            .args([
+                "run",
+                "upgrade",
+                "--input",
+                "@integration/inputs/upgrade-dev.json",
+            ])
+            .args([
+                "--name",
+                name,
+                "--format",
+                "json",
+                "--store",
+                store.to_str().unwrap(),
+            ])
+            .env_remove("PIFLOW_CONFIG")
+            .env_remove("PIFLOW_STORE")
+            .env_remove("PIFLOW_HEALTH_ENDPOINTS")
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.spawn().expect("piflow run starts")
+    };
+    let ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::new()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .endpoint_url(moto.endpoint())
+            .http_client(piflow_aws_config::http_client())
+            .build(),
+    );
+    let in_progress = |ecs: aws_sdk_ecs::Client| async move {
+        ecs.list_service_deployments()
+            .cluster("product")
+            .service("dashboard")
+            .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
+            .send()
+            .await
+            .map(|o| !o.service_deployments().is_empty())
+            .unwrap_or(false)
+    };
+
+    let first = run("first");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !in_progress(ecs.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "dashboard's deployment never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The issue opens in AWS Health, and EventBridge delivers it.
+    let issue = health_issue();
+    let open = json!({"events": [{
+        "arn": issue["detail"]["eventArn"], "service": "ECS",
+        "eventTypeCode": "AWS_ECS_OPERATIONAL_ISSUE", "eventTypeCategory": "issue",
+        "region": "us-east-1", "startTime": "2026-12-04T09:00:00Z", "statusCode": "open",
+    }]});
+    common::product::post(&moto, "/piflow-emulator/health/events", &open.to_string());
+    let c = http();
+    let delivered = send(
+        &c,
+        "POST",
+        &format!("{}/events", s.url),
+        &[
+            ("x-piflow-api-key", "the-api-key".into()),
+            ("content-type", "application/json".into()),
+        ],
+        serde_json::to_vec(&issue).unwrap(),
+    )
+    .await;
+    assert_eq!(delivered.status, 202, "{}", delivered.text);
+    let hold = delivered.json()["executions"][0]
+        .as_str()
+        .expect("the hold execution")
+        .to_string();
+    assert!(hold.starts_with("hold:"), "{hold}");
+
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let result: Value = serde_json::from_slice(&out.stdout).expect("the first run's result");
+    assert_eq!(result["error"], "Upgrade.RolledBack", "{result:#}");
+    assert!(
+        result["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AWS_ECS_OPERATIONAL_ISSUE"),
+        "{result:#}"
+    );
+    wait_status(&c, &s, &hold, "SUCCEEDED").await;
+    let audit = |env: &str| -> Vec<Value> {
+        let out = Command::new(bin())
+            .args([
+                "audit",
+                "--env",
+                env,
+                "--format",
+                "json",
+                "--store",
+                store.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let records = audit("dev");
+    let held = records
+        .iter()
+        .find(|r| r["action"] == "release.hold")
+        .expect("the hold is recorded");
+    assert_eq!(held["after"]["trigger"]["event"], issue["id"]);
+    assert!(
+        records.iter().any(|r| r["action"] == "deploy.stop"),
+        "StopServiceDeployment was called"
+    );
+    let release = records
+        .iter()
+        .rfind(|r| r["action"] == "release.recorded")
+        .expect("a release record");
+    assert_eq!(release["result"], "rolled-back", "{release:#}");
+    let shown = common::product::estate_py(&moto, &["show"]);
+    let table = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        !table.contains(":1.0"),
+        "every service is back on 0.9:\n{table}"
+    );
+
+    // While the issue is open a new release waits at its health gate.
+    let mut second = run("second");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let closed = audit("dev").iter().any(|r| {
+            r["action"] == "decision.health-gate"
+                && r["result"] == "closed"
+                && r["execution"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("second"))
+        });
+        if closed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second release's gate never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the second release waits"
+    );
+    let deployments = ecs
+        .list_service_deployments()
+        .cluster("product")
+        .service("dashboard")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deployments.service_deployments().len(),
+        2,
+        "the seed's and the first release's: the second deployed nothing"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
