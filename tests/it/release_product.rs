@@ -548,3 +548,45 @@ async fn an_alarm_in_the_bake_rolls_the_release_back() {
         "wave 2 never started"
     );
 }
+
+/// A service whose deployments pause at a lifecycle hook (targetType
+/// PAUSE, as its team configured it): piflow keeps the hook, runs its
+/// gates when the deployment waits there and answers
+/// `ContinueServiceDeployment` CONTINUE; the release goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_lifecycle_hook_is_answered_after_the_gates() {
+    let Some(p) = Product::seed(Health::quiet(), false, json!({"strategy": "blue-green", "bake_minutes": 0})).await else {
+        return;
+    };
+    let c = common::estate::clients().await;
+    c.ecs
+        .update_service()
+        .cluster(&p.cluster)
+        .service(p.service("dashboard"))
+        .deployment_configuration(
+            aws_sdk_ecs::types::DeploymentConfiguration::builder()
+                .lifecycle_hooks(
+                    aws_sdk_ecs::types::DeploymentLifecycleHook::builder()
+                        .target_type(aws_sdk_ecs::types::DeploymentLifecycleHookTargetType::Pause)
+                        .lifecycle_stages(aws_sdk_ecs::types::DeploymentLifecycleHookStage::PostTestTrafficShift)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("add a PAUSE hook");
+
+    let result = p.run.workflow("upgrade", &p.upgrade_input("1.0")).await;
+
+    assert_eq!(result["status"], "SUCCEEDED", "{result:#}");
+    images_at(&p.running().await, "1.0");
+    let records = p.run.audit(&p.env);
+    let hooks: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "deploy.hook" && r["result"] == "answered")
+        .collect();
+    assert_eq!(hooks.len(), 1, "{:?}", actions(&records));
+    assert_eq!(hooks[0]["after"]["action"], "CONTINUE");
+    assert_eq!(hooks[0]["before"]["stage"], "POST_TEST_TRAFFIC_SHIFT");
+}
