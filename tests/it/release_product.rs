@@ -555,7 +555,13 @@ async fn an_alarm_in_the_bake_rolls_the_release_back() {
 /// `ContinueServiceDeployment` CONTINUE; the release goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_lifecycle_hook_is_answered_after_the_gates() {
-    let Some(p) = Product::seed(Health::quiet(), false, json!({"strategy": "blue-green", "bake_minutes": 0})).await else {
+    let Some(p) = Product::seed(
+        Health::quiet(),
+        false,
+        json!({"strategy": "blue-green", "bake_minutes": 0}),
+    )
+    .await
+    else {
         return;
     };
     let c = common::estate::clients().await;
@@ -568,7 +574,9 @@ async fn a_paused_lifecycle_hook_is_answered_after_the_gates() {
                 .lifecycle_hooks(
                     aws_sdk_ecs::types::DeploymentLifecycleHook::builder()
                         .target_type(aws_sdk_ecs::types::DeploymentLifecycleHookTargetType::Pause)
-                        .lifecycle_stages(aws_sdk_ecs::types::DeploymentLifecycleHookStage::PostTestTrafficShift)
+                        .lifecycle_stages(
+                            aws_sdk_ecs::types::DeploymentLifecycleHookStage::PostTestTrafficShift,
+                        )
                         .build(),
                 )
                 .build(),
@@ -589,4 +597,69 @@ async fn a_paused_lifecycle_hook_is_answered_after_the_gates() {
     assert_eq!(hooks.len(), 1, "{:?}", actions(&records));
     assert_eq!(hooks[0]["after"]["action"], "CONTINUE");
     assert_eq!(hooks[0]["before"]["stage"], "POST_TEST_TRAFFIC_SHIFT");
+}
+
+/// `piflow run upgrade` SIGKILLed while dashboard's deployment runs, then
+/// `piflow resume`: the release ends whole with one UpdateService per
+/// service and one new revision each (the soak script,
+/// integration/soak/release_sigkill.py, does this at random moments).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_killed_mid_deployment_resumes_without_a_second_deployment() {
+    let Some(p) = Product::seed(Health::quiet(), false, canary()).await else {
+        return;
+    };
+    let input = p.upgrade_input("1.0").to_string();
+    let mut child = p.run.spawn(&[
+        "run", "upgrade", "--input", &input, "--name", "killed", "--format", "json",
+    ]);
+    let c = common::estate::clients().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let list = c
+            .ecs
+            .list_service_deployments()
+            .cluster(&p.cluster)
+            .service(p.service("dashboard"))
+            .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
+            .send()
+            .await
+            .expect("list");
+        if !list.service_deployments().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dashboard's deployment never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let (code, out, err) = p
+        .run
+        .command_output(&["resume", "upgrade:killed", "--format", "json"]);
+
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    images_at(&p.running().await, "1.0");
+    for name in SERVICES {
+        assert_eq!(
+            p.deployments(name).await,
+            vec!["SUCCESSFUL", "SUCCESSFUL"],
+            "{name}: the seed's deployment and one from the release"
+        );
+        assert_eq!(p.revisions(name).await, 2, "{name}");
+    }
+    let records = p.run.audit(&p.env);
+    let rel = releases(&records);
+    assert_eq!(rel.len(), 1);
+    // The resumed release found the deployment the killed process started
+    // and followed it to its end (not "unchanged": it was this release's).
+    for name in SERVICES {
+        assert_eq!(
+            rel[0]["after"]["services"][name]["outcome"], "deployed",
+            "{name}: {:#}",
+            rel[0]
+        );
+    }
 }

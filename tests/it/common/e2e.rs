@@ -186,6 +186,17 @@ impl Run {
             .with("PIFLOW_POLL_SECONDS", "0.3")
     }
 
+    /// Start piflow with `args` in the background (stdout and stderr
+    /// discarded).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("piflow starts")
+    }
+
     /// Run piflow with `args`: (exit code, stdout, stderr).
     pub fn command_output(&self, args: &[&str]) -> (Option<i32>, String, String) {
         let out = self.command().args(args).output().expect("piflow runs");
