@@ -19,8 +19,7 @@ use aws_config::{Region, SdkConfig};
 use serde_json::Value;
 
 use super::AuditHandle;
-use piflow_engine::AuditEntry;
-use piflow_engine::{Failure, TaskRequest};
+use piflow_engine::{AuditEntry, AuditRecord, Failure, TaskRequest};
 
 /// The SDK configuration for a step: the standard chain, the input's
 /// `region`, and the input's `role_arn` assumed when present.
@@ -90,6 +89,49 @@ pub fn valid_region(r: &str) -> bool {
             .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// One record of a step's change, ready to append.
+pub struct Change<'a> {
+    pub env: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub before: Value,
+    pub after: Value,
+    pub result: &'a str,
+    /// Deduplicates the record: a step run again with the same token
+    /// writes no second one (`{idempotency token}#{action}[#{key}]`).
+    pub token: String,
+}
+
+/// Append a step's record to the environment's audit chain (actor and
+/// execution from the request, the time now); `STEP.StoreFailed` when the
+/// store cannot take it, so that the change it announces is not made.
+pub async fn record(
+    store: &AuditHandle,
+    request: &TaskRequest,
+    step: &str,
+    change: Change<'_>,
+) -> Result<AuditRecord, Failure> {
+    let store = store
+        .get()
+        .await
+        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e.to_string()))?;
+    store
+        .append_entry(AuditEntry {
+            env: change.env.to_string(),
+            actor: request.execution.clone(),
+            action: change.action.to_string(),
+            target: change.target.to_string(),
+            before: change.before,
+            after: change.after,
+            result: change.result.to_string(),
+            execution: Some(request.execution.clone()),
+            at: chrono::Utc::now(),
+            token: Some(change.token),
+        })
+        .await
+        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e.to_string()))
+}
+
 /// Write an audit record for a step (deduplicated by `token`: a step run
 /// again after a crash with the same token and `action` writes no second
 /// record).
@@ -105,26 +147,23 @@ pub async fn audit(
     after: Value,
     result: &str,
 ) -> Result<(), Failure> {
-    let store = store
-        .get()
-        .await
-        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e.to_string()))?;
-    store
-        .append_entry(AuditEntry {
-            env: env.to_string(),
-            actor: request.execution.clone(),
-            action: action.to_string(),
-            target: target.to_string(),
+    let token = format!("{}#{action}", request.idempotency_token);
+    record(
+        store,
+        request,
+        step,
+        Change {
+            env,
+            action,
+            target,
             before,
             after,
-            result: result.to_string(),
-            execution: Some(request.execution.clone()),
-            at: chrono::Utc::now(),
-            token: Some(format!("{}#{action}", request.idempotency_token)),
-        })
-        .await
-        .map_err(|e| Failure::new(format!("{step}.StoreFailed"), e.to_string()))?;
-    Ok(())
+            result,
+            token,
+        },
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The input's `environment`, required by steps that change something.

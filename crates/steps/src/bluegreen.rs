@@ -61,7 +61,7 @@ use serde_json::{Value, json};
 
 use super::AuditHandle;
 use super::aws_step;
-use piflow_engine::AuditEntry;
+use super::ecs_native::{container_index, latest_with_image, register_with_image};
 use piflow_engine::{Failure, TaskRequest};
 
 const STEP: &str = "BlueGreen";
@@ -449,20 +449,6 @@ impl Run {
         }
     }
 
-    async fn try_audit(&self, entry: AuditEntry) -> Result<(), Failure> {
-        let store = self
-            .step
-            .store
-            .get()
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
-        store
-            .append_entry(entry)
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
-        Ok(())
-    }
-
     /// An audit record that must be written before a side effect.
     async fn audited(
         &self,
@@ -472,19 +458,23 @@ impl Run {
         after: Value,
         result: &str,
     ) -> Result<(), Failure> {
-        self.try_audit(AuditEntry {
-            env: self.env.clone(),
-            actor: self.request.execution.clone(),
-            action: action.to_string(),
-            target: self.target(),
-            before,
-            after,
-            result: result.to_string(),
-            execution: Some(self.request.execution.clone()),
-            at: chrono::Utc::now(),
-            token: Some(format!("{}#{action}#{key}", self.token())),
-        })
+        let target = self.target();
+        aws_step::record(
+            &self.step.store,
+            &self.request,
+            STEP,
+            aws_step::Change {
+                env: &self.env,
+                action,
+                target: &target,
+                before,
+                after,
+                result,
+                token: format!("{}#{action}#{key}", self.token()),
+            },
+        )
         .await
+        .map(|_| ())
     }
 
     async fn describe_service(&self) -> Result<ecs_t::Service, Failure> {
@@ -1030,13 +1020,7 @@ impl Run {
             ));
         };
         let family = td.family().unwrap_or_default().to_string();
-        let pick = |defs: &[ecs_t::ContainerDefinition]| -> Option<usize> {
-            match container {
-                Some(c) => defs.iter().position(|d| d.name() == Some(c)),
-                None => (!defs.is_empty()).then_some(0),
-            }
-        };
-        let Some(idx) = pick(td.container_definitions()) else {
+        let Some(idx) = container_index(td.container_definitions(), container) else {
             return Err(fail(
                 "NotFound",
                 format!(
@@ -1047,29 +1031,21 @@ impl Run {
         };
         // Reuse the family's latest revision when it already has the image
         // (a re-invocation, or a rollout of an image registered before).
-        let latest = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(&family)
-            .send()
+        if let Some(arn) = latest_with_image(&self.ecs, &family, container, image)
             .await
-            .map_err(|e| aws_err(e, &format!("task definition family {family}")))?;
-        if let Some(l) = latest.task_definition()
-            && let Some(i) = pick(l.container_definitions())
-            && l.container_definitions()[i].image() == Some(image)
-            && let Some(arn) = l.task_definition_arn()
+            .map_err(|e| aws_err(e, &format!("task definition family {family}")))?
         {
             tracing::info!(
                 task_definition = arn,
                 image,
                 "reusing task definition revision"
             );
-            return Ok(arn.to_string());
+            return Ok(arn);
         }
-        let mut defs = td.container_definitions().to_vec();
-        let old_image = defs[idx].image().unwrap_or_default().to_string();
-        // Only the image changes; every other field is kept as it is.
-        defs[idx].image = Some(image.to_string());
+        let old_image = td.container_definitions()[idx]
+            .image()
+            .unwrap_or_default()
+            .to_string();
         let before = json!({"task_definition": current, "image": old_image});
         self.audited(
             "bluegreen.register-task-definition",
@@ -1079,38 +1055,9 @@ impl Run {
             "registering",
         )
         .await?;
-        let out = self
-            .ecs
-            .register_task_definition()
-            .family(&family)
-            .set_container_definitions(Some(defs))
-            .set_network_mode(td.network_mode.clone())
-            .set_requires_compatibilities(td.requires_compatibilities.clone())
-            .set_cpu(td.cpu.clone())
-            .set_memory(td.memory.clone())
-            .set_task_role_arn(td.task_role_arn.clone())
-            .set_execution_role_arn(td.execution_role_arn.clone())
-            .set_volumes(td.volumes.clone())
-            .set_placement_constraints(td.placement_constraints.clone())
-            .set_pid_mode(td.pid_mode.clone())
-            .set_ipc_mode(td.ipc_mode.clone())
-            .set_proxy_configuration(td.proxy_configuration.clone())
-            .set_ephemeral_storage(td.ephemeral_storage.clone())
-            .set_runtime_platform(td.runtime_platform.clone())
-            .tags(
-                ecs_t::Tag::builder()
-                    .key("piflow:token")
-                    .value(self.token())
-                    .build(),
-            )
-            .send()
+        let arn = register_with_image(&self.ecs, &td, idx, image, self.token())
             .await
             .map_err(|e| aws_err(e, &format!("registering a revision of {family}")))?;
-        let arn = out
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .unwrap_or_default()
-            .to_string();
         self.audited(
             "bluegreen.register-task-definition",
             "2",

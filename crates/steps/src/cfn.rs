@@ -27,7 +27,6 @@ use serde_json::{Map, Value, json};
 
 use super::AuditHandle;
 use super::aws_step;
-use piflow_engine::AuditEntry;
 use piflow_engine::{Failure, TaskRequest};
 
 const STEP: &str = "CloudFormation";
@@ -262,30 +261,24 @@ impl Run {
         after: Value,
         result: &str,
     ) -> Result<(), Failure> {
-        let store = self
-            .step
-            .store
-            .get()
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
-        store
-            .append_entry(AuditEntry {
-                env: self.env.clone(),
-                actor: self.request.execution.clone(),
-                action: "cloudformation.deploy".into(),
-                target: self.spec.stack.clone(),
+        aws_step::record(
+            &self.step.store,
+            &self.request,
+            STEP,
+            aws_step::Change {
+                env: &self.env,
+                action: "cloudformation.deploy",
+                target: &self.spec.stack,
                 before,
                 after,
-                result: result.to_string(),
-                execution: Some(self.request.execution.clone()),
-                at: chrono::Utc::now(),
-                token: Some(format!(
+                result,
+                token: format!(
                     "{}#cloudformation.deploy#{key}",
                     self.request.idempotency_token
-                )),
-            })
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
+                ),
+            },
+        )
+        .await?;
         Ok(())
     }
 

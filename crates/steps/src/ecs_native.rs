@@ -38,7 +38,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::AuditHandle;
-use piflow_engine::{AuditEntry, AuditRecord, Failure, TaskRequest};
+use piflow_engine::{AuditRecord, Failure, TaskRequest};
 
 /// The step whose errors the driver raises.
 pub(crate) const STEP: &str = "Release";
@@ -284,26 +284,22 @@ impl Native<'_> {
         after: Value,
         result: &str,
     ) -> Result<AuditRecord, Failure> {
-        let store = self
-            .store
-            .get()
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
-        store
-            .append_entry(AuditEntry {
-                env: self.env.to_string(),
-                actor: self.request.execution.clone(),
-                action: action.to_string(),
-                target: self.target(),
+        let target = self.target();
+        super::aws_step::record(
+            self.store,
+            self.request,
+            STEP,
+            super::aws_step::Change {
+                env: self.env,
+                action,
+                target: &target,
                 before,
                 after,
-                result: result.to_string(),
-                execution: Some(self.request.execution.clone()),
-                at: chrono::Utc::now(),
-                token: Some(self.token_of(action, key)),
-            })
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))
+                result,
+                token: self.token_of(action, key),
+            },
+        )
+        .await
     }
 
     pub async fn describe(&self) -> Result<ecs_t::Service, Failure> {
@@ -862,4 +858,93 @@ pub async fn describe_services(
         );
     }
     Ok(found)
+}
+
+/// Which container of a task definition an image goes to: `container`,
+/// else the first.
+pub fn container_index(
+    defs: &[ecs_t::ContainerDefinition],
+    container: Option<&str>,
+) -> Option<usize> {
+    match container {
+        Some(c) => defs.iter().position(|d| d.name() == Some(c)),
+        None => (!defs.is_empty()).then_some(0),
+    }
+}
+
+/// The family's latest revision when its container already runs `image`:
+/// reused rather than registering another (a re-invocation after a crash,
+/// or a release of an image registered before).
+pub async fn latest_with_image(
+    ecs: &aws_sdk_ecs::Client,
+    family: &str,
+    container: Option<&str>,
+    image: &str,
+) -> Result<
+    Option<String>,
+    aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError,
+    >,
+> {
+    let latest = ecs
+        .describe_task_definition()
+        .task_definition(family)
+        .send()
+        .await?;
+    Ok(latest.task_definition().and_then(|l| {
+        let i = container_index(l.container_definitions(), container)?;
+        (l.container_definitions()[i].image() == Some(image))
+            .then(|| l.task_definition_arn().map(str::to_string))
+            .flatten()
+    }))
+}
+
+/// Register a revision of `td` with only container `idx`'s image changed
+/// (every other field kept), tagged `piflow:token` = `token`: its ARN.
+pub async fn register_with_image(
+    ecs: &aws_sdk_ecs::Client,
+    td: &ecs_t::TaskDefinition,
+    idx: usize,
+    image: &str,
+    token: &str,
+) -> Result<
+    String,
+    aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionError,
+    >,
+> {
+    let mut defs = td.container_definitions().to_vec();
+    if let Some(d) = defs.get_mut(idx) {
+        d.image = Some(image.to_string());
+    }
+    let out = ecs
+        .register_task_definition()
+        .family(td.family().unwrap_or_default())
+        .set_container_definitions(Some(defs))
+        .set_network_mode(td.network_mode.clone())
+        .set_requires_compatibilities(td.requires_compatibilities.clone())
+        .set_cpu(td.cpu.clone())
+        .set_memory(td.memory.clone())
+        .set_task_role_arn(td.task_role_arn.clone())
+        .set_execution_role_arn(td.execution_role_arn.clone())
+        .set_volumes(td.volumes.clone())
+        .set_placement_constraints(td.placement_constraints.clone())
+        .set_pid_mode(td.pid_mode.clone())
+        .set_ipc_mode(td.ipc_mode.clone())
+        .set_proxy_configuration(td.proxy_configuration.clone())
+        .set_ephemeral_storage(td.ephemeral_storage.clone())
+        .set_runtime_platform(td.runtime_platform.clone())
+        .tags(
+            ecs_t::Tag::builder()
+                .key("piflow:token")
+                .value(token)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(out
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap_or_default()
+        .to_string())
 }

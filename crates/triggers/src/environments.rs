@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::config::ConfigError;
+use super::tags::is_region;
 use piflow_asl::source::{Node, SourceText};
 
 /// The product and the environments, as piflow.yaml declares them.
@@ -370,7 +371,7 @@ impl P<'_> {
         };
         let region = text("region")?;
         if let (Some(r), Some(n)) = (&region, node.get("region"))
-            && !valid_region(r)
+            && !(is_region(r) && r != "global")
         {
             return Err(self.err(
                 n,
@@ -431,19 +432,6 @@ impl P<'_> {
             remediation,
         })
     }
-}
-
-fn valid_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Parse `product:`.
@@ -1087,7 +1075,10 @@ environments:
     #[test]
     fn bad_declarations_are_refused_with_their_place() {
         for (text, key) in [
-            ("product: {services: [a, a]}", "product.services[1]"),
+            (
+                "product: {image: 'x:{version}', services: [a, a]}",
+                "product.services[1]",
+            ),
             (
                 "product: {image: 'x:{version}', services: [a], waves: [[a], [a]]}",
                 "product.waves[1]",

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use super::gates::Gates;
 use super::{Before, Outcome, Run, Service, cause_of};
-use crate::ecs_native::{Ended, Native, Strategy, aws_err, fail};
+use crate::ecs_native::{
+    Ended, Native, Strategy, aws_err, container_index, fail, latest_with_image, register_with_image,
+};
 use piflow_engine::{Failure, TaskHandler};
 
 impl Run {
@@ -170,28 +172,14 @@ impl Run {
             return Err(fail("NotFound", format!("task definition {current}")));
         };
         let container = s.container.as_deref();
-        let pick = |defs: &[ecs_t::ContainerDefinition]| -> Option<usize> {
-            match container {
-                Some(c) => defs.iter().position(|d| d.name() == Some(c)),
-                None => (!defs.is_empty()).then_some(0),
-            }
-        };
         let family = td.family().unwrap_or_default().to_string();
-        let latest = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(&family)
-            .send()
+        if let Some(arn) = latest_with_image(&self.ecs, &family, container, image)
             .await
-            .map_err(|e| aws_err(e, &format!("task definition family {family}")))?;
-        if let Some(l) = latest.task_definition()
-            && let Some(i) = pick(l.container_definitions())
-            && l.container_definitions()[i].image() == Some(image)
-            && let Some(arn) = l.task_definition_arn()
+            .map_err(|e| aws_err(e, &format!("task definition family {family}")))?
         {
-            return Ok(arn.to_string());
+            return Ok(arn);
         }
-        let Some(idx) = pick(td.container_definitions()) else {
+        let Some(idx) = container_index(td.container_definitions(), container) else {
             return Err(fail(
                 "NotFound",
                 format!(
@@ -200,8 +188,6 @@ impl Run {
                 ),
             ));
         };
-        let mut defs = td.container_definitions().to_vec();
-        defs[idx].image = Some(image.to_string());
         let before_v = json!({"task_definition": current, "image": before.image});
         native
             .audit(
@@ -212,38 +198,9 @@ impl Run {
                 "registering",
             )
             .await?;
-        let out = self
-            .ecs
-            .register_task_definition()
-            .family(&family)
-            .set_container_definitions(Some(defs))
-            .set_network_mode(td.network_mode.clone())
-            .set_requires_compatibilities(td.requires_compatibilities.clone())
-            .set_cpu(td.cpu.clone())
-            .set_memory(td.memory.clone())
-            .set_task_role_arn(td.task_role_arn.clone())
-            .set_execution_role_arn(td.execution_role_arn.clone())
-            .set_volumes(td.volumes.clone())
-            .set_placement_constraints(td.placement_constraints.clone())
-            .set_pid_mode(td.pid_mode.clone())
-            .set_ipc_mode(td.ipc_mode.clone())
-            .set_proxy_configuration(td.proxy_configuration.clone())
-            .set_ephemeral_storage(td.ephemeral_storage.clone())
-            .set_runtime_platform(td.runtime_platform.clone())
-            .tags(
-                ecs_t::Tag::builder()
-                    .key("piflow:token")
-                    .value(native.token.clone())
-                    .build(),
-            )
-            .send()
+        let arn = register_with_image(&self.ecs, &td, idx, image, &native.token)
             .await
             .map_err(|e| aws_err(e, &format!("registering a revision of {family}")))?;
-        let arn = out
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .unwrap_or_default()
-            .to_string();
         native
             .audit(
                 "deploy.register-task-definition",

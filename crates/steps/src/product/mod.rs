@@ -61,7 +61,7 @@ use super::bluegreen::EcsBlueGreen;
 use super::ecs_native::{Native, STEP, fail};
 use super::health::HealthGate;
 use super::http_check::HttpCheck;
-use piflow_engine::{AuditEntry, AuditRecord, Failure, TaskRequest};
+use piflow_engine::{AuditRecord, Failure, TaskRequest};
 
 mod drive;
 mod gates;
@@ -261,27 +261,22 @@ impl Run {
         after: Value,
         result: &str,
     ) -> Result<AuditRecord, Failure> {
-        let store = self
-            .step
-            .store
-            .get()
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
-        store
-            .append_entry(AuditEntry {
-                env: self.plan.env.clone(),
-                actor: self.request.execution.clone(),
-                action: action.to_string(),
-                target: format!("{}/product@{}", self.plan.cluster, self.plan.version),
+        let target = format!("{}/product@{}", self.plan.cluster, self.plan.version);
+        aws_step::record(
+            &self.step.store,
+            &self.request,
+            STEP,
+            aws_step::Change {
+                env: &self.plan.env,
+                action,
+                target: &target,
                 before,
                 after,
-                result: result.to_string(),
-                execution: Some(self.request.execution.clone()),
-                at: chrono::Utc::now(),
-                token: Some(format!("{}#{action}", self.token())),
-            })
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))
+                result,
+                token: format!("{}#{action}", self.token()),
+            },
+        )
+        .await
     }
 
     fn native<'s>(&'s self, s: &'s Service, suffix: &str) -> Native<'s> {
