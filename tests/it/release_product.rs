@@ -663,3 +663,53 @@ async fn a_release_killed_mid_deployment_resumes_without_a_second_deployment() {
         );
     }
 }
+
+/// The alarm rule's rollback on the real release records: with the
+/// environment's window (60 minutes) a fresh release is rolled back; with
+/// a window of 0 the same alarm is only recorded and nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_rolls_back_a_recent_release_and_only_notes_otherwise() {
+    let Some(p) = Product::seed(
+        Health::quiet(),
+        false,
+        json!({"strategy": "blue-green", "bake_minutes": 0}),
+    )
+    .await
+    else {
+        return;
+    };
+    for version in ["1.0", "1.1"] {
+        let r = p.run.workflow("upgrade", &p.upgrade_input(version)).await;
+        assert_eq!(r["status"], "SUCCEEDED", "{version}: {r:#}");
+    }
+    let alarm = json!({
+        "target": {"environment": p.env, "region": "us-east-1", "cluster": p.cluster, "service": p.service("renderer")},
+        "reason": {"trigger": "aws.cloudwatch", "alarm": "dev-renderer-5xx", "summary": "CloudWatch alarm dev-renderer-5xx in ALARM"},
+    });
+    // A window of 0: the alarm is noted, nothing moves.
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    let mut config: Value = serde_json::from_str(&text).unwrap();
+    config["environments"][&p.env]["remediation"]["alarm_window_minutes"] = json!(0);
+    std::fs::write(&p.config, config.to_string()).unwrap();
+    let noted = p.run.workflow("rollback", &alarm).await;
+    assert_eq!(noted["status"], "SUCCEEDED", "{noted:#}");
+    assert!(noted["output"].get("rolled_back").is_none(), "{noted:#}");
+    images_at(&p.running().await, "1.1");
+    let records = p.run.audit(&p.env);
+    let note = records
+        .iter()
+        .rfind(|r| r["action"] == "remediation.noted")
+        .expect("noted");
+    assert_eq!(note["after"]["release"], "1.1");
+    // The environment's window of 60 minutes: 1.1 is recent, back to 1.0.
+    config["environments"][&p.env]["remediation"]["alarm_window_minutes"] = json!(60);
+    std::fs::write(&p.config, config.to_string()).unwrap();
+    let back = p.run.workflow("rollback", &alarm).await;
+    assert_eq!(back["status"], "SUCCEEDED", "{back:#}");
+    images_at(&p.running().await, "1.0");
+    let records = p.run.audit(&p.env);
+    let rel = releases(&records);
+    let last = rel.last().expect("a release record");
+    assert_eq!(last["after"]["version"], "1.0");
+    assert_eq!(last["after"]["trigger"]["alarm"], "dev-renderer-5xx");
+}

@@ -951,8 +951,22 @@ impl Estate {
         if !gates.is_null() {
             obj.insert("gates".into(), gates);
         }
-        if !env.remediation.is_null() && obj.get("remediation").is_none_or(Value::is_null) {
-            obj.insert("remediation".into(), env.remediation.clone());
+        // The remediation window is the environment's alone.
+        if !env.remediation.is_null() {
+            match obj.get("remediation").filter(|v| !v.is_null()) {
+                Some(given) if *given != env.remediation => {
+                    return Err(m.loosened(
+                        "remediation",
+                        format!(
+                            "the input gives {given}; the remediation window is the environment's ({}): change it in piflow.yaml",
+                            env.remediation
+                        ),
+                    ));
+                }
+                _ => {
+                    obj.insert("remediation".into(), env.remediation.clone());
+                }
+            }
         }
         Ok(input)
     }
