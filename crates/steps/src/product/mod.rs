@@ -201,25 +201,7 @@ impl Release {
             }
         };
         let sdk = aws_step::sdk_config(&request, STEP).await?;
-        let store = self
-            .store
-            .get()
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?;
-        // This token's records: `T#ACTION` (the release's) and `T/NAME…`
-        // (its services'), not another token that merely starts with T.
-        let token = request.idempotency_token.as_str();
-        let ours = |t: &str| {
-            t.strip_prefix(token)
-                .is_some_and(|rest| rest.starts_with('#') || rest.starts_with('/'))
-        };
-        let records: Vec<AuditRecord> = store
-            .records(&plan.env, None)
-            .await
-            .map_err(|e| fail("StoreFailed", e.to_string()))?
-            .into_iter()
-            .filter(|r| r.entry.token.as_deref().is_some_and(ours))
-            .collect();
+        let records = token_records(&self.store, &plan.env, &request.idempotency_token).await?;
         let run = Run {
             ecs: aws_sdk_ecs::Client::new(&sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
@@ -231,6 +213,31 @@ impl Release {
         };
         run.release().await
     }
+}
+
+/// This token's records in the environment's chain: `T#ACTION` (the
+/// release's) and `T/NAME…` (its services'), not another token that merely
+/// starts with T.
+async fn token_records(
+    store: &AuditHandle,
+    env: &str,
+    token: &str,
+) -> Result<Vec<AuditRecord>, Failure> {
+    let store = store
+        .get()
+        .await
+        .map_err(|e| fail("StoreFailed", e.to_string()))?;
+    let ours = |t: &str| {
+        t.strip_prefix(token)
+            .is_some_and(|rest| rest.starts_with('#') || rest.starts_with('/'))
+    };
+    Ok(store
+        .records(env, None)
+        .await
+        .map_err(|e| fail("StoreFailed", e.to_string()))?
+        .into_iter()
+        .filter(|r| r.entry.token.as_deref().is_some_and(ours))
+        .collect())
 }
 
 /// A failure's text.
@@ -294,7 +301,7 @@ impl Run {
         }
     }
 
-    async fn release(self) -> Result<Value, Failure> {
+    async fn release(mut self) -> Result<Value, Failure> {
         // Ended already (a re-invocation after the record was written).
         if let Some(r) = self.recorded("release.recorded") {
             return match r.entry.result.as_str() {
@@ -395,6 +402,14 @@ impl Run {
             Value::Null,
             json!({"reason": reason, "services": self.outcomes_json(&befores, &outcomes)}),
             "rolling-back",
+        )
+        .await?;
+        // What the drivers recorded since this invocation began (the
+        // deployments they started): the rollback stops and follows them.
+        self.records = token_records(
+            &self.step.store,
+            &self.plan.env,
+            &self.request.idempotency_token,
         )
         .await?;
         let problems = self.roll_back(&befores, &mut outcomes).await;
