@@ -32,6 +32,7 @@ mod graph;
 mod run;
 #[cfg(feature = "serve")]
 mod serve;
+mod steps;
 mod store_cmds;
 mod tasks;
 mod trigger;
@@ -59,6 +60,9 @@ enum Command {
     Validate(validate::Args),
     /// Draw a state machine as a Mermaid flowchart or a Graphviz DOT graph.
     Graph(graph::Args),
+    /// List the built-in `piflow:` steps, or print one step's contract
+    /// (input, output, errors).
+    Steps(steps::Args),
     /// Run a workflow on the wall clock.
     Run(run::Args),
     /// Run a workflow on a virtual clock: waits, retries and timeouts take no time.
@@ -156,9 +160,23 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Every validation of this process checks the Task states that call a
+    // built-in step against its contract (piflow_asl::steps).
+    if let Ok(contracts) = piflow_steps::contracts::all() {
+        piflow_asl::steps::install(
+            contracts
+                .into_iter()
+                .map(|c| piflow_asl::steps::StepSpec {
+                    resource: c.resource,
+                    input: c.input,
+                })
+                .collect(),
+        );
+    }
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Steps(a) => steps::run(a),
         Command::Run(a) => run::run(a, false),
         Command::Test(a) => run::run(a, true),
         Command::Bench(a) => bench::run(a),

@@ -14,6 +14,7 @@ mod common;
 mod cli_durable;
 mod cli_events;
 mod cli_run;
+mod cli_steps;
 mod cli_validate;
 mod codes_doc;
 mod deep_input;

@@ -152,6 +152,14 @@ pub enum Code {
     StatesAll,
     /// `express-unsupported`: a feature that EXPRESS state machines do not support.
     ExpressUnsupported,
+    /// `unknown-step`: a Task names a `piflow:` resource that is no step.
+    UnknownStep,
+    /// `step-field-missing`: a step's Parameters lack a field it requires.
+    StepFieldMissing,
+    /// `step-field-unknown`: a step's Parameters give a field it does not declare.
+    StepFieldUnknown,
+    /// `step-field-type`: a literal of the wrong type for a step's field.
+    StepFieldType,
     /// `substitution`: a `${placeholder}` left for CloudFormation `DefinitionSubstitutions` (a warning).
     Substitution,
 }
@@ -185,6 +193,10 @@ impl Code {
         Code::StatesAll,
         Code::ExpressUnsupported,
         Code::Substitution,
+        Code::UnknownStep,
+        Code::StepFieldMissing,
+        Code::StepFieldUnknown,
+        Code::StepFieldType,
     ];
 
     /// The stable string, e.g. `missing-field`.
@@ -216,6 +228,10 @@ impl Code {
             Code::StatesAll => "states-all",
             Code::ExpressUnsupported => "express-unsupported",
             Code::Substitution => "substitution",
+            Code::UnknownStep => "unknown-step",
+            Code::StepFieldMissing => "step-field-missing",
+            Code::StepFieldUnknown => "step-field-unknown",
+            Code::StepFieldType => "step-field-type",
         }
     }
 
@@ -256,6 +272,10 @@ impl Code {
             Code::StatesAll => "States.ALL is not alone or not last",
             Code::ExpressUnsupported => "a feature that EXPRESS state machines do not support",
             Code::Substitution => "a ${placeholder} left for DefinitionSubstitutions",
+            Code::UnknownStep => "a Task names a piflow: resource that is no built-in step",
+            Code::StepFieldMissing => "a step's Parameters lack a field the step requires",
+            Code::StepFieldUnknown => "a step's Parameters give a field the step does not declare",
+            Code::StepFieldType => "a literal in a step's Parameters of the wrong type or value",
         }
     }
 }
@@ -306,7 +326,7 @@ mod tests {
             );
             assert!(!code.meaning().is_empty());
         }
-        assert_eq!(Code::ALL.len(), 26);
+        assert_eq!(Code::ALL.len(), 30);
         assert!("Missing-Field".parse::<Code>().is_err());
     }
 }

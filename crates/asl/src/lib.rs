@@ -31,6 +31,7 @@ pub mod model;
 pub mod path;
 pub mod render;
 pub mod source;
+pub mod steps;
 pub mod yaml;
 
 pub use diagnostics::{Code, Diagnostic, Severity};
@@ -143,6 +144,9 @@ pub fn validate_node(node: &Node, options: LoadOptions) -> Validation {
     if let Some(m) = &machine {
         let loaded = diagnostics.len();
         check::check_machine(m, &mut diagnostics);
+        if let Some(steps) = steps::installed() {
+            steps::check(node, steps, &mut diagnostics);
+        }
         // The graph checks know pointers, not spans: find the spans before
         // sorting, so that all diagnostics come in source order.
         for d in &mut diagnostics[loaded..] {

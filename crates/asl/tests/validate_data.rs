@@ -123,8 +123,34 @@ fn validate(path: &Path) -> Vec<Diagnostic> {
     .diagnostics
 }
 
+/// The steps the data files' `piflow:` Tasks are checked against (the
+/// binary installs the real contracts; this test its own two).
+fn install_steps() {
+    piflow_asl::steps::install(vec![
+        piflow_asl::steps::StepSpec {
+            resource: "piflow:lint".into(),
+            input: serde_json::json!({"type": "object"}),
+        },
+        piflow_asl::steps::StepSpec {
+            resource: "piflow:ecs-blue-green".into(),
+            input: serde_json::json!({
+                "type": "object",
+                "required": ["cluster", "service"],
+                "properties": {
+                    "cluster": {"type": "string"},
+                    "service": {"type": "string"},
+                    "rollback": {"type": "boolean"},
+                    "strategy": {"type": "object"},
+                },
+                "additionalProperties": false,
+            }),
+        },
+    ]);
+}
+
 #[test]
 fn validate_data_files() {
+    install_steps();
     let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v != "0" && !v.is_empty());
     let all = files(&data_dir());
     let definitions: Vec<&PathBuf> = all.iter().filter(|p| is_definition(p)).collect();

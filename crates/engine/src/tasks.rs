@@ -61,6 +61,11 @@ impl TaskRegistry {
         self.handlers.sort_by_key(|h| std::cmp::Reverse(h.0.len()));
     }
 
+    /// The registered resources (prefixes), longest first.
+    pub fn resources(&self) -> Vec<String> {
+        self.handlers.iter().map(|(p, _)| p.clone()).collect()
+    }
+
     pub fn with_mocks(mut self, mocks: MockConfig) -> Self {
         self.mocks = Some(Arc::new(mocks));
         self

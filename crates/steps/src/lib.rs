@@ -49,6 +49,7 @@ pub(crate) use real_time_step;
 #[cfg(feature = "aws")]
 mod alarms;
 pub mod aws_step;
+pub mod contracts;
 #[cfg(feature = "aws")]
 pub mod bluegreen;
 #[cfg(feature = "aws")]
