@@ -24,7 +24,10 @@ fn steps_lists_every_step_and_prints_a_contract() {
     let (code, out, err) = piflow(&["steps"]);
     assert_eq!(code, Some(0), "{err}");
     for c in &all {
-        assert!(out.contains(&c.resource) && out.contains(&c.summary), "{out}");
+        assert!(
+            out.contains(&c.resource) && out.contains(&c.summary),
+            "{out}"
+        );
     }
     let (code, out, err) = piflow(&["steps", "release", "--format", "json"]);
     assert_eq!(code, Some(0), "{err}");
@@ -70,7 +73,10 @@ fn the_shipped_workflows_keep_to_the_step_contracts() {
                 .keys()
                 .map(|k| k.strip_suffix(".$").unwrap_or(k).to_string())
                 .collect();
-            let props = c.input["properties"].as_object().cloned().unwrap_or_default();
+            let props = c.input["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             let closed = c.input["additionalProperties"] == Value::Bool(false);
             for g in &given {
                 if closed && !props.contains_key(g) {

@@ -280,18 +280,30 @@ mod tests {
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, Code::UnknownStep);
-        assert!(found[0].1.contains("did you mean \"piflow:ecs-blue-green\""), "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .contains("did you mean \"piflow:ecs-blue-green\""),
+            "{found:?}"
+        );
 
         let found = codes(
             "StartAt: B\nStates:\n  B:\n    Type: Task\n    Resource: piflow:ecs-blue-green\n    Parameters:\n      servce.$: $.target.service\n      rollback: yes-please\n      mode: c\n    End: true\n",
         );
         let kinds: Vec<Code> = found.iter().map(|f| f.0).collect();
         assert!(kinds.contains(&Code::StepFieldUnknown), "{found:?}");
-        assert!(found.iter().any(|f| f.1.contains("did you mean \"service\"")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.1.contains("did you mean \"service\"")),
+            "{found:?}"
+        );
         assert!(kinds.contains(&Code::StepFieldType), "{found:?}");
         assert!(kinds.contains(&Code::StepFieldMissing), "{found:?}");
         assert!(
-            found.iter().any(|f| f.1.contains("needs \"service\", \"cluster\"")),
+            found
+                .iter()
+                .any(|f| f.1.contains("needs \"service\", \"cluster\"")),
             "{found:?}"
         );
     }

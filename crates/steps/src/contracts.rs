@@ -123,13 +123,19 @@ mod tests {
             &mut registry,
             crate::AuditHandle::lazy(|| {
                 Box::pin(async {
-                    Err(piflow_engine::StorageError::new("test", "no store in this test"))
+                    Err(piflow_engine::StorageError::new(
+                        "test",
+                        "no store in this test",
+                    ))
                 })
             }),
         );
         for resource in registry.resources() {
             if resource.starts_with("piflow:") {
-                assert!(find(&all, &resource).is_some(), "{resource} has no contract");
+                assert!(
+                    find(&all, &resource).is_some(),
+                    "{resource} has no contract"
+                );
             }
         }
     }

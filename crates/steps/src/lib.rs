@@ -49,13 +49,13 @@ pub(crate) use real_time_step;
 #[cfg(feature = "aws")]
 mod alarms;
 pub mod aws_step;
-pub mod contracts;
 #[cfg(feature = "aws")]
 pub mod bluegreen;
 #[cfg(feature = "aws")]
 pub mod cfn;
 #[cfg(feature = "aws")]
 mod codebuild;
+pub mod contracts;
 #[cfg(feature = "aws")]
 pub mod ecs_native;
 #[cfg(feature = "aws")]
