@@ -230,6 +230,7 @@ fn unknown_workflow_and_bad_mock_are_usage_errors() {
 fn a_task_without_handler_or_mock_fails_clearly() {
     let home = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
+    // A piflow: step that does not exist is refused before anything runs.
     let f = dir.path().join("unknown.asl.json");
     std::fs::write(
         &f,
@@ -240,14 +241,30 @@ fn a_task_without_handler_or_mock_fails_clearly() {
         .args(["test", &f.display().to_string(), "--format", "json"])
         .output()
         .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown-step") && err.contains("piflow:no-such-step"),
+        "{err}"
+    );
+    // A resource that is valid but that nothing here serves fails when it runs.
+    let f = dir.path().join("activity.asl.json");
+    std::fs::write(
+        &f,
+        r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:nobody", "End": true}}}"#,
+    )
+    .expect("write");
+    let out = piflow(home.path())
+        .args(["test", &f.display().to_string(), "--format", "json"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let v = json_out(&out.stdout);
     assert_eq!(v["status"], "FAILED");
     assert!(
-        v["cause"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no handler for resource 'piflow:no-such-step'"),
+        v["cause"].as_str().unwrap_or("").contains(
+            "no handler for resource 'arn:aws:states:us-east-1:123456789012:activity:nobody'"
+        ),
         "{v}"
     );
 }
