@@ -119,11 +119,7 @@ impl Run {
             ));
         };
         let ended = native.deploy(&td, &rollout, Some(gates)).await?;
-        let image = self
-            .container_image(&td, s.container.as_deref())
-            .await
-            .ok()
-            .flatten();
+        let image = self.image_after(s, &td, None).await;
         let after = json!({"task_definition": td, "image": image});
         Ok(match ended {
             Ended::Succeeded { deployment } => Outcome {
@@ -273,11 +269,7 @@ impl Run {
             .and_then(Value::as_str)
             .unwrap_or(&before.task_definition)
             .to_string();
-        let image = self
-            .container_image(&td, s.container.as_deref())
-            .await
-            .ok()
-            .flatten();
+        let image = self.image_after(s, &td, back.then_some(before)).await;
         Ok(Outcome {
             outcome: if back { "returned" } else { "deployed" }.into(),
             after: Some(json!({"task_definition": td, "image": image})),
@@ -287,6 +279,22 @@ impl Run {
                 .map(str::to_string),
             reason: None,
         })
+    }
+
+    /// The image a service runs on `td` after its roll: known without a
+    /// read when the release gave the image (or, going back, when `td` is
+    /// the release before's); else read from the task definition.
+    async fn image_after(&self, s: &Service, td: &str, back: Option<&Before>) -> Option<String> {
+        match back {
+            Some(b) if b.task_definition == td => return b.image.clone(),
+            Some(_) => {}
+            None if s.task_definition.is_none() => return s.image.clone(),
+            None => {}
+        }
+        self.container_image(td, s.container.as_deref())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Every service back on its release before, the waves in reverse
