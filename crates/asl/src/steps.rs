@@ -1,8 +1,8 @@
 //! The `piflow:` steps a process knows, as validation sees them: each
 //! step's name and the JSON Schema of its input. The language crate knows
 //! no step; the binary installs the built-in steps' contracts
-//! (`piflow_steps::contracts`) once at start ([`install`]), and from then
-//! on every validation of the process ([`crate::validate_text`], so
+//! (`piflow_steps::contracts`) once at start ([`install`], read at the
+//! first validation), and from then on every validation of the process ([`crate::validate_text`], so
 //! `piflow validate`, `run`, `test`, `trigger`, `serve` and `deploy`)
 //! checks the Task states that name a `piflow:` resource:
 //!
@@ -34,17 +34,24 @@ pub struct StepSpec {
     pub input: Value,
 }
 
-static STEPS: OnceLock<Vec<StepSpec>> = OnceLock::new();
+/// Where the steps come from (the binary's contracts), read on the first
+/// validation that needs them: a command that validates nothing pays
+/// nothing at start-up.
+static SOURCE: OnceLock<fn() -> Option<Vec<StepSpec>>> = OnceLock::new();
+static STEPS: OnceLock<Option<Vec<StepSpec>>> = OnceLock::new();
 
-/// Make `steps` the ones this process's validations check against (the
-/// first call wins; `false` when steps were installed already).
-pub fn install(steps: Vec<StepSpec>) -> bool {
-    STEPS.set(steps).is_ok()
+/// Make the steps `source` gives the ones this process's validations
+/// check against (the first call wins; `false` when a source was
+/// installed already). `source` runs once, at the first validation; `None`
+/// from it means no step is known, and nothing is checked.
+pub fn install(source: fn() -> Option<Vec<StepSpec>>) -> bool {
+    SOURCE.set(source).is_ok()
 }
 
 /// The installed steps, if any.
 pub fn installed() -> Option<&'static [StepSpec]> {
-    STEPS.get().map(Vec::as_slice)
+    let source = SOURCE.get()?;
+    STEPS.get_or_init(source).as_deref()
 }
 
 fn escape(s: &str) -> String {

@@ -126,7 +126,11 @@ fn validate(path: &Path) -> Vec<Diagnostic> {
 /// The steps the data files' `piflow:` Tasks are checked against (the
 /// binary installs the real contracts; this test its own two).
 fn install_steps() {
-    piflow_asl::steps::install(vec![
+    piflow_asl::steps::install(test_steps);
+}
+
+fn test_steps() -> Option<Vec<piflow_asl::steps::StepSpec>> {
+    Some(vec![
         piflow_asl::steps::StepSpec {
             resource: "piflow:lint".into(),
             input: serde_json::json!({"type": "object"}),
@@ -145,7 +149,7 @@ fn install_steps() {
                 "additionalProperties": false,
             }),
         },
-    ]);
+    ])
 }
 
 #[test]

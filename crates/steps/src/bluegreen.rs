@@ -61,7 +61,7 @@ use serde_json::{Value, json};
 
 use super::AuditHandle;
 use super::aws_step;
-use super::ecs_native::{container_index, latest_with_image, register_with_image};
+use super::ecs_native::{Revision, RevisionError, plan_revision, register_with_image};
 use piflow_engine::{Failure, TaskRequest};
 
 const STEP: &str = "BlueGreen";
@@ -1006,42 +1006,19 @@ impl Run {
             ));
         };
         let container = self.request.input.get("container").and_then(Value::as_str);
-        let cur = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(current)
-            .send()
-            .await
-            .map_err(|e| aws_err(e, &format!("task definition {current}")))?;
-        let Some(td) = cur.task_definition().cloned() else {
-            return Err(fail(
-                "NotFound",
-                format!("task definition {current}: not found"),
-            ));
+        let (td, idx, family) = match plan_revision(&self.ecs, current, container, image).await {
+            Ok(Revision::Reuse(arn)) => {
+                tracing::info!(
+                    task_definition = arn,
+                    image,
+                    "reusing task definition revision"
+                );
+                return Ok(arn);
+            }
+            Ok(Revision::Register { td, idx, family }) => (td, idx, family),
+            Err(RevisionError::Aws(what, e)) => return Err(aws_err(*e, &what)),
+            Err(RevisionError::Missing(why)) => return Err(fail("NotFound", why)),
         };
-        let family = td.family().unwrap_or_default().to_string();
-        let Some(idx) = container_index(td.container_definitions(), container) else {
-            return Err(fail(
-                "NotFound",
-                format!(
-                    "task definition {current} has no container {}",
-                    container.unwrap_or("(none at all)")
-                ),
-            ));
-        };
-        // Reuse the family's latest revision when it already has the image
-        // (a re-invocation, or a rollout of an image registered before).
-        if let Some(arn) = latest_with_image(&self.ecs, &family, container, image)
-            .await
-            .map_err(|e| aws_err(e, &format!("task definition family {family}")))?
-        {
-            tracing::info!(
-                task_definition = arn,
-                image,
-                "reusing task definition revision"
-            );
-            return Ok(arn);
-        }
         let old_image = td.container_definitions()[idx]
             .image()
             .unwrap_or_default()

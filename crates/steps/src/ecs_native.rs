@@ -872,31 +872,79 @@ pub fn container_index(
     }
 }
 
-/// The family's latest revision when its container already runs `image`:
-/// reused rather than registering another (a re-invocation after a crash,
-/// or a release of an image registered before).
-pub async fn latest_with_image(
+/// What putting `image` into a service's task definition takes.
+pub enum Revision {
+    /// The family's latest revision already runs the image: roll it
+    /// (a re-invocation after a crash, or an image registered before).
+    Reuse(String),
+    /// Register a revision of `td` with container `idx`'s image changed
+    /// ([`register_with_image`]).
+    Register {
+        td: Box<ecs_t::TaskDefinition>,
+        idx: usize,
+        family: String,
+    },
+}
+
+/// Why [`plan_revision`] has no answer: an AWS error (with what was read),
+/// or a task definition without the container.
+pub enum RevisionError {
+    Aws(
+        String,
+        Box<
+            aws_sdk_ecs::error::SdkError<
+                aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError,
+            >,
+        >,
+    ),
+    Missing(String),
+}
+
+/// The revision to roll for `image`, from the service's `current` task
+/// definition: the family's latest when it already runs the image, else a
+/// new one to register. Shared by both ECS drivers.
+pub async fn plan_revision(
     ecs: &aws_sdk_ecs::Client,
-    family: &str,
+    current: &str,
     container: Option<&str>,
     image: &str,
-) -> Result<
-    Option<String>,
-    aws_sdk_ecs::error::SdkError<
-        aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError,
-    >,
-> {
+) -> Result<Revision, RevisionError> {
+    let cur = ecs
+        .describe_task_definition()
+        .task_definition(current)
+        .send()
+        .await
+        .map_err(|e| RevisionError::Aws(format!("task definition {current}"), Box::new(e)))?;
+    let Some(td) = cur.task_definition().cloned() else {
+        return Err(RevisionError::Missing(format!(
+            "task definition {current}: not found"
+        )));
+    };
+    let family = td.family().unwrap_or_default().to_string();
+    let Some(idx) = container_index(td.container_definitions(), container) else {
+        return Err(RevisionError::Missing(format!(
+            "task definition {current} has no container {}",
+            container.unwrap_or("(none at all)")
+        )));
+    };
     let latest = ecs
         .describe_task_definition()
-        .task_definition(family)
+        .task_definition(&family)
         .send()
-        .await?;
-    Ok(latest.task_definition().and_then(|l| {
-        let i = container_index(l.container_definitions(), container)?;
-        (l.container_definitions()[i].image() == Some(image))
-            .then(|| l.task_definition_arn().map(str::to_string))
-            .flatten()
-    }))
+        .await
+        .map_err(|e| RevisionError::Aws(format!("task definition family {family}"), Box::new(e)))?;
+    if let Some(l) = latest.task_definition()
+        && let Some(i) = container_index(l.container_definitions(), container)
+        && l.container_definitions()[i].image() == Some(image)
+        && let Some(arn) = l.task_definition_arn()
+    {
+        return Ok(Revision::Reuse(arn.to_string()));
+    }
+    Ok(Revision::Register {
+        td: Box::new(td),
+        idx,
+        family,
+    })
 }
 
 /// Register a revision of `td` with only container `idx`'s image changed

@@ -68,13 +68,7 @@ pub fn last_release<'a>(
     before: Option<&str>,
 ) -> Option<&'a AuditRecord> {
     let releases: Vec<&AuditRecord> = records.iter().filter(|r| is_release(r, service)).collect();
-    let version = |r: &AuditRecord| {
-        r.entry
-            .after
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let version = version_of;
     match before {
         Some(b) => match releases
             .iter()

@@ -499,6 +499,30 @@ fn strategy_rank(v: &str) -> Option<u8> {
     })
 }
 
+/// The declared object with the given one's keys on top.
+fn overlay(
+    declared: Option<&Map<String, Value>>,
+    given: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut merged = declared.cloned().unwrap_or_default();
+    if let Some(g) = given {
+        merged.extend(g.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    merged
+}
+
+/// Set `k` to `v`, or remove it for `None`.
+fn put(m: &mut Map<String, Value>, k: &str, v: Option<Value>) {
+    match v {
+        Some(v) => {
+            m.insert(k.to_string(), v);
+        }
+        None => {
+            m.remove(k);
+        }
+    }
+}
+
 struct Merge<'a> {
     env: &'a str,
 }
@@ -712,23 +736,11 @@ impl Merge<'_> {
                 continue;
             }
             // Operational keys (timeouts, runner …): the input's win.
-            let mut merged = d.cloned().unwrap_or_default();
-            if let Some(g) = g {
-                for (k, v) in g {
-                    merged.insert(k.clone(), v.clone());
-                }
-            }
+            let mut merged = overlay(d, g);
             let field = |k: &str| format!("policy.{part}.{k}");
             let dv = |k: &str| d.and_then(|m| m.get(k));
             let gv = |k: &str| g.and_then(|m| m.get(k));
-            let mut set = |k: &str, v: Option<Value>| match v {
-                Some(v) => {
-                    merged.insert(k.to_string(), v);
-                }
-                None => {
-                    merged.remove(k);
-                }
-            };
+            let mut set = |k: &str, v: Option<Value>| put(&mut merged, k, v);
             set(
                 "fail_on",
                 self.threshold(
@@ -785,22 +797,10 @@ impl Merge<'_> {
         if g.is_none() && d.is_none() {
             return Ok(Value::Null);
         }
-        let mut merged = d.cloned().unwrap_or_default();
-        if let Some(g) = g {
-            for (k, v) in g {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
+        let mut merged = overlay(d, g);
         let dv = |k: &str| d.and_then(|m| m.get(k));
         let gv = |k: &str| g.and_then(|m| m.get(k));
-        let mut set = |k: &str, v: Option<Value>| match v {
-            Some(v) => {
-                merged.insert(k.to_string(), v);
-            }
-            None => {
-                merged.remove(k);
-            }
-        };
+        let mut set = |k: &str, v: Option<Value>| put(&mut merged, k, v);
         set(
             "strategy",
             self.threshold(

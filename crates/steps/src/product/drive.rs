@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use super::gates::Gates;
 use super::{Before, Outcome, Run, Service, cause_of};
 use crate::ecs_native::{
-    Ended, Native, Strategy, aws_err, container_index, fail, latest_with_image, register_with_image,
+    Ended, Native, Revision, RevisionError, Strategy, aws_err, fail, plan_revision,
+    register_with_image,
 };
 use piflow_engine::{Failure, TaskHandler};
 
@@ -157,33 +158,13 @@ impl Run {
             return Ok(before.task_definition.clone());
         }
         let current = &before.task_definition;
-        let cur = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(current)
-            .send()
-            .await
-            .map_err(|e| aws_err(e, &format!("task definition {current}")))?;
-        let Some(td) = cur.task_definition().cloned() else {
-            return Err(fail("NotFound", format!("task definition {current}")));
-        };
-        let container = s.container.as_deref();
-        let family = td.family().unwrap_or_default().to_string();
-        if let Some(arn) = latest_with_image(&self.ecs, &family, container, image)
-            .await
-            .map_err(|e| aws_err(e, &format!("task definition family {family}")))?
-        {
-            return Ok(arn);
-        }
-        let Some(idx) = container_index(td.container_definitions(), container) else {
-            return Err(fail(
-                "NotFound",
-                format!(
-                    "task definition {current} has no container {}",
-                    container.unwrap_or("(none at all)")
-                ),
-            ));
-        };
+        let (td, idx, family) =
+            match plan_revision(&self.ecs, current, s.container.as_deref(), image).await {
+                Ok(Revision::Reuse(arn)) => return Ok(arn),
+                Ok(Revision::Register { td, idx, family }) => (td, idx, family),
+                Err(RevisionError::Aws(what, e)) => return Err(aws_err(*e, &what)),
+                Err(RevisionError::Missing(why)) => return Err(fail("NotFound", why)),
+            };
         let before_v = json!({"task_definition": current, "image": before.image});
         native
             .audit(
