@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use piflow_asl::file::read_text;
-use piflow_asl::render::{GraphFormat, render};
-use piflow_asl::{Format, LoadOptions, validate_text};
+use piflow_asl::render::{GraphFormat, render, render_typed};
+use piflow_asl::{Format, LoadOptions, Schemas, edge_types, validate_text_with};
+use piflow_triggers::service::workflow::workflow_schemas;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -14,6 +15,11 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphArg::Mermaid)]
     format: GraphArg,
+    /// Label each edge with the shape of the data on it (its top-level
+    /// fields, `?` when only maybe present), inferred from the workflow's
+    /// schemas/NAME.input.json and the steps' contracts.
+    #[arg(long)]
+    types: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -31,11 +37,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let v = validate_text(
+    let schemas = if args.types {
+        workflow_schemas(&args.file, None)
+    } else {
+        Schemas::default()
+    };
+    let v = validate_text_with(
         &shown,
         &text,
         Format::from_path(&shown),
         LoadOptions::default(),
+        &schemas,
     );
     let Some(machine) = &v.machine else {
         for d in v.errors() {
@@ -54,7 +66,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         GraphArg::Mermaid => GraphFormat::Mermaid,
         GraphArg::Dot => GraphFormat::Dot,
     };
-    print!("{}", render(machine, format));
+    if args.types && v.is_valid() {
+        let (edges, _) = edge_types(machine, &schemas);
+        print!("{}", render_typed(machine, format, &edges));
+    } else {
+        print!("{}", render(machine, format));
+    }
     if !v.is_valid() {
         let n = v.errors().count();
         eprintln!(

@@ -157,6 +157,8 @@ fn step_specs() -> Option<Vec<piflow_asl::steps::StepSpec>> {
             .map(|c| piflow_asl::steps::StepSpec {
                 resource: c.resource,
                 input: c.input,
+                output: c.output,
+                errors: c.errors.into_iter().map(|e| e.error).collect(),
             })
             .collect(),
     )

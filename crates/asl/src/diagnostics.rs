@@ -160,6 +160,20 @@ pub enum Code {
     StepFieldUnknown,
     /// `step-field-type`: a literal of the wrong type for a step's field.
     StepFieldType,
+    /// `path-field-unknown`: a data path reads a field that no type reaching the state has.
+    PathFieldUnknown,
+    /// `path-field-maybe`: a data path reads a field that is only maybe present (a warning).
+    PathFieldMaybe,
+    /// `choice-unmatchable`: a Choice compares with a string its field never holds.
+    ChoiceUnmatchable,
+    /// `error-unraisable`: a Retry or Catch names an error no state in its scope can raise.
+    ErrorUnraisable,
+    /// `output-mismatch`: an end state's output does not match the workflow's output schema.
+    OutputMismatch,
+    /// `schema-invalid`: a workflow's schema file is not JSON or not a valid JSON Schema.
+    SchemaInvalid,
+    /// `schema-ref`: a $ref in a schema does not resolve, or $refs form a cycle.
+    SchemaRef,
     /// `substitution`: a `${placeholder}` left for CloudFormation `DefinitionSubstitutions` (a warning).
     Substitution,
 }
@@ -197,6 +211,13 @@ impl Code {
         Code::StepFieldMissing,
         Code::StepFieldUnknown,
         Code::StepFieldType,
+        Code::PathFieldUnknown,
+        Code::PathFieldMaybe,
+        Code::ChoiceUnmatchable,
+        Code::ErrorUnraisable,
+        Code::OutputMismatch,
+        Code::SchemaInvalid,
+        Code::SchemaRef,
     ];
 
     /// The stable string, e.g. `missing-field`.
@@ -232,6 +253,13 @@ impl Code {
             Code::StepFieldMissing => "step-field-missing",
             Code::StepFieldUnknown => "step-field-unknown",
             Code::StepFieldType => "step-field-type",
+            Code::PathFieldUnknown => "path-field-unknown",
+            Code::PathFieldMaybe => "path-field-maybe",
+            Code::ChoiceUnmatchable => "choice-unmatchable",
+            Code::ErrorUnraisable => "error-unraisable",
+            Code::OutputMismatch => "output-mismatch",
+            Code::SchemaInvalid => "schema-invalid",
+            Code::SchemaRef => "schema-ref",
         }
     }
 
@@ -276,6 +304,13 @@ impl Code {
             Code::StepFieldMissing => "a step's Parameters lack a field the step requires",
             Code::StepFieldUnknown => "a step's Parameters give a field the step does not declare",
             Code::StepFieldType => "a literal in a step's Parameters of the wrong type or value",
+            Code::PathFieldUnknown => "a data path reads a field that no type reaching the state has",
+            Code::PathFieldMaybe => "a data path reads a field that is only maybe present (a warning)",
+            Code::ChoiceUnmatchable => "a Choice compares with a string its field never holds",
+            Code::ErrorUnraisable => "a Retry or Catch names an error no state in its scope can raise",
+            Code::OutputMismatch => "an end state's output does not match the workflow's output schema",
+            Code::SchemaInvalid => "a workflow's schema file is not JSON or not a valid JSON Schema",
+            Code::SchemaRef => "a $ref in a schema does not resolve, or $refs form a cycle",
         }
     }
 }
@@ -326,7 +361,7 @@ mod tests {
             );
             assert!(!code.meaning().is_empty());
         }
-        assert_eq!(Code::ALL.len(), 30);
+        assert_eq!(Code::ALL.len(), 37);
         assert!("Missing-Field".parse::<Code>().is_err());
     }
 }

@@ -29,6 +29,60 @@ impl JsonataExpr {
     }
 }
 
+/// The `$states.input.a.b…` paths an expression reads (their field names
+/// after `input`, up to the first step that is not a plain name).
+pub fn states_input_paths(e: &JsonataExpr) -> Vec<Vec<String>> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Array(steps)) =
+                    m.get("Path").and_then(|p| p.get("steps"))
+                {
+                    let node = |i: usize| steps.get(i).and_then(|s| s.get("node"));
+                    let is = |i: usize, kind: &str, name: &str| {
+                        node(i).and_then(|n| n.get(kind)).and_then(|n| n.as_str()) == Some(name)
+                    };
+                    if is(0, "Variable", "states") && is(1, "Name", "input") {
+                        // `input` itself must be a plain step.
+                        let plain = |i: usize| {
+                            steps.get(i).is_some_and(|s| {
+                                s.get("stages").and_then(|x| x.as_array()).is_none_or(|a| a.is_empty())
+                            })
+                        };
+                        let mut path = Vec::new();
+                        let mut i = 2;
+                        if plain(1) {
+                            while let Some(name) = node(i).and_then(|n| n.get("Name")).and_then(|n| n.as_str()) {
+                                path.push(name.to_string());
+                                if !plain(i) {
+                                    break;
+                                }
+                                i += 1;
+                            }
+                        }
+                        if !path.is_empty() {
+                            out.push(path);
+                        }
+                    }
+                }
+                for v in m.values() {
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    // Only expressions that mention it are walked.
+    if e.source.contains("$states") {
+        if let Ok(v) = serde_json::to_value(&*e.ast) {
+            walk(&v, &mut out);
+        }
+    }
+    out
+}
+
 impl PartialEq for JsonataExpr {
     fn eq(&self, other: &Self) -> bool {
         self.source == other.source

@@ -32,12 +32,42 @@ pub mod path;
 pub mod render;
 pub mod source;
 pub mod steps;
+pub mod types;
 pub mod yaml;
 
 pub use diagnostics::{Code, Diagnostic, Severity};
 pub use load::LoadOptions;
 pub use model::{MachineType, StateMachine};
 pub use source::{Format, Node, SourceText};
+pub use types::schema::SchemaFile;
+
+/// The schemas a workflow declares (`schemas/NAME.input.json` and
+/// `NAME.output.json`): with an input schema, validation follows the data
+/// through the graph ([`types::infer`]).
+#[derive(Debug, Clone, Default)]
+pub struct Schemas {
+    pub input: Option<SchemaFile>,
+    pub output: Option<SchemaFile>,
+    /// Schema files that could not be read ([`SchemaFile::read`]): reported
+    /// with the definition's diagnostics.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Schemas {
+    /// Read the schema files found for a workflow (either may be absent).
+    pub fn read(input: Option<&std::path::Path>, output: Option<&std::path::Path>) -> Schemas {
+        let mut s = Schemas::default();
+        for (path, slot) in [(input, &mut s.input), (output, &mut s.output)] {
+            if let Some(path) = path {
+                match SchemaFile::read(path) {
+                    Ok(f) => *slot = Some(f),
+                    Err(d) => s.problems.push(d),
+                }
+            }
+        }
+        s
+    }
+}
 
 /// The outcome of validating one definition.
 #[derive(Debug, Clone)]
@@ -61,6 +91,18 @@ impl Validation {
 
 /// Validate a definition given as source text (JSON or YAML).
 pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOptions) -> Validation {
+    validate_text_with(name, text, format, options, &Schemas::default())
+}
+
+/// [`validate_text`], with the workflow's schemas: the data paths are
+/// type-checked too.
+pub fn validate_text_with(
+    name: &str,
+    text: &str,
+    format: Format,
+    options: LoadOptions,
+    schemas: &Schemas,
+) -> Validation {
     // The line index is built only when there is something to locate.
     let node = match source::parse(text, format) {
         Ok(n) => n,
@@ -74,7 +116,7 @@ pub fn validate_text(name: &str, text: &str, format: Format, options: LoadOption
             };
         }
     };
-    validate_parsed(name, text, node, options)
+    validate_parsed_with(name, text, node, options, schemas)
 }
 
 /// Validate a definition given as the bytes of a file: bytes that are not
@@ -109,7 +151,18 @@ pub fn validate_bytes(
 /// Validate a definition already read from `text` (its diagnostics are
 /// located in that text).
 pub fn validate_parsed(name: &str, text: &str, node: Node, options: LoadOptions) -> Validation {
-    let mut v = validate_node(&node, options);
+    validate_parsed_with(name, text, node, options, &Schemas::default())
+}
+
+/// [`validate_parsed`], with the workflow's schemas.
+pub fn validate_parsed_with(
+    name: &str,
+    text: &str,
+    node: Node,
+    options: LoadOptions,
+    schemas: &Schemas,
+) -> Validation {
+    let mut v = validate_node_with(&node, options, schemas);
     if !v.diagnostics.is_empty() {
         let source = SourceText::new(name, text);
         for d in &mut v.diagnostics {
@@ -138,14 +191,28 @@ fn drop_in_background(node: Node, source_len: usize) {
 
 /// Validate a definition already parsed into a node tree.
 pub fn validate_node(node: &Node, options: LoadOptions) -> Validation {
+    validate_node_with(node, options, &Schemas::default())
+}
+
+/// [`validate_node`], with the workflow's schemas.
+pub fn validate_node_with(node: &Node, options: LoadOptions, schemas: &Schemas) -> Validation {
     let mut loader = load::Loader::new(options);
     let machine = loader.machine(node);
     let mut diagnostics = loader.diagnostics;
+    diagnostics.extend(schemas.problems.iter().cloned());
     if let Some(m) = &machine {
         let loaded = diagnostics.len();
         check::check_machine(m, &mut diagnostics);
-        if let Some(steps) = steps::installed() {
+        // The data flow is followed only through a graph without errors
+        // (a step's contract problems do not stop it).
+        let sound = !diagnostics.iter().any(Diagnostic::is_error);
+        let steps = steps::installed().unwrap_or(&[]);
+        if !steps.is_empty() {
             steps::check(node, steps, &mut diagnostics);
+            types::infer::check_errors(m, steps, &mut diagnostics);
+        }
+        if sound && schemas.input.is_some() {
+            types::infer::check(m, &typing(schemas, steps, &mut diagnostics), &mut diagnostics);
         }
         // The graph checks know pointers, not spans: find the spans before
         // sorting, so that all diagnostics come in source order.
@@ -160,6 +227,41 @@ pub fn validate_node(node: &Node, options: LoadOptions) -> Validation {
         machine,
         diagnostics,
     }
+}
+
+/// What type inference is given: the schemas read as types (their
+/// problems reported).
+fn typing<'a>(
+    schemas: &Schemas,
+    steps: &'a [steps::StepSpec],
+    out: &mut Vec<Diagnostic>,
+) -> types::infer::Typing<'a> {
+    types::infer::Typing {
+        steps,
+        input: schemas.input.as_ref().map(|s| s.to_ty_checked("", out)),
+        output: schemas
+            .output
+            .as_ref()
+            .map(|s| (s.to_ty_checked("", out), s.file.clone())),
+    }
+}
+
+/// The type of the data on every edge of a valid machine (for drawing),
+/// with the problems found on the way.
+pub fn edge_types(
+    machine: &StateMachine,
+    schemas: &Schemas,
+) -> (Vec<types::infer::EdgeType>, Vec<Diagnostic>) {
+    let mut out = schemas.problems.clone();
+    let steps = steps::installed().unwrap_or(&[]);
+    let mut typing = typing(schemas, steps, &mut out);
+    if typing.input.is_none() {
+        // Without a schema the input is unknown, and so is what follows
+        // it, but for the steps' outputs.
+        typing.input = Some(types::Ty::any());
+    }
+    let edges = types::infer::check(machine, &typing, &mut out);
+    (edges, out)
 }
 
 /// Validate a definition given as a JSON value (no positions).

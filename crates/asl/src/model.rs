@@ -640,7 +640,7 @@ fn push_catches<'a>(out: &mut Vec<(&'a str, EdgeKind)>, catch: &'a [Catcher]) {
 }
 
 /// How one state leads to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EdgeKind {
     Next,
     Choice(usize),

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use super::types::infer::EdgeType;
 use super::model::{
     ChoiceRule, ConditionExpr, EdgeKind, Operand, Scope, State, StateKind, StateMachine,
 };
@@ -19,21 +20,40 @@ pub enum GraphFormat {
 
 /// Render the machine in the chosen format.
 pub fn render(machine: &StateMachine, format: GraphFormat) -> String {
+    render_typed(machine, format, &[])
+}
+
+/// Render the machine with each edge labelled by the shape of the data on
+/// it (its top-level fields; `?` marks a field only maybe present), as
+/// [`crate::edge_types`] infers it.
+pub fn render_typed(machine: &StateMachine, format: GraphFormat, edges: &[EdgeType]) -> String {
     let mut r = Renderer {
         out: String::new(),
         format,
         ids: std::collections::HashMap::new(),
         next_id: 0,
+        shapes: edges
+            .iter()
+            .map(|e| {
+                (
+                    (e.scope.clone(), e.from.clone(), e.to.clone(), e.kind),
+                    e.ty.shape(),
+                )
+            })
+            .collect(),
     };
     r.machine(machine);
     r.out
 }
+
+type EdgeKey = (String, Option<String>, Option<String>, Option<EdgeKind>);
 
 struct Renderer<'a> {
     out: String,
     format: GraphFormat,
     ids: std::collections::HashMap<(&'a str, &'a str), String>,
     next_id: usize,
+    shapes: std::collections::HashMap<EdgeKey, String>,
 }
 
 impl<'a> Renderer<'a> {
@@ -101,7 +121,8 @@ impl<'a> Renderer<'a> {
         }
         if scope.states.contains_key(&scope.start_at) {
             let first = self.id(scope, &scope.start_at);
-            self.edge(indent, &start, &first, None, EdgeStyle::Plain);
+            let shape = self.shape(scope, None, Some(&scope.start_at), None);
+            self.edge(indent, &start, &first, None, shape, EdgeStyle::Plain);
         }
         for (name, state) in &scope.states {
             let from = self.id(scope, name);
@@ -131,10 +152,12 @@ impl<'a> Renderer<'a> {
                         (label, EdgeStyle::Dashed)
                     }
                 };
-                self.edge(indent, &from, &to, label.as_deref(), style);
+                let shape = self.shape(scope, Some(name), Some(target), Some(kind));
+                self.edge(indent, &from, &to, label.as_deref(), shape, style);
             }
             if state.is_terminal() {
-                self.edge(indent, &from, &end, None, EdgeStyle::Plain);
+                let shape = self.shape(scope, Some(name), None, None);
+                self.edge(indent, &from, &end, None, shape, EdgeStyle::Plain);
             }
         }
     }
@@ -222,21 +245,64 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    fn edge(&mut self, indent: &str, from: &str, to: &str, label: Option<&str>, style: EdgeStyle) {
+    /// The shape of the data on an edge, when types were inferred.
+    fn shape(
+        &self,
+        scope: &Scope,
+        from: Option<&str>,
+        to: Option<&str>,
+        kind: Option<EdgeKind>,
+    ) -> Option<String> {
+        if self.shapes.is_empty() {
+            return None;
+        }
+        self.shapes
+            .get(&(
+                scope.pointer.clone(),
+                from.map(str::to_string),
+                to.map(str::to_string),
+                kind,
+            ))
+            .cloned()
+    }
+
+    fn edge(
+        &mut self,
+        indent: &str,
+        from: &str,
+        to: &str,
+        label: Option<&str>,
+        shape: Option<String>,
+        style: EdgeStyle,
+    ) {
         match self.format {
             GraphFormat::Mermaid => {
-                let arrow = match (style, label) {
+                let text = match (label, &shape) {
+                    (None, None) => None,
+                    (Some(l), None) => Some(mermaid_escape(l)),
+                    (None, Some(s)) => Some(mermaid_escape(s)),
+                    (Some(l), Some(s)) => {
+                        Some(format!("{}<br/>{}", mermaid_escape(l), mermaid_escape(s)))
+                    }
+                };
+                let arrow = match (style, text) {
                     (EdgeStyle::Plain, None) => " --> ".to_string(),
-                    (EdgeStyle::Plain, Some(l)) => format!(" -->|\"{}\"| ", mermaid_escape(l)),
+                    (EdgeStyle::Plain, Some(l)) => format!(" -->|\"{l}\"| "),
                     (EdgeStyle::Dashed, None) => " -.-> ".to_string(),
-                    (EdgeStyle::Dashed, Some(l)) => format!(" -.->|\"{}\"| ", mermaid_escape(l)),
+                    (EdgeStyle::Dashed, Some(l)) => format!(" -.->|\"{l}\"| "),
                 };
                 let _ = writeln!(self.out, "{indent}{from}{arrow}{to}");
             }
             GraphFormat::Dot => {
                 let mut attrs = Vec::new();
-                if let Some(l) = label {
-                    attrs.push(format!("label=\"{}\"", dot_escape(l)));
+                let text = match (label, &shape) {
+                    (None, None) => None,
+                    (Some(l), None) => Some(dot_escape(l)),
+                    (None, Some(s)) => Some(dot_escape(s)),
+                    (Some(l), Some(s)) => Some(format!("{}\\n{}", dot_escape(l), dot_escape(s))),
+                };
+                if let Some(l) = text {
+                    attrs.push(format!("label=\"{l}\""));
                 }
                 if style == EdgeStyle::Dashed {
                     attrs.push("style=dashed".to_string());

@@ -32,6 +32,11 @@ pub struct StepSpec {
     /// The JSON Schema of its input (`properties`, `required`,
     /// `additionalProperties`, each property's `type` and `enum`).
     pub input: Value,
+    /// The JSON Schema of what it returns (`Value::Null`: unknown).
+    pub output: Value,
+    /// The errors it can raise (`Step.Reason`), besides the `States.*`
+    /// errors of any task.
+    pub errors: Vec<String>,
 }
 
 /// Where the steps come from (the binary's contracts), read on the first
@@ -270,6 +275,8 @@ mod tests {
                 },
                 "additionalProperties": false,
             }),
+            output: Value::Null,
+            errors: vec![],
         }]
     }
 

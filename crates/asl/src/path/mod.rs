@@ -448,3 +448,22 @@ impl FromStr for ReferencePath {
         parse_reference_path(s)
     }
 }
+
+impl JsonPath {
+    /// The leading `.name` and `[index]` steps of the query, and whether
+    /// anything follows them (a wildcard, a filter, `..`, a slice, a
+    /// function): what static type checking can follow.
+    pub fn definite_prefix(&self) -> (Vec<Step>, bool) {
+        let mut steps = Vec::new();
+        for seg in &self.query.segments {
+            match seg {
+                Segment::Child(Selector::Name(n)) => steps.push(Step::Field(n.clone())),
+                Segment::Child(Selector::Index(ix)) if *ix >= 0 => {
+                    steps.push(Step::Index(*ix as usize))
+                }
+                _ => return (steps, true),
+            }
+        }
+        (steps, self.query.function.is_some())
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use piflow_asl::file::{ReadError, read_text};
-use piflow_asl::{Diagnostic, Format, LoadOptions, StateMachine, validate_text};
+use piflow_asl::{Diagnostic, Format, LoadOptions, Schemas, StateMachine, validate_text_with};
 use piflow_runner::StartRequest;
 
 /// The file name endings of a workflow, in the order they are looked for.
@@ -62,16 +62,35 @@ pub fn workflow_name(path: &Path) -> String {
 /// it, else under `base` (e.g. beside piflow.yaml), else under the working
 /// directory.
 pub fn input_schema_path(path: &Path, base: Option<&Path>, name: &str) -> Option<PathBuf> {
-    let file = format!("{name}.input.json");
+    schema_path(path, base, &format!("{name}.input.json"))
+}
+
+/// The output schema of a workflow, if it declares one
+/// (`schemas/NAME.output.json`, looked for as [`input_schema_path`] does):
+/// validation checks the output of its end states against it.
+pub fn output_schema_path(path: &Path, base: Option<&Path>, name: &str) -> Option<PathBuf> {
+    schema_path(path, base, &format!("{name}.output.json"))
+}
+
+/// A workflow's schemas, read (problems reading them become diagnostics).
+pub fn workflow_schemas(path: &Path, base: Option<&Path>) -> Schemas {
+    let name = workflow_name(path);
+    Schemas::read(
+        input_schema_path(path, base, &name).as_deref(),
+        output_schema_path(path, base, &name).as_deref(),
+    )
+}
+
+fn schema_path(path: &Path, base: Option<&Path>, file: &str) -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(dir) = path.parent() {
-        candidates.push(dir.join("../schemas").join(&file));
-        candidates.push(dir.join("schemas").join(&file));
+        candidates.push(dir.join("../schemas").join(file));
+        candidates.push(dir.join("schemas").join(file));
     }
     if let Some(base) = base {
-        candidates.push(base.join("schemas").join(&file));
+        candidates.push(base.join("schemas").join(file));
     }
-    candidates.push(PathBuf::from("schemas").join(&file));
+    candidates.push(PathBuf::from("schemas").join(file));
     candidates.into_iter().find(|c| c.is_file())
 }
 
@@ -206,7 +225,16 @@ impl InputSchema {
             .map_err(|e| fail(format!("reading input schema {}: {e}", path.display())))?;
         let schema: Value = serde_json::from_str(&text)
             .map_err(|e| fail(format!("input schema {} is not JSON: {e}", path.display())))?;
-        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        InputSchema::compile(path, &schema)
+    }
+
+    /// Compile a schema already read from `path`.
+    pub fn compile(path: &Path, schema: &Value) -> Result<InputSchema, SchemaError> {
+        let fail = |message: String| SchemaError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let validator = jsonschema::validator_for(schema).map_err(|e| {
             fail(format!(
                 "input schema {} is not a valid JSON Schema: {e}",
                 path.display()
@@ -240,6 +268,8 @@ pub struct Workflow {
     pub definition: String,
     pub machine: StateMachine,
     schema_path: Option<PathBuf>,
+    /// The input schema as read when the definition was validated.
+    schema_root: Option<Value>,
     /// Compiled on first use (or by [`Workflow::prepare`]).
     schema: OnceLock<Result<InputSchema, SchemaError>>,
     source_commit: OnceLock<Option<String>>,
@@ -260,11 +290,14 @@ impl Workflow {
     pub fn load(path: &Path, schema_base: Option<&Path>) -> Result<Workflow, WorkflowError> {
         let shown = path.display().to_string();
         let text = read_text(path)?;
-        let v = validate_text(
+        // The data paths are type-checked against the workflow's schemas.
+        let schemas = workflow_schemas(path, schema_base);
+        let v = validate_text_with(
             &shown,
             &text,
             Format::from_path(&shown),
             LoadOptions::default(),
+            &schemas,
         );
         let valid = v.is_valid();
         match v.machine {
@@ -273,6 +306,7 @@ impl Workflow {
                 Ok(Workflow {
                     path: path.to_path_buf(),
                     schema_path: input_schema_path(path, schema_base, &name),
+                    schema_root: schemas.input.map(|s| s.root),
                     name,
                     definition: text,
                     machine,
@@ -303,7 +337,11 @@ impl Workflow {
         let Some(path) = &self.schema_path else {
             return Ok(None);
         };
-        match self.schema.get_or_init(|| InputSchema::load(path)) {
+        let compile = || match &self.schema_root {
+            Some(root) => InputSchema::compile(path, root),
+            None => InputSchema::load(path),
+        };
+        match self.schema.get_or_init(compile) {
             Ok(s) => Ok(Some(s)),
             Err(e) => Err(e.clone()),
         }
