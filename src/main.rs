@@ -149,21 +149,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The built-in steps' contracts, as validation checks them.
 /// (`None`, so nothing is checked, if they do not read: the crate's tests
 /// read every one.)
-fn step_specs() -> Option<Vec<piflow_asl::steps::StepSpec>> {
-    let contracts = piflow_steps::contracts::all().ok()?;
-    Some(
-        contracts
-            .into_iter()
-            .map(|c| piflow_asl::steps::StepSpec {
-                resource: c.resource,
-                input: c.input,
-                output: c.output,
-                errors: c.errors.into_iter().map(|e| e.error).collect(),
-            })
-            .collect(),
-    )
-}
-
 fn main() -> ExitCode {
     init_tracing();
     let cli = match Cli::try_parse() {
@@ -181,7 +166,7 @@ fn main() -> ExitCode {
     // Every validation of this process checks the Task states that call a
     // built-in step against its contract (piflow_asl::steps; the contracts
     // are read at the first validation).
-    piflow_asl::steps::install(step_specs);
+    piflow_asl::steps::install(piflow_steps::contracts::step_specs);
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),

@@ -469,3 +469,175 @@ fn a_large_payload_with_a_conflicting_key_is_reported() {
     assert_eq!(d["code"], "duplicate-key");
     assert_eq!(d["pointer"], "/States/P/Parameters/k7.$");
 }
+
+/// The issue's example, with an input schema beside it: the misspelled
+/// step and the misspelled field, both at once, each with its suggestion.
+const TYPED: &str = "StartAt: A
+States:
+  A: {Type: Pass, Next: B}
+  B:
+    Type: Task
+    Resource: piflow:ecs-blue-grean
+    Parameters:
+      service.$: $.target.servce
+      cluster.$: $.target.cluster
+      environment: dev
+    End: true
+";
+
+const TYPED_SCHEMA: &str = r#"{"type": "object", "required": ["target"],
+  "properties": {"target": {"type": "object", "required": ["service", "cluster"],
+    "properties": {"service": {"type": "string"}, "cluster": {"type": "string"}},
+    "additionalProperties": false}},
+  "additionalProperties": false}"#;
+
+#[test]
+fn data_paths_are_checked_against_the_workflows_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "workflows/typed.asl.yaml", TYPED);
+    // Without a schema: the step is checked, the path is not.
+    let out = piflow()
+        .args(["validate", &f, "--format", "json"])
+        .output()
+        .expect("runs");
+    let codes: Vec<String> = json_reports(&out.stdout)[0]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes, ["unknown-step"]);
+
+    write(dir.path(), "schemas/typed.input.json", TYPED_SCHEMA);
+    let out = piflow()
+        .args(["validate", &f, "--format", "json"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let report = &json_reports(&out.stdout)[0];
+    let diags = report["diagnostics"].as_array().unwrap();
+    let found: Vec<(&str, &str)> = diags
+        .iter()
+        .map(|d| (d["code"].as_str().unwrap(), d["pointer"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("unknown-step", "/States/B/Resource"),
+            ("path-field-unknown", "/States/B/Parameters/service.$"),
+        ]
+    );
+    assert!(
+        diags[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"service\"?"),
+        "{diags:?}"
+    );
+    assert_eq!(diags[1]["line"], 8);
+
+    // The fixed definition validates, and its edges are drawn with types.
+    let fixed = TYPED
+        .replace("ecs-blue-grean", "ecs-blue-green")
+        .replace("servce", "service");
+    write(dir.path(), "workflows/typed.asl.yaml", &fixed);
+    let out = piflow().args(["validate", &f]).output().expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = piflow()
+        .args(["graph", &f, "--types", "--format", "dot"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.contains("label=\"{target}\""), "{dot}");
+    // B's output is the step's result (its contract's output schema).
+    let contract = piflow()
+        .args(["steps", "ecs-blue-green", "--format", "json"])
+        .output()
+        .expect("runs");
+    let contract: Value = serde_json::from_slice(&contract.stdout).unwrap();
+    let first_output_field = contract["output"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .min()
+        .unwrap()
+        .clone();
+    assert!(dot.contains(&first_output_field), "{dot}");
+    let plain = piflow()
+        .args(["graph", &f, "--format", "dot"])
+        .output()
+        .expect("runs");
+    assert!(
+        !String::from_utf8(plain.stdout)
+            .unwrap()
+            .contains("{target}")
+    );
+}
+
+#[test]
+fn a_broken_schema_is_named_with_its_pointer_and_nothing_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixed = TYPED
+        .replace("ecs-blue-grean", "ecs-blue-green")
+        .replace("servce", "service");
+    let f = write(dir.path(), "workflows/typed.asl.yaml", &fixed);
+    let schema = write(
+        dir.path(),
+        "schemas/typed.input.json",
+        r##"{"type": "object", "properties": {"target": {"$ref": "#/$defs/T"}, "loop": {"$ref": "#/$defs/A"}},
+            "$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"$ref": "#/$defs/A"}}}"##,
+    );
+    let out = piflow().args(["validate", &f]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(&format!("{schema}#/properties/target/$ref"))
+            && text.contains("does not resolve"),
+        "{text}"
+    );
+    assert!(text.contains("cycle of references"), "{text}");
+    assert!(text.contains("error[schema-ref]"), "{text}");
+
+    // `piflow run` (and so `test`, `trigger`, `serve`, `deploy`) refuses
+    // it before anything starts.
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = piflow()
+        .current_dir(dir.path())
+        .env("PIFLOW_HOME", home.path())
+        .env_remove("PIFLOW_STORE")
+        .env_remove("PIFLOW_CONFIG")
+        .args([
+            "run",
+            "typed",
+            "--input",
+            r#"{"target": {"service": "s", "cluster": "c"}}"#,
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema-ref") && err.contains("nothing was run"),
+        "{err}"
+    );
+
+    // Not JSON at all.
+    fs::write(&schema, "{\"type\": ").unwrap();
+    let out = piflow().args(["validate", &f]).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("error[schema-invalid]") && text.contains("is not JSON"),
+        "{text}"
+    );
+}

@@ -30,5 +30,6 @@ mod steps_lint_scan;
 mod steps_restore;
 mod store;
 mod triggers_tags;
+mod typed_mutants;
 mod workflows_deploy_restore;
 mod workflows_e2e;

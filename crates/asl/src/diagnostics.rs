@@ -304,12 +304,22 @@ impl Code {
             Code::StepFieldMissing => "a step's Parameters lack a field the step requires",
             Code::StepFieldUnknown => "a step's Parameters give a field the step does not declare",
             Code::StepFieldType => "a literal in a step's Parameters of the wrong type or value",
-            Code::PathFieldUnknown => "a data path reads a field that no type reaching the state has",
-            Code::PathFieldMaybe => "a data path reads a field that is only maybe present (a warning)",
+            Code::PathFieldUnknown => {
+                "a data path reads a field that no type reaching the state has"
+            }
+            Code::PathFieldMaybe => {
+                "a data path reads a field that is only maybe present (a warning)"
+            }
             Code::ChoiceUnmatchable => "a Choice compares with a string its field never holds",
-            Code::ErrorUnraisable => "a Retry or Catch names an error no state in its scope can raise",
-            Code::OutputMismatch => "an end state's output does not match the workflow's output schema",
-            Code::SchemaInvalid => "a workflow's schema file is not JSON or not a valid JSON Schema",
+            Code::ErrorUnraisable => {
+                "a Retry or Catch names an error no state in its scope can raise"
+            }
+            Code::OutputMismatch => {
+                "an end state's output does not match the workflow's output schema"
+            }
+            Code::SchemaInvalid => {
+                "a workflow's schema file is not JSON or not a valid JSON Schema"
+            }
             Code::SchemaRef => "a $ref in a schema does not resolve, or $refs form a cycle",
         }
     }

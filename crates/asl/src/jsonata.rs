@@ -46,13 +46,17 @@ pub fn states_input_paths(e: &JsonataExpr) -> Vec<Vec<String>> {
                         // `input` itself must be a plain step.
                         let plain = |i: usize| {
                             steps.get(i).is_some_and(|s| {
-                                s.get("stages").and_then(|x| x.as_array()).is_none_or(|a| a.is_empty())
+                                s.get("stages")
+                                    .and_then(|x| x.as_array())
+                                    .is_none_or(|a| a.is_empty())
                             })
                         };
                         let mut path = Vec::new();
                         let mut i = 2;
                         if plain(1) {
-                            while let Some(name) = node(i).and_then(|n| n.get("Name")).and_then(|n| n.as_str()) {
+                            while let Some(name) =
+                                node(i).and_then(|n| n.get("Name")).and_then(|n| n.as_str())
+                            {
                                 path.push(name.to_string());
                                 if !plain(i) {
                                     break;
@@ -75,10 +79,10 @@ pub fn states_input_paths(e: &JsonataExpr) -> Vec<Vec<String>> {
     }
     let mut out = Vec::new();
     // Only expressions that mention it are walked.
-    if e.source.contains("$states") {
-        if let Ok(v) = serde_json::to_value(&*e.ast) {
-            walk(&v, &mut out);
-        }
+    if e.source.contains("$states")
+        && let Ok(v) = serde_json::to_value(&*e.ast)
+    {
+        walk(&v, &mut out);
     }
     out
 }

@@ -212,7 +212,11 @@ pub fn validate_node_with(node: &Node, options: LoadOptions, schemas: &Schemas) 
             types::infer::check_errors(m, steps, &mut diagnostics);
         }
         if sound && schemas.input.is_some() {
-            types::infer::check(m, &typing(schemas, steps, &mut diagnostics), &mut diagnostics);
+            types::infer::check(
+                m,
+                &typing(schemas, steps, &mut diagnostics),
+                &mut diagnostics,
+            );
         }
         // The graph checks know pointers, not spans: find the spans before
         // sorting, so that all diagnostics come in source order.

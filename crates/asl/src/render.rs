@@ -7,10 +7,10 @@
 
 use std::fmt::Write as _;
 
-use super::types::infer::EdgeType;
 use super::model::{
     ChoiceRule, ConditionExpr, EdgeKind, Operand, Scope, State, StateKind, StateMachine,
 };
+use super::types::infer::EdgeType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphFormat {

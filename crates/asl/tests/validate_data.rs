@@ -16,6 +16,10 @@
 //! validator reports now, then read the diff: an expected file is a claim
 //! that the output is right.
 //!
+//! A definition `NAME.asl.yaml` with `NAME.input.json` (and
+//! `NAME.output.json`) beside it is type-checked against those schemas, as
+//! `piflow validate` does with a workflow's `schemas/`.
+//!
 //! The test also fails when a diagnostic code of [`Code::ALL`] is reported by
 //! no data file, or when an `.expected` file has no definition beside it.
 
@@ -24,7 +28,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use piflow_asl::{Code, Diagnostic, Format, LoadOptions, MachineType, validate_bytes};
+use piflow_asl::{
+    Code, Diagnostic, Format, LoadOptions, MachineType, Schemas, validate_bytes, validate_text_with,
+};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/validate")
@@ -114,13 +120,44 @@ fn validate(path: &Path) -> Vec<Diagnostic> {
     } else {
         MachineType::Standard
     };
-    validate_bytes(
-        &name,
-        &bytes,
-        Format::from_path(&name),
-        LoadOptions { machine_type },
-    )
-    .diagnostics
+    // A definition NAME.asl.yaml with NAME.input.json (and
+    // NAME.output.json) beside it is type-checked against them.
+    let stem = name
+        .trim_end_matches(".asl.json")
+        .trim_end_matches(".asl.yaml")
+        .trim_end_matches(".asl.yml")
+        .to_string();
+    let beside = |kind: &str| {
+        let p = data_dir().join(format!("{stem}.{kind}.json"));
+        p.is_file().then_some(p)
+    };
+    let mut schemas = Schemas::read(beside("input").as_deref(), beside("output").as_deref());
+    // Diagnostics name schema files as the data directory sees them.
+    for s in [&mut schemas.input, &mut schemas.output]
+        .into_iter()
+        .flatten()
+    {
+        s.file = relative(Path::new(&s.file));
+    }
+    for d in &mut schemas.problems {
+        d.message = d.message.replace(&format!("{}/", data_dir().display()), "");
+    }
+    let options = LoadOptions { machine_type };
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            validate_text_with(&name, &text, Format::from_path(&name), options, &schemas)
+                .diagnostics
+        }
+        Err(e) => {
+            validate_bytes(&name, e.as_bytes(), Format::from_path(&name), options).diagnostics
+        }
+    }
+}
+
+/// A workflow's schema beside it in the data directory.
+fn is_schema(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".input.json") || name.ends_with(".output.json")
 }
 
 /// The steps the data files' `piflow:` Tasks are checked against (the
@@ -134,6 +171,8 @@ fn test_steps() -> Option<Vec<piflow_asl::steps::StepSpec>> {
         piflow_asl::steps::StepSpec {
             resource: "piflow:lint".into(),
             input: serde_json::json!({"type": "object"}),
+            output: serde_json::Value::Null,
+            errors: vec!["Lint.Failed".into()],
         },
         piflow_asl::steps::StepSpec {
             resource: "piflow:ecs-blue-green".into(),
@@ -148,6 +187,17 @@ fn test_steps() -> Option<Vec<piflow_asl::steps::StepSpec>> {
                 },
                 "additionalProperties": false,
             }),
+            output: serde_json::json!({
+                "type": "object",
+                "required": ["service", "task_definition"],
+                "properties": {
+                    "service": {"type": "string"},
+                    "task_definition": {"type": "string"},
+                    "outcome": {"enum": ["deployed", "rolled-back"]},
+                },
+                "additionalProperties": false,
+            }),
+            errors: vec!["BlueGreen.RolledBack".into(), "BlueGreen.Failed".into()],
         },
     ])
 }
@@ -198,7 +248,7 @@ fn validate_data_files() {
                     relative(path)
                 ));
             }
-        } else if !is_definition(path) {
+        } else if !is_definition(path) && !is_schema(path) {
             failures.push(format!(
                 "{}: neither a definition (.asl.json, .asl.yaml, .asl.yml) nor an .expected file",
                 relative(path)

@@ -88,6 +88,25 @@ pub fn all() -> Result<Vec<Contract>, ContractError> {
 
 /// The contract of a resource as a state writes it (`piflow:NAME`, with or
 /// without `.waitForTaskToken`).
+/// The contracts as validation checks their callers
+/// ([`piflow_asl::steps::install`] takes this function): each step's input
+/// and output schema and its errors. `None` when a contract does not read
+/// (a build error the contracts' own test catches).
+pub fn step_specs() -> Option<Vec<piflow_asl::steps::StepSpec>> {
+    let contracts = all().ok()?;
+    Some(
+        contracts
+            .into_iter()
+            .map(|c| piflow_asl::steps::StepSpec {
+                resource: c.resource,
+                input: c.input,
+                output: c.output,
+                errors: c.errors.into_iter().map(|e| e.error).collect(),
+            })
+            .collect(),
+    )
+}
+
 pub fn find<'a>(contracts: &'a [Contract], resource: &str) -> Option<&'a Contract> {
     let base = resource
         .strip_suffix(".waitForTaskToken")

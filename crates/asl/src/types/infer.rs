@@ -32,7 +32,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde_json::Value;
 
-use super::{Ty, Read};
+use super::{Read, Ty};
 use crate::diagnostics::{Code, Diagnostic, child_pointer};
 use crate::intrinsic::{IntrinsicArg, IntrinsicCall, IntrinsicFn, PayloadExpr};
 use crate::jsonata::JsonataExpr;
@@ -108,7 +108,11 @@ struct Checker<'a> {
 
 /// Infer the types of a machine and check its data paths (only with an
 /// input type); returns each edge's type.
-pub fn check(machine: &StateMachine, typing: &Typing<'_>, out: &mut Vec<Diagnostic>) -> Vec<EdgeType> {
+pub fn check(
+    machine: &StateMachine,
+    typing: &Typing<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<EdgeType> {
     let Some(input) = &typing.input else {
         return Vec::new();
     };
@@ -221,7 +225,10 @@ impl<'a> Checker<'a> {
                 "Map".to_string(),
                 Ty::record([(
                     "Item".to_string(),
-                    Ty::record([("Index".to_string(), Ty::number()), ("Value".to_string(), item)]),
+                    Ty::record([
+                        ("Index".to_string(), Ty::number()),
+                        ("Value".to_string(), item),
+                    ]),
                 )]),
                 true,
             ));
@@ -321,9 +328,13 @@ impl<'a> Checker<'a> {
         let eff = match &state.input_path {
             None => raw.clone(),
             Some(Nullable::Null) => Ty::record([]),
-            Some(Nullable::Value(p)) => {
-                self.read(p, raw, ctx, state, &child_pointer(&state.pointer, "InputPath"))
-            }
+            Some(Nullable::Value(p)) => self.read(
+                p,
+                raw,
+                ctx,
+                state,
+                &child_pointer(&state.pointer, "InputPath"),
+            ),
         };
         let next = |t: Ty, outs: &mut Vec<Out<'s>>| match &state.transition {
             Transition::Next(n) => outs.push(Out {
@@ -341,9 +352,13 @@ impl<'a> Checker<'a> {
         match &state.kind {
             StateKind::Pass(p) => {
                 let result = match (&p.parameters, &p.result) {
-                    (Some(t), _) => {
-                        self.template(t, &eff, ctx, state, &child_pointer(&state.pointer, "Parameters"))
-                    }
+                    (Some(t), _) => self.template(
+                        t,
+                        &eff,
+                        ctx,
+                        state,
+                        &child_pointer(&state.pointer, "Parameters"),
+                    ),
                     (None, Some(v)) => Ty::of_value(v),
                     (None, None) => eff.clone(),
                 };
@@ -353,9 +368,10 @@ impl<'a> Checker<'a> {
             }
             StateKind::Task(task) => {
                 let step = match &task.resource_kind {
-                    crate::model::ResourceKind::Piflow(_) => {
-                        self.steps.get(base_resource(&task.resource)).map(|s| (s.spec, s.output.clone()))
-                    }
+                    crate::model::ResourceKind::Piflow(_) => self
+                        .steps
+                        .get(base_resource(&task.resource))
+                        .map(|s| (s.spec, s.output.clone())),
                     _ => None,
                 };
                 if let Some(params) = &task.io.parameters {
@@ -392,10 +408,24 @@ impl<'a> Checker<'a> {
             }
             StateKind::Wait(w) => {
                 if let crate::model::WaitUntil::TimestampPath(p) = &w.until {
-                    self.read_reference(p, &eff, ctx, state, &child_pointer(&state.pointer, "TimestampPath"));
+                    self.read_reference(
+                        p,
+                        &eff,
+                        ctx,
+                        state,
+                        &child_pointer(&state.pointer, "TimestampPath"),
+                    );
                 }
-                if let crate::model::WaitUntil::Seconds(crate::model::NumberSource::Path(p)) = &w.until {
-                    self.read_reference(p, &eff, ctx, state, &child_pointer(&state.pointer, "SecondsPath"));
+                if let crate::model::WaitUntil::Seconds(crate::model::NumberSource::Path(p)) =
+                    &w.until
+                {
+                    self.read_reference(
+                        p,
+                        &eff,
+                        ctx,
+                        state,
+                        &child_pointer(&state.pointer, "SecondsPath"),
+                    );
                 }
                 let t = self.output_path(state, eff, ctx);
                 next(t, &mut outs);
@@ -417,7 +447,13 @@ impl<'a> Checker<'a> {
             }
             StateKind::Parallel(p) => {
                 let branch_input = match &p.io.parameters {
-                    Some(t) => self.template(t, &eff, ctx, state, &child_pointer(&state.pointer, "Parameters")),
+                    Some(t) => self.template(
+                        t,
+                        &eff,
+                        ctx,
+                        state,
+                        &child_pointer(&state.pointer, "Parameters"),
+                    ),
                     None => eff.clone(),
                 };
                 let results: Vec<Ty> = p
@@ -433,7 +469,13 @@ impl<'a> Checker<'a> {
             }
             StateKind::Map(m) => {
                 let items = match &m.items_path {
-                    Some(p) => self.read(p, &eff, ctx, state, &child_pointer(&state.pointer, "ItemsPath")),
+                    Some(p) => self.read(
+                        p,
+                        &eff,
+                        ctx,
+                        state,
+                        &child_pointer(&state.pointer, "ItemsPath"),
+                    ),
                     None => eff.clone(),
                 };
                 let item = match (&items.array, items.any || m.item_reader.is_some()) {
@@ -442,13 +484,23 @@ impl<'a> Checker<'a> {
                 };
                 let item_ctx = self.context(Some(item.clone()));
                 let processor_input = match &m.item_selector {
-                    Some(t) => self.template(t, &eff, &item_ctx, state, &child_pointer(&state.pointer, "ItemSelector")),
+                    Some(t) => self.template(
+                        t,
+                        &eff,
+                        &item_ctx,
+                        state,
+                        &child_pointer(&state.pointer, "ItemSelector"),
+                    ),
                     None => item,
                 };
                 let inner = self.context(None);
                 let out = self.scope(&m.processor, processor_input, &inner).output;
                 self.scope_errors(state, &m.io, vec![&m.processor]);
-                let result = if m.result_writer.is_some() { Ty::any() } else { Ty::array(out) };
+                let result = if m.result_writer.is_some() {
+                    Ty::any()
+                } else {
+                    Ty::array(out)
+                };
                 self.result_edges(state, &m.io, raw, result, ctx, &mut outs, &next);
             }
         }
@@ -469,7 +521,13 @@ impl<'a> Checker<'a> {
         next: &dyn Fn(Ty, &mut Vec<Out<'s>>),
     ) {
         let result = match &io.result_selector {
-            Some(t) => self.template(t, &result, ctx, state, &child_pointer(&state.pointer, "ResultSelector")),
+            Some(t) => self.template(
+                t,
+                &result,
+                ctx,
+                state,
+                &child_pointer(&state.pointer, "ResultSelector"),
+            ),
             None => result,
         };
         let after = self.result_path(&io.result_path, raw, result, state);
@@ -500,13 +558,15 @@ impl<'a> Checker<'a> {
     fn collect_raisable(&self, state: &State, set: &mut BTreeSet<String>) -> bool {
         match &state.kind {
             StateKind::Task(t) => match &t.resource_kind {
-                crate::model::ResourceKind::Piflow(_) => match self.steps.get(base_resource(&t.resource)) {
-                    Some(s) => {
-                        set.extend(s.spec.errors.iter().cloned());
-                        true
+                crate::model::ResourceKind::Piflow(_) => {
+                    match self.steps.get(base_resource(&t.resource)) {
+                        Some(s) => {
+                            set.extend(s.spec.errors.iter().cloned());
+                            true
+                        }
+                        None => false,
                     }
-                    None => false,
-                },
+                }
                 _ => false,
             },
             StateKind::Fail(f) => match &f.error {
@@ -538,13 +598,26 @@ impl<'a> Checker<'a> {
             return;
         }
         let mut found = Vec::new();
-        unraisable(state, &io.retry, &io.catch, &set, "the states inside it", &mut found);
+        unraisable(
+            state,
+            &io.retry,
+            &io.catch,
+            &set,
+            "the states inside it",
+            &mut found,
+        );
         for d in found {
             self.diag(d);
         }
     }
 
-    fn result_path(&mut self, rp: &Option<Nullable<ReferencePath>>, raw: &Ty, result: Ty, _state: &State) -> Ty {
+    fn result_path(
+        &mut self,
+        rp: &Option<Nullable<ReferencePath>>,
+        raw: &Ty,
+        result: Ty,
+        _state: &State,
+    ) -> Ty {
         match rp {
             None => result,
             Some(Nullable::Null) => raw.clone(),
@@ -557,9 +630,13 @@ impl<'a> Checker<'a> {
         match &state.output_path {
             None => t,
             Some(Nullable::Null) => Ty::record([]),
-            Some(Nullable::Value(p)) => {
-                self.read(p, &t, ctx, state, &child_pointer(&state.pointer, "OutputPath"))
-            }
+            Some(Nullable::Value(p)) => self.read(
+                p,
+                &t,
+                ctx,
+                state,
+                &child_pointer(&state.pointer, "OutputPath"),
+            ),
         }
     }
 
@@ -567,20 +644,27 @@ impl<'a> Checker<'a> {
     fn template(&mut self, t: &Template, input: &Ty, ctx: &Ty, state: &State, ptr: &str) -> Ty {
         match t {
             Template::Literal(v) => Ty::of_value(v),
-            Template::Object(entries) => Ty::record(entries.iter().map(|(k, v)| {
-                let key = if matches!(v, Template::Path(_)) {
-                    format!("{k}.$")
-                } else {
-                    k.clone()
-                };
-                let t = self.template(v, input, ctx, state, &child_pointer(ptr, &key));
-                (k.clone(), t)
-            }).collect::<Vec<_>>()),
+            Template::Object(entries) => Ty::record(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = if matches!(v, Template::Path(_)) {
+                            format!("{k}.$")
+                        } else {
+                            k.clone()
+                        };
+                        let t = self.template(v, input, ctx, state, &child_pointer(ptr, &key));
+                        (k.clone(), t)
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             Template::Array(items) => Ty::tuple(
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| self.template(v, input, ctx, state, &child_pointer(ptr, &i.to_string())))
+                    .map(|(i, v)| {
+                        self.template(v, input, ctx, state, &child_pointer(ptr, &i.to_string()))
+                    })
                     .collect(),
             ),
             Template::Path(e) => self.payload(e, input, ctx, state, ptr),
@@ -598,7 +682,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn intrinsic(&mut self, call: &IntrinsicCall, input: &Ty, ctx: &Ty, state: &State, ptr: &str) -> Ty {
+    fn intrinsic(
+        &mut self,
+        call: &IntrinsicCall,
+        input: &Ty,
+        ctx: &Ty,
+        state: &State,
+        ptr: &str,
+    ) -> Ty {
         for arg in &call.args {
             match arg {
                 IntrinsicArg::Path(p) => {
@@ -624,15 +715,40 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn read_reference(&mut self, p: &ReferencePath, input: &Ty, ctx: &Ty, state: &State, ptr: &str) -> Ty {
-        self.walk(&p.root, &p.steps, false, &p.to_string(), input, ctx, state, ptr)
+    fn read_reference(
+        &mut self,
+        p: &ReferencePath,
+        input: &Ty,
+        ctx: &Ty,
+        state: &State,
+        ptr: &str,
+    ) -> Ty {
+        self.walk(
+            &p.root,
+            &p.steps,
+            false,
+            &p.to_string(),
+            input,
+            ctx,
+            state,
+            ptr,
+        )
     }
 
     /// The type a JSONPath selects; unknown and maybe-present fields are
     /// reported.
     fn read(&mut self, p: &JsonPath, input: &Ty, ctx: &Ty, state: &State, ptr: &str) -> Ty {
         let (steps, more) = p.definite_prefix();
-        self.walk(&p.root, &steps, more, &p.to_string(), input, ctx, state, ptr)
+        self.walk(
+            &p.root,
+            &steps,
+            more,
+            &p.to_string(),
+            input,
+            ctx,
+            state,
+            ptr,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -696,7 +812,7 @@ impl<'a> Checker<'a> {
                 Code::PathFieldMaybe,
                 ptr,
                 format!(
-                    "state {}: {text} reads \"{f}\", which is only maybe present in the input of {} (guard it with a Choice IsPresent, or make it required in the schema)",
+                    "state {}: {text} may find nothing: \"{f}\" is only maybe present in the input of {} (it is missing on some paths into the state, or optional in the schema); guard it with a Choice IsPresent, or make it required",
                     state.name, state.name
                 ),
             ));
@@ -719,7 +835,16 @@ impl<'a> Checker<'a> {
                     .collect::<String>()
             );
             let ctx = Ty::any();
-            self.walk(&PathRoot::Input, &steps, false, &text, input, &ctx, state, ptr);
+            self.walk(
+                &PathRoot::Input,
+                &steps,
+                false,
+                &text,
+                input,
+                &ctx,
+                state,
+                ptr,
+            );
         }
     }
 
@@ -730,7 +855,13 @@ impl<'a> Checker<'a> {
         match &state.kind {
             StateKind::Task(t) => {
                 if let Some(a) = &t.io.arguments {
-                    self.template(a, raw, ctx, state, &child_pointer(&state.pointer, "Arguments"));
+                    self.template(
+                        a,
+                        raw,
+                        ctx,
+                        state,
+                        &child_pointer(&state.pointer, "Arguments"),
+                    );
                 }
                 natural = match &t.resource_kind {
                     crate::model::ResourceKind::Piflow(_) => self
@@ -752,11 +883,14 @@ impl<'a> Checker<'a> {
             }
             StateKind::Choice(c) => {
                 for (i, b) in c.choices.iter().enumerate() {
-                    if let ChoiceRule::Condition(crate::model::ConditionExpr::Jsonata(e)) = &b.rule {
+                    if let ChoiceRule::Condition(crate::model::ConditionExpr::Jsonata(e)) = &b.rule
+                    {
                         self.jsonata(e, raw, state, &child_pointer(&b.pointer, "Condition"));
                     }
                     let t = match &b.output {
-                        Some(o) => self.template(o, raw, ctx, state, &child_pointer(&b.pointer, "Output")),
+                        Some(o) => {
+                            self.template(o, raw, ctx, state, &child_pointer(&b.pointer, "Output"))
+                        }
                         None => raw.clone(),
                     };
                     outs.push(Out {
@@ -767,7 +901,13 @@ impl<'a> Checker<'a> {
                 }
                 if let Some(d) = &c.default {
                     let t = match &state.output {
-                        Some(o) => self.template(o, raw, ctx, state, &child_pointer(&state.pointer, "Output")),
+                        Some(o) => self.template(
+                            o,
+                            raw,
+                            ctx,
+                            state,
+                            &child_pointer(&state.pointer, "Output"),
+                        ),
                         None => raw.clone(),
                     };
                     outs.push(Out {
@@ -828,7 +968,15 @@ impl<'a> Checker<'a> {
     /// Check a Choice rule's reads against `t` (narrowed as the rule is
     /// evaluated: a later operand of `And` is read only when the earlier
     /// ones hold), and give the type on the branch (`when` = the rule holds).
-    fn rule(&mut self, rule: &ChoiceRule, t: &Ty, ctx: &Ty, state: &State, ptr: &str, when: bool) -> Ty {
+    fn rule(
+        &mut self,
+        rule: &ChoiceRule,
+        t: &Ty,
+        ctx: &Ty,
+        state: &State,
+        ptr: &str,
+        when: bool,
+    ) -> Ty {
         match rule {
             ChoiceRule::And(rs) | ChoiceRule::Or(rs) => {
                 let is_and = matches!(rule, ChoiceRule::And(_));
@@ -847,7 +995,11 @@ impl<'a> Checker<'a> {
                 self.rule(r, t, ctx, state, &child_pointer(ptr, "Not"), !when);
                 narrow(rule, t, when)
             }
-            ChoiceRule::Compare { variable, op, operand } => {
+            ChoiceRule::Compare {
+                variable,
+                op,
+                operand,
+            } => {
                 let vptr = child_pointer(ptr, "Variable");
                 let v = if *op == Comparison::IsPresent {
                     // The guard itself: reading a maybe-present field is its
@@ -858,25 +1010,35 @@ impl<'a> Checker<'a> {
                     self.read(variable, t, ctx, state, &vptr)
                 };
                 if let Operand::Path(p) = operand {
-                    self.read(p, t, ctx, state, &child_pointer(ptr, &format!("{}Path", op.name())));
+                    self.read(
+                        p,
+                        t,
+                        ctx,
+                        state,
+                        &child_pointer(ptr, &format!("{}Path", op.name())),
+                    );
                 }
-                if let (Comparison::StringEquals, Operand::Literal(Value::String(s))) = (op, operand) {
-                    if let Some(values) = v.string_values() {
-                        if !values.contains(s) {
-                            let near = suggest(s, values.iter().map(String::as_str))
-                                .map(|n| format!("; did you mean \"{n}\"?"))
-                                .unwrap_or_default();
-                            self.diag(Diagnostic::error(
-                                Code::ChoiceUnmatchable,
-                                child_pointer(ptr, "StringEquals"),
-                                format!(
-                                    "state {}: {variable} is never \"{s}\"{near}: it is one of {}",
-                                    state.name,
-                                    values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
-                                ),
-                            ));
-                        }
-                    }
+                if let (Comparison::StringEquals, Operand::Literal(Value::String(s))) =
+                    (op, operand)
+                    && let Some(values) = v.string_values()
+                    && !values.contains(s)
+                {
+                    let near = suggest(s, values.iter().map(String::as_str))
+                        .map(|n| format!("; did you mean \"{n}\"?"))
+                        .unwrap_or_default();
+                    self.diag(Diagnostic::error(
+                        Code::ChoiceUnmatchable,
+                        child_pointer(ptr, "StringEquals"),
+                        format!(
+                            "state {}: {variable} is never \"{s}\" (it is one of {}){near}",
+                            state.name,
+                            values
+                                .iter()
+                                .map(|v| format!("\"{v}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
                 }
                 narrow(rule, t, when)
             }
@@ -886,7 +1048,14 @@ impl<'a> Checker<'a> {
 
     /// Fields of a step's Parameters given by paths: their type must be one
     /// the step's field can take.
-    fn check_step_fields(&mut self, spec: &StepSpec, params: &Template, given: &Ty, state: &State, ptr: &str) {
+    fn check_step_fields(
+        &mut self,
+        spec: &StepSpec,
+        params: &Template,
+        given: &Ty,
+        state: &State,
+        ptr: &str,
+    ) {
         let (Template::Object(entries), Some(obj)) = (params, &given.object) else {
             return;
         };
@@ -903,7 +1072,9 @@ impl<'a> Checker<'a> {
                 Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
                 _ => continue,
             };
-            let Some((t, _)) = obj.fields.get(name) else { continue };
+            let Some((t, _)) = obj.fields.get(name) else {
+                continue;
+            };
             if t.any || t.is_never() || types.iter().any(|k| t.may_be(k)) {
                 continue;
             }
@@ -921,7 +1092,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_output(&mut self, machine: &StateMachine, ends: &[(&str, String, Ty)], expected: &Ty, file: &str) {
+    fn check_output(
+        &mut self,
+        machine: &StateMachine,
+        ends: &[(&str, String, Ty)],
+        expected: &Ty,
+        file: &str,
+    ) {
         let _ = machine;
         for (name, pointer, actual) in ends {
             let mut problems = Vec::new();
@@ -949,13 +1126,23 @@ fn conforms(actual: &Ty, expected: &Ty, at: &str, problems: &mut Vec<String>, de
         ("null", actual.null, expected.null),
         ("a boolean", actual.boolean, expected.boolean),
         ("a number", actual.number, expected.number),
-        ("a string", actual.string.is_some(), expected.string.is_some()),
+        (
+            "a string",
+            actual.string.is_some(),
+            expected.string.is_some(),
+        ),
         ("an array", actual.array.is_some(), expected.array.is_some()),
-        ("an object", actual.object.is_some(), expected.object.is_some()),
+        (
+            "an object",
+            actual.object.is_some(),
+            expected.object.is_some(),
+        ),
     ];
     for (what, a, e) in kinds {
         if a && !e {
-            problems.push(format!("{at} may be {what}, which the schema does not allow"));
+            problems.push(format!(
+                "{at} may be {what}, which the schema does not allow"
+            ));
         }
     }
     if let (Some(a), Some(e)) = (&actual.object, &expected.object) {
@@ -996,13 +1183,19 @@ fn error_output(c: &Catcher, raisable: Option<&BTreeSet<String>>) -> Ty {
     let error = match (catches_all, raisable) {
         (false, _) => Ty::string_of(c.error_equals.iter().cloned()),
         (true, Some(set)) => Ty::string_of(
-            set.iter()
-                .cloned()
-                .chain(RUNTIME_ERRORS.iter().filter(|e| **e != "States.ALL").map(|e| e.to_string())),
+            set.iter().cloned().chain(
+                RUNTIME_ERRORS
+                    .iter()
+                    .filter(|e| **e != "States.ALL")
+                    .map(|e| e.to_string()),
+            ),
         ),
         (true, None) => Ty::string(),
     };
-    Ty::record([("Error".to_string(), error), ("Cause".to_string(), Ty::string())])
+    Ty::record([
+        ("Error".to_string(), error),
+        ("Cause".to_string(), Ty::string()),
+    ])
 }
 
 /// The type after a Choice rule is known to hold (`when`) or not: fields
@@ -1014,13 +1207,19 @@ fn narrow(rule: &ChoiceRule, t: &Ty, when: bool) -> Ty {
         ChoiceRule::Or(rs) if !when => rs.iter().fold(t.clone(), |acc, r| narrow(r, &acc, false)),
         ChoiceRule::And(_) | ChoiceRule::Or(_) => t.clone(),
         ChoiceRule::Not(r) => narrow(r, t, !when),
-        ChoiceRule::Compare { variable, op, operand } => {
+        ChoiceRule::Compare {
+            variable,
+            op,
+            operand,
+        } => {
             let (steps, more) = variable.definite_prefix();
             if more || variable.root != PathRoot::Input {
                 return t.clone();
             }
             match (op, operand) {
-                (Comparison::IsPresent, Operand::Literal(Value::Bool(b))) => t.refine(&steps, *b == when),
+                (Comparison::IsPresent, Operand::Literal(Value::Bool(b))) => {
+                    t.refine(&steps, *b == when)
+                }
                 // Any other comparison read the field: it was there.
                 _ => t.refine(&steps, true),
             }
@@ -1042,7 +1241,12 @@ fn unraisable(
         .iter()
         .enumerate()
         .map(|(i, r)| ("Retry", i, &r.error_equals))
-        .chain(catch.iter().enumerate().map(|(i, c)| ("Catch", i, &c.error_equals)));
+        .chain(
+            catch
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ("Catch", i, &c.error_equals)),
+        );
     for (field, i, names) in lists {
         for (j, name) in names.iter().enumerate() {
             if name.starts_with("States.") || set.contains(name) {

@@ -239,7 +239,10 @@ impl Ty {
                     return None;
                 }
                 // An index may be out of range: never "always" by itself.
-                Some(Read::Found(t, arr.tuple.as_ref().is_some_and(|t| *i < t.len())))
+                Some(Read::Found(
+                    t,
+                    arr.tuple.as_ref().is_some_and(|t| *i < t.len()),
+                ))
             }
         }
     }
@@ -274,10 +277,10 @@ impl Ty {
             Step::Index(i) => match &self.array {
                 Some(arr) => {
                     let mut arr = (**arr).clone();
-                    if let Some(items) = &mut arr.tuple {
-                        if let Some(slot) = items.get_mut(*i) {
-                            *slot = slot.write(rest, value.clone());
-                        }
+                    if let Some(items) = &mut arr.tuple
+                        && let Some(slot) = items.get_mut(*i)
+                    {
+                        *slot = slot.write(rest, value.clone());
                     }
                     arr.items = arr.items.join(&arr.items.write(rest, value));
                     Ty {
@@ -501,7 +504,9 @@ mod tests {
         let gone = maybe.refine(&[Step::Field("a".into())], false);
         assert!(matches!(field(&gone, "a"), Some(Read::Missing(_))));
         assert_eq!(
-            Ty::string_of(["b".into(), "a".into()]).string_values().map(|s| s.len()),
+            Ty::string_of(["b".into(), "a".into()])
+                .string_values()
+                .map(|s| s.len()),
             Some(2)
         );
     }

@@ -178,11 +178,7 @@ impl<'a> Reader<'a> {
         if let Some(r) = obj.get("$ref") {
             let rptr = format!("{ptr}/$ref");
             let Some(reference) = r.as_str() else {
-                self.problem(
-                    Code::SchemaInvalid,
-                    &rptr,
-                    "$ref must be a string".into(),
-                );
+                self.problem(Code::SchemaInvalid, &rptr, "$ref must be a string".into());
                 return Ty::any();
             };
             if self.direct.iter().any(|d| d == reference) {
@@ -285,7 +281,11 @@ impl<'a> Reader<'a> {
             return Some(Ty::of_value(c));
         }
         if let Some(Value::Array(values)) = obj.get("enum") {
-            return Some(values.iter().fold(Ty::never(), |a, v| a.join(&Ty::of_value(v))));
+            return Some(
+                values
+                    .iter()
+                    .fold(Ty::never(), |a, v| a.join(&Ty::of_value(v))),
+            );
         }
         let names: Vec<&str> = match obj.get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
@@ -302,8 +302,11 @@ impl<'a> Reader<'a> {
         if names.is_empty() && !structural && !has_items {
             return None;
         }
-        let want = |n: &str| names.contains(&n) || (names.is_empty() && n == "object" && structural)
-            || (names.is_empty() && n == "array" && has_items);
+        let want = |n: &str| {
+            names.contains(&n)
+                || (names.is_empty() && n == "object" && structural)
+                || (names.is_empty() && n == "array" && has_items)
+        };
         let mut t = Ty::never();
         t.null = want("null");
         t.boolean = want("boolean");
@@ -320,12 +323,7 @@ impl<'a> Reader<'a> {
         Some(t)
     }
 
-    fn object(
-        &mut self,
-        obj: &'a serde_json::Map<String, Value>,
-        ptr: &str,
-        depth: usize,
-    ) -> Obj {
+    fn object(&mut self, obj: &'a serde_json::Map<String, Value>, ptr: &str, depth: usize) -> Obj {
         let required: Vec<&str> = match obj.get("required") {
             Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
@@ -353,12 +351,7 @@ impl<'a> Reader<'a> {
         Obj { fields, rest }
     }
 
-    fn array(
-        &mut self,
-        obj: &'a serde_json::Map<String, Value>,
-        ptr: &str,
-        depth: usize,
-    ) -> Arr {
+    fn array(&mut self, obj: &'a serde_json::Map<String, Value>, ptr: &str, depth: usize) -> Arr {
         let mut tuple: Option<Vec<Ty>> = None;
         let mut items = Ty::any();
         let prefix = match (obj.get("prefixItems"), obj.get("items")) {
@@ -394,17 +387,16 @@ impl<'a> Reader<'a> {
         let at = |k: &str| format!("{ptr}/{}", escape(k));
         match obj.get("type") {
             None => {}
+            Some(Value::String(t)) if TYPES.contains(&t.as_str()) => {}
             Some(Value::String(t)) => {
-                if !TYPES.contains(&t.as_str()) {
-                    self.problem(
-                        Code::SchemaInvalid,
-                        &at("type"),
-                        format!(
-                            "\"{t}\" is not a JSON Schema type (one of {})",
-                            TYPES.join(", ")
-                        ),
-                    );
-                }
+                self.problem(
+                    Code::SchemaInvalid,
+                    &at("type"),
+                    format!(
+                        "\"{t}\" is not a JSON Schema type (one of {})",
+                        TYPES.join(", ")
+                    ),
+                );
             }
             Some(Value::Array(ts)) => {
                 for (i, t) in ts.iter().enumerate() {
@@ -412,7 +404,10 @@ impl<'a> Reader<'a> {
                         self.problem(
                             Code::SchemaInvalid,
                             &format!("{}/{i}", at("type")),
-                            format!("{t} is not a JSON Schema type (one of {})", TYPES.join(", ")),
+                            format!(
+                                "{t} is not a JSON Schema type (one of {})",
+                                TYPES.join(", ")
+                            ),
                         );
                     }
                 }
@@ -431,9 +426,7 @@ impl<'a> Reader<'a> {
             "array" => v.is_array(),
             "schema" => v.is_object() || v.is_boolean(),
             "schemas" => v.is_object() || v.is_boolean() || v.is_array(),
-            "strings" => v
-                .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_string)),
+            "strings" => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
             _ => true,
         };
         for (key, kind, what) in [
@@ -451,28 +444,28 @@ impl<'a> Reader<'a> {
             ("items", "schemas", "a schema or a boolean"),
             ("not", "schema", "a schema or a boolean"),
         ] {
-            if let Some(v) = obj.get(key) {
-                if !expect(v, kind) {
-                    self.problem(
-                        Code::SchemaInvalid,
-                        &at(key),
-                        format!(
-                            "{key} must be {what}, not {}",
-                            crate::path::json_type_article(v)
-                        ),
-                    );
-                }
+            if let Some(v) = obj.get(key)
+                && !expect(v, kind)
+            {
+                self.problem(
+                    Code::SchemaInvalid,
+                    &at(key),
+                    format!(
+                        "{key} must be {what}, not {}",
+                        crate::path::json_type_article(v)
+                    ),
+                );
             }
         }
         for key in ["anyOf", "oneOf", "allOf"] {
-            if let Some(Value::Array(a)) = obj.get(key) {
-                if a.is_empty() {
-                    self.problem(
-                        Code::SchemaInvalid,
-                        &at(key),
-                        format!("{key} must not be empty"),
-                    );
-                }
+            if let Some(Value::Array(a)) = obj.get(key)
+                && a.is_empty()
+            {
+                self.problem(
+                    Code::SchemaInvalid,
+                    &at(key),
+                    format!("{key} must not be empty"),
+                );
             }
         }
         for key in ["properties", "$defs", "definitions", "patternProperties"] {
@@ -495,10 +488,10 @@ impl<'a> Reader<'a> {
         for key in ["$defs", "definitions"] {
             if let Some(Value::Object(m)) = obj.get(key) {
                 for (k, v) in m {
-                    if let Value::Object(inner) = v {
-                        if !inner.contains_key("$ref") {
-                            self.check_keywords(inner, &format!("{}/{}", at(key), escape(k)));
-                        }
+                    if let Value::Object(inner) = v
+                        && !inner.contains_key("$ref")
+                    {
+                        self.check_keywords(inner, &format!("{}/{}", at(key), escape(k)));
                     }
                 }
             }
@@ -606,12 +599,20 @@ mod tests {
         }));
         let found: Vec<(Code, &str)> = p.iter().map(|p| (p.code, p.pointer.as_str())).collect();
         assert!(found.contains(&(Code::SchemaInvalid, "/type")), "{p:?}");
-        assert!(found.contains(&(Code::SchemaRef, "/properties/a/$ref")), "{p:?}");
         assert!(
-            found.iter().any(|(c, ptr)| *c == Code::SchemaRef && ptr.starts_with("/$defs/")),
+            found.contains(&(Code::SchemaRef, "/properties/a/$ref")),
             "{p:?}"
         );
-        assert!(found.contains(&(Code::SchemaInvalid, "/properties/c")), "{p:?}");
+        assert!(
+            found
+                .iter()
+                .any(|(c, ptr)| *c == Code::SchemaRef && ptr.starts_with("/$defs/")),
+            "{p:?}"
+        );
+        assert!(
+            found.contains(&(Code::SchemaInvalid, "/properties/c")),
+            "{p:?}"
+        );
         assert!(
             found.contains(&(Code::SchemaInvalid, "/properties/d/required")),
             "{p:?}"

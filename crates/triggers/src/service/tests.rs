@@ -232,16 +232,21 @@ async fn an_input_the_schema_refuses_starts_nothing() {
     assert!(w.check_input(&json!({"service": "api"})).is_ok());
     assert!(service.store().executions(None).await.unwrap().is_empty());
 
-    // An unusable schema is an error, not a refusal.
+    // An unusable schema is an error, not a refusal: the workflow does not
+    // validate (its types cannot be checked), naming the schema.
     site.write("schemas/tiny.input.json", "{not json");
     match site
         .rules()
         .plan_tag(&event(&"a".repeat(40), command()))
         .unwrap_err()
     {
-        TagStop::Schema(e) => {
-            assert_eq!(e.code(), "schema-invalid");
-            assert!(e.to_string().contains("is not JSON"), "{e}");
+        TagStop::Workflow(WorkflowError::Invalid { errors, .. }) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].code, piflow_asl::Code::SchemaInvalid);
+            assert!(
+                errors[0].message.contains("tiny.input.json is not JSON"),
+                "{errors:?}"
+            );
         }
         other => panic!("{other:?}"),
     }

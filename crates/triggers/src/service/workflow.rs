@@ -84,7 +84,12 @@ pub fn workflow_schemas(path: &Path, base: Option<&Path>) -> Schemas {
 fn schema_path(path: &Path, base: Option<&Path>, file: &str) -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(dir) = path.parent() {
-        candidates.push(dir.join("../schemas").join(file));
+        // `workflows/../schemas` written as `schemas`, as a user names it.
+        let above = match (dir.file_name(), dir.parent()) {
+            (Some(_), Some(parent)) => parent.join("schemas"),
+            _ => dir.join("../schemas"),
+        };
+        candidates.push(above.join(file));
         candidates.push(dir.join("schemas").join(file));
     }
     if let Some(base) = base {
