@@ -525,6 +525,14 @@ fn every_workflow_ends_as_its_mocks_say() {
             Some("Restore.Failed"),
             Some("failed"),
         ),
+        // repoint answering without services: nothing to roll, recorded.
+        (
+            "restore",
+            "NothingRepointed",
+            "FAILED",
+            Some("Restore.Failed"),
+            Some("failed"),
+        ),
     ];
     for (workflow, case, status, error, outcome) in cases {
         let home = tempfile::tempdir().expect("tempdir");

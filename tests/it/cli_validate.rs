@@ -631,6 +631,30 @@ fn a_broken_schema_is_named_with_its_pointer_and_nothing_runs() {
         err.contains("schema-ref") && err.contains("nothing was run"),
         "{err}"
     );
+    // Nor is it deployed (refused before any AWS call).
+    let out = piflow()
+        .current_dir(dir.path())
+        .env_remove("PIFLOW_CONFIG")
+        .args([
+            "deploy",
+            "typed",
+            "--to",
+            "stepfunctions",
+            "--print-definition",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("schema-ref") && out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Not JSON at all.
     fs::write(&schema, "{\"type\": ").unwrap();

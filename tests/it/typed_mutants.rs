@@ -213,24 +213,24 @@ impl Mutants<'_> {
                     }
                 }
             }
-            if let Some(Value::String(r)) = s.get("Resource") {
-                if let Some(step) = r.strip_prefix("piflow:") {
-                    let base = step.strip_suffix(".waitForTaskToken");
-                    let (name, suffix) = match base {
-                        Some(b) => (b, ".waitForTaskToken"),
-                        None => (step, ""),
-                    };
-                    for t in typos(name) {
-                        self.push(
-                            "resource",
-                            Site::Text {
-                                pointer: format!("{at}/Resource"),
-                                value: format!("piflow:{t}{suffix}"),
-                            },
-                        );
-                    }
-                    self.step_fields(&at, r, s.get("Parameters"));
+            if let Some(Value::String(r)) = s.get("Resource")
+                && let Some(step) = r.strip_prefix("piflow:")
+            {
+                let base = step.strip_suffix(".waitForTaskToken");
+                let (name, suffix) = match base {
+                    Some(b) => (b, ".waitForTaskToken"),
+                    None => (step, ""),
+                };
+                for t in typos(name) {
+                    self.push(
+                        "resource",
+                        Site::Text {
+                            pointer: format!("{at}/Resource"),
+                            value: format!("piflow:{t}{suffix}"),
+                        },
+                    );
                 }
+                self.step_fields(&at, r, s.get("Parameters"));
             }
             if let Some(Value::Array(branches)) = s.get("Branches") {
                 for (i, b) in branches.iter().enumerate() {
@@ -288,7 +288,10 @@ impl Mutants<'_> {
                 ("object", json!({"x": 1})),
             ]
             .into_iter()
-            .find(|(t, _)| !types.contains(t) && !(*t == "integer" && types.contains(&"number")))
+            .find(|(t, _)| {
+                let taken = types.contains(t) || (*t == "integer" && types.contains(&"number"));
+                !taken
+            })
             .map(|(_, v)| v);
             if let (Some(wrong), false) = (wrong, value.is_null()) {
                 self.push(

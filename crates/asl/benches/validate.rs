@@ -12,6 +12,11 @@
 //! - `breakdown/{parse_json,parse_yaml,load_check}/N`: the JSON reader, the
 //!   YAML reader, and load + graph checks (`validate_node`) separately.
 //! - `validate_yaml/10000`: the 10,000-state definition as block-style YAML.
+//! - `validate_typed/10000`: `validate_text` of the 10,000-state definition
+//!   with an input schema, so type inference and the data-path checks run
+//!   over the whole graph; `validate_typed/workflows`: the five shipped
+//!   workflows, each with its `schemas/NAME.input.json` (no step contracts:
+//!   the language crate's benchmark knows no step).
 //! - `corpus/all`: every `definition` of the conformance corpus in one
 //!   iteration (skipped, with a message, when the corpus is absent).
 //!
@@ -40,7 +45,8 @@ use criterion::{
 use piflow_asl::source::{MAX_SOURCE_BYTES, Node, SourceText, Span, parse_json};
 use piflow_asl::yaml::parse_yaml;
 use piflow_asl::{
-    Format, LoadOptions, Validation, validate_node, validate_state_value, validate_text,
+    Format, LoadOptions, SchemaFile, Schemas, Validation, validate_node, validate_state_value,
+    validate_text, validate_text_with,
 };
 use serde_json::{Map, Value, json};
 
@@ -557,9 +563,97 @@ fn bench_corpus(c: &mut Criterion) {
     group.finish();
 }
 
+/// The input schema of the generated definitions: the fields their paths
+/// read, all required, nothing else.
+fn generated_schema() -> Schemas {
+    Schemas {
+        input: Some(SchemaFile {
+            file: "gen.input.json".into(),
+            root: json!({
+                "type": "object",
+                "required": ["id", "x", "items", "count", "status", "expected", "done"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "x": {"type": "string"},
+                    "items": {"type": "array", "items": {"type": "integer"}},
+                    "count": {"type": "integer"},
+                    "status": {"type": "string"},
+                    "expected": {"type": "string"},
+                    "done": {"type": "boolean"}
+                },
+                "additionalProperties": false
+            }),
+        }),
+        ..Schemas::default()
+    }
+}
+
+fn bench_typed(c: &mut Criterion) {
+    let n = 10_000;
+    let text = generate_json(n);
+    let name = format!("gen{}.asl.json", label(n));
+    let schemas = generated_schema();
+    let v = validate_text_with(&name, &text, Format::Json, LoadOptions::default(), &schemas);
+    assert_valid(&name, &v);
+    assert!(v.diagnostics.is_empty(), "{:?}", v.diagnostics);
+    let mut group = c.benchmark_group("validate_typed");
+    group.sample_size(10);
+    group.measurement_time(measurement_time(n));
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_with_input(BenchmarkId::from_parameter(n), &text, |b, text| {
+        b.iter(|| {
+            validate_text_with(
+                black_box(&name),
+                black_box(text),
+                Format::Json,
+                LoadOptions::default(),
+                &schemas,
+            )
+        })
+    });
+
+    // The shipped workflows as `piflow validate workflows/` sees them.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shipped: Vec<(String, String, Schemas)> =
+        ["upgrade", "deploy", "rollback", "hold", "restore"]
+            .iter()
+            .map(|w| {
+                let path = root.join(format!("workflows/{w}.asl.yaml"));
+                let schema = root.join(format!("schemas/{w}.input.json"));
+                let text = std::fs::read_to_string(&path).unwrap();
+                (
+                    path.display().to_string(),
+                    text,
+                    Schemas::read(Some(&schema), None),
+                )
+            })
+            .collect();
+    for (name, text, schemas) in &shipped {
+        let v = validate_text_with(name, text, Format::Yaml, LoadOptions::default(), schemas);
+        assert!(v.diagnostics.is_empty(), "{name}: {:?}", v.diagnostics);
+    }
+    group.throughput(Throughput::Elements(shipped.len() as u64));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("workflows", |b| {
+        b.iter(|| {
+            for (name, text, schemas) in &shipped {
+                black_box(validate_text_with(
+                    name,
+                    text,
+                    Format::Yaml,
+                    LoadOptions::default(),
+                    schemas,
+                ));
+            }
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     env_hooks,
+    bench_typed,
     bench_generated,
     bench_breakdown,
     bench_yaml,

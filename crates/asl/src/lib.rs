@@ -1,6 +1,8 @@
 //! piflow-asl: the Amazon States Language. Source reading (JSON and YAML
 //! with positions), the typed model, JSONPath and reference paths,
-//! intrinsic functions, JSONata parsing, static validation and drawing.
+//! intrinsic functions, JSONata parsing, static validation, type inference
+//! over the state graph from the workflow's JSON Schemas ([`types`]), and
+//! drawing.
 //!
 //! **Invariant.** Text in, a checked [`model::StateMachine`] and every
 //! [`Diagnostic`] out, each with a stable [`diagnostics`] code and its
@@ -10,8 +12,9 @@
 //! jsonata-core, serde_json_path, petgraph, sha2, …). Nothing of piflow's.
 //!
 //! **Never:** tokio or any async runtime, an AWS SDK crate, the store, the
-//! file system beyond what a caller hands it ([`file::read_text`] reads the
-//! one path it is given), the network. Validation never
+//! file system beyond what a caller hands it ([`file::read_text`] and
+//! [`SchemaFile::read`] read the one path they are given; finding a
+//! workflow's schemas is the caller's), the network. Validation never
 //! stops at the first problem.
 //!
 //! ```
@@ -212,11 +215,8 @@ pub fn validate_node_with(node: &Node, options: LoadOptions, schemas: &Schemas) 
             types::infer::check_errors(m, steps, &mut diagnostics);
         }
         if sound && schemas.input.is_some() {
-            types::infer::check(
-                m,
-                &typing(schemas, steps, &mut diagnostics),
-                &mut diagnostics,
-            );
+            let typing = typing(schemas, steps, &mut diagnostics);
+            types::infer::check(m, &typing, false, &mut diagnostics);
         }
         // The graph checks know pointers, not spans: find the spans before
         // sorting, so that all diagnostics come in source order.
@@ -264,7 +264,7 @@ pub fn edge_types(
         // it, but for the steps' outputs.
         typing.input = Some(types::Ty::any());
     }
-    let edges = types::infer::check(machine, &typing, &mut out);
+    let edges = types::infer::check(machine, &typing, true, &mut out);
     (edges, out)
 }
 

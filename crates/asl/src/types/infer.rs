@@ -28,7 +28,7 @@
 //!
 //! Variables (`Assign`) are not typed: reads of `$name` are unknown.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -100,17 +100,18 @@ struct StepInfo<'a> {
 struct Checker<'a> {
     steps: HashMap<&'a str, StepInfo<'a>>,
     execution_input: Ty,
-    report: bool,
     diagnostics: Vec<Diagnostic>,
-    seen: HashSet<(String, String)>,
+    /// Edge types are kept only for drawing.
+    keep_edges: bool,
     edges: Vec<EdgeType>,
 }
 
 /// Infer the types of a machine and check its data paths (only with an
-/// input type); returns each edge's type.
+/// input type); with `keep_edges`, returns each edge's type.
 pub fn check(
     machine: &StateMachine,
     typing: &Typing<'_>,
+    keep_edges: bool,
     out: &mut Vec<Diagnostic>,
 ) -> Vec<EdgeType> {
     let Some(input) = &typing.input else {
@@ -135,24 +136,80 @@ pub fn check(
             })
             .collect(),
         execution_input: input.clone(),
-        report: true,
         diagnostics: Vec::new(),
-        seen: HashSet::new(),
+        keep_edges,
         edges: Vec::new(),
     };
     let ctx = c.context(None);
     let result = c.scope(&machine.scope, input.clone(), &ctx);
     if let Some((expected, file)) = &typing.output {
-        c.check_output(machine, &result.ends, expected, file);
+        c.check_output(&result.ends, expected, file);
     }
-    out.append(&mut c.diagnostics);
+    // A path read in two places of one field is reported once.
+    let mut seen = HashSet::new();
+    out.extend(
+        c.diagnostics
+            .into_iter()
+            .filter(|d| seen.insert((d.pointer.clone(), d.message.clone()))),
+    );
     c.edges
+}
+
+/// The states of a scope reachable from its start, in reverse postorder
+/// (the start first).
+fn reverse_postorder(scope: &Scope) -> Vec<&str> {
+    let mut post: Vec<&str> = Vec::with_capacity(scope.states.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(scope.states.len());
+    let Some((start, _)) = scope.states.get_key_value(&scope.start_at) else {
+        return post;
+    };
+    // An explicit stack: a 10,000-state chain must not recurse 10,000 deep.
+    let mut stack: Vec<(&str, Vec<&str>)> = Vec::new();
+    let successors = |name: &str| -> Vec<&str> {
+        scope
+            .states
+            .get(name)
+            .map(|s| {
+                s.successors()
+                    .into_iter()
+                    .filter_map(|(t, _)| scope.states.get_key_value(t).map(|(k, _)| k.as_str()))
+                    .rev()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    seen.insert(start.as_str());
+    stack.push((start.as_str(), successors(start)));
+    while let Some((node, pending)) = stack.last_mut() {
+        match pending.pop() {
+            Some(next) => {
+                if seen.insert(next) {
+                    let succ = successors(next);
+                    stack.push((next, succ));
+                }
+            }
+            None => {
+                post.push(node);
+                stack.pop();
+            }
+        }
+    }
+    post.reverse();
+    post
 }
 
 /// The outputs of a scope's end states.
 struct ScopeResult<'s> {
     output: Ty,
     ends: Vec<(&'s str, String, Ty)>,
+}
+
+/// What one run of a state found: its checks, the edges of the scopes
+/// nested in it, and its outgoing edges.
+struct Run<'s> {
+    diagnostics: Vec<Diagnostic>,
+    nested: Vec<EdgeType>,
+    outs: Vec<Out<'s>>,
 }
 
 /// One outgoing edge of a state.
@@ -168,9 +225,7 @@ fn base_resource(r: &str) -> &str {
 
 impl<'a> Checker<'a> {
     fn diag(&mut self, d: Diagnostic) {
-        if self.report && self.seen.insert((d.pointer.clone(), d.message.clone())) {
-            self.diagnostics.push(d);
-        }
+        self.diagnostics.push(d);
     }
 
     /// The context object (`$$`), inside a Map processor with its item.
@@ -190,6 +245,7 @@ impl<'a> Checker<'a> {
                         ("RedriveTime".to_string(), (s(), false)),
                     ]
                     .into_iter()
+                    .map(|(k, v)| (super::Key::from(k), v))
                     .collect(),
                     rest: None,
                 }),
@@ -204,6 +260,7 @@ impl<'a> Checker<'a> {
                         ("RetryCount".to_string(), (Ty::number(), false)),
                     ]
                     .into_iter()
+                    .map(|(k, v)| (super::Key::from(k), v))
                     .collect(),
                     rest: None,
                 }),
@@ -236,51 +293,69 @@ impl<'a> Checker<'a> {
         Ty::object(super::Obj {
             fields: fields
                 .into_iter()
-                .map(|(k, t, always)| (k, (t, always)))
+                .map(|(k, t, always)| (super::Key::from(k), (t, always)))
                 .collect(),
             rest: None,
         })
     }
 
+    /// Follow the data through a scope to a fixed point. Each state's
+    /// checks and edges are those of its last run: a state runs again
+    /// whenever its input grows, so its last run saw its final input (and
+    /// no state runs twice only to report).
     fn scope<'s>(&mut self, scope: &'s Scope, input: Ty, ctx: &Ty) -> ScopeResult<'s> {
-        let report = self.report;
-        self.report = false;
         let mut ins: HashMap<&'s str, Ty> = HashMap::new();
         let mut growths: HashMap<&'s str, usize> = HashMap::new();
-        let mut queued: HashSet<&'s str> = HashSet::new();
-        let mut work: VecDeque<&'s str> = VecDeque::new();
+        let mut last: HashMap<&'s str, Run<'s>> = HashMap::new();
+        // States are taken in reverse postorder (a state before the states
+        // it leads to, loops apart), so that a state whose inputs all come
+        // from earlier states runs once, with all of them joined.
+        let order = reverse_postorder(scope);
+        let rank: HashMap<&'s str, usize> =
+            order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut work: BTreeSet<usize> = BTreeSet::new();
         if let Some((start, _)) = scope.states.get_key_value(&scope.start_at) {
             ins.insert(start.as_str(), input.clone());
-            work.push_back(start.as_str());
-            queued.insert(start.as_str());
+            work.insert(0);
         }
-        while let Some(name) = work.pop_front() {
-            queued.remove(name);
+        while let Some(i) = work.pop_first() {
+            let name = order[i];
             let (Some(state), Some(t_in)) = (scope.states.get(name), ins.get(name).cloned()) else {
                 continue;
             };
-            for out in self.transfer(state, &t_in, ctx) {
+            let saved = (
+                std::mem::take(&mut self.diagnostics),
+                std::mem::take(&mut self.edges),
+            );
+            let outs = self.transfer(state, &t_in, ctx);
+            let run = Run {
+                diagnostics: std::mem::replace(&mut self.diagnostics, saved.0),
+                nested: std::mem::replace(&mut self.edges, saved.1),
+                outs,
+            };
+            for out in &run.outs {
                 let Some(to) = out.to else { continue };
                 let Some((to, _)) = scope.states.get_key_value(to) else {
                     continue;
                 };
                 let to = to.as_str();
                 let entry = ins.entry(to).or_insert_with(Ty::never);
+                if out.ty.leq(entry) {
+                    continue;
+                }
                 let joined = entry.join(&out.ty);
                 if joined != *entry {
                     let n = growths.entry(to).or_insert(0);
                     *n += 1;
                     *entry = if *n > WIDEN_AFTER { Ty::any() } else { joined };
-                    if queued.insert(to) {
-                        work.push_back(to);
+                    if let Some(r) = rank.get(to) {
+                        work.insert(*r);
                     }
                 }
             }
+            last.insert(name, run);
         }
-        self.report = report;
-        // Each reachable state once more, with its settled input: the checks
-        // and the edges.
-        if report {
+        if self.keep_edges {
             self.edges.push(EdgeType {
                 scope: scope.pointer.clone(),
                 from: None,
@@ -293,18 +368,21 @@ impl<'a> Checker<'a> {
             output: Ty::never(),
             ends: Vec::new(),
         };
+        // In the order of the definition.
         for (name, state) in &scope.states {
-            let Some(t_in) = ins.get(name.as_str()).cloned() else {
+            let Some(run) = last.remove(name.as_str()) else {
                 continue;
             };
-            for out in self.transfer(state, &t_in, ctx) {
+            self.diagnostics.extend(run.diagnostics);
+            self.edges.extend(run.nested);
+            for out in run.outs {
                 if out.to.is_none() {
                     result.output = result.output.join(&out.ty);
                     result
                         .ends
                         .push((name.as_str(), state.pointer.clone(), out.ty.clone()));
                 }
-                if report {
+                if self.keep_edges {
                     self.edges.push(EdgeType {
                         scope: scope.pointer.clone(),
                         from: Some(name.clone()),
@@ -468,15 +546,17 @@ impl<'a> Checker<'a> {
                 self.result_edges(state, &p.io, raw, Ty::tuple(results), ctx, &mut outs, &next);
             }
             StateKind::Map(m) => {
-                let items = match &m.items_path {
-                    Some(p) => self.read(
+                // With an ItemReader, ItemsPath selects in what it reads.
+                let items = match (&m.items_path, &m.item_reader) {
+                    (_, Some(_)) => Ty::any(),
+                    (Some(p), None) => self.read(
                         p,
                         &eff,
                         ctx,
                         state,
                         &child_pointer(&state.pointer, "ItemsPath"),
                     ),
-                    None => eff.clone(),
+                    (None, None) => eff.clone(),
                 };
                 let item = match (&items.array, items.any || m.item_reader.is_some()) {
                     (Some(a), false) => a.items.clone(),
@@ -590,9 +670,6 @@ impl<'a> Checker<'a> {
     /// Catch and Retry of a Parallel or Map: every error they name must be
     /// one a state inside can raise (when all those are known).
     fn scope_errors(&mut self, state: &State, io: &ResultHandling, scopes: Vec<&Scope>) {
-        if !self.report {
-            return;
-        }
         let mut set = BTreeSet::new();
         if !scopes.iter().all(|s| self.collect_scope(s, &mut set)) {
             return;
@@ -644,20 +721,22 @@ impl<'a> Checker<'a> {
     fn template(&mut self, t: &Template, input: &Ty, ctx: &Ty, state: &State, ptr: &str) -> Ty {
         match t {
             Template::Literal(v) => Ty::of_value(v),
-            Template::Object(entries) => Ty::record(
-                entries
-                    .iter()
-                    .map(|(k, v)| {
-                        let key = if matches!(v, Template::Path(_)) {
-                            format!("{k}.$")
-                        } else {
-                            k.clone()
-                        };
-                        let t = self.template(v, input, ctx, state, &child_pointer(ptr, &key));
-                        (k.clone(), t)
-                    })
-                    .collect::<Vec<_>>(),
-            ),
+            Template::Object(entries) => {
+                let mut fields = std::collections::BTreeMap::new();
+                for (k, v) in entries {
+                    let t = match v {
+                        // A literal needs no pointer (nothing in it is read).
+                        Template::Literal(l) => Ty::of_value(l),
+                        Template::Path(_) => {
+                            let at = child_pointer(ptr, &format!("{k}.$"));
+                            self.template(v, input, ctx, state, &at)
+                        }
+                        _ => self.template(v, input, ctx, state, &child_pointer(ptr, k)),
+                    };
+                    fields.insert(super::Key::from(k.as_str()), (t, true));
+                }
+                Ty::object(super::Obj { fields, rest: None })
+            }
             Template::Array(items) => Ty::tuple(
                 items
                     .iter()
@@ -791,14 +870,21 @@ impl<'a> Checker<'a> {
                     } else {
                         format!("{walked} has {}", fields.join(", "))
                     };
-                    self.diag(Diagnostic::error(
-                        Code::PathFieldUnknown,
-                        ptr,
-                        format!(
-                            "state {}: {text} reads \"{f}\", which no input of {} has{near} ({has})",
-                            state.name, state.name
-                        ),
-                    ));
+                    let message = format!(
+                        "state {}: {text} reads \"{f}\", which no input of {} has{near} ({has})",
+                        state.name, state.name
+                    );
+                    // A path that is not definite (a wildcard, slice or
+                    // filter follows) selects nothing instead of failing.
+                    self.diag(if more {
+                        Diagnostic::warning(
+                            Code::PathFieldUnknown,
+                            ptr,
+                            format!("{message}: it selects nothing"),
+                        )
+                    } else {
+                        Diagnostic::error(Code::PathFieldUnknown, ptr, message)
+                    });
                     return Ty::any();
                 }
             }
@@ -1072,7 +1158,7 @@ impl<'a> Checker<'a> {
                 Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
                 _ => continue,
             };
-            let Some((t, _)) = obj.fields.get(name) else {
+            let Some((t, _)) = obj.fields.get(name.as_str()) else {
                 continue;
             };
             if t.any || t.is_never() || types.iter().any(|k| t.may_be(k)) {
@@ -1092,14 +1178,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_output(
-        &mut self,
-        machine: &StateMachine,
-        ends: &[(&str, String, Ty)],
-        expected: &Ty,
-        file: &str,
-    ) {
-        let _ = machine;
+    fn check_output(&mut self, ends: &[(&str, String, Ty)], expected: &Ty, file: &str) {
         for (name, pointer, actual) in ends {
             let mut problems = Vec::new();
             conforms(actual, expected, "$", &mut problems, 0);

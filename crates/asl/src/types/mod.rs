@@ -19,6 +19,7 @@ pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -27,8 +28,10 @@ use crate::path::Step;
 /// At most this many string values are tracked; more is any string.
 const MAX_ENUM: usize = 64;
 
-/// A set of JSON values.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A set of JSON values. Cheap to clone: objects, arrays and string sets
+/// are shared (`Arc`) and copied only where a state writes into them, so
+/// following a large input through thousands of states costs little.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ty {
     /// Unknown: any value, and nothing is checked below it.
     pub any: bool,
@@ -36,24 +39,27 @@ pub struct Ty {
     pub boolean: bool,
     pub number: bool,
     /// `Some(None)`: any string; `Some(Some(set))`: one of these.
-    pub string: Option<Option<BTreeSet<String>>>,
-    pub array: Option<Box<Arr>>,
-    pub object: Option<Obj>,
+    pub string: Option<Option<Arc<BTreeSet<String>>>>,
+    pub array: Option<Arc<Arr>>,
+    pub object: Option<Arc<Obj>>,
 }
 
 /// An array's items: one type for all, and per position where known
 /// (a Parallel state's result, a literal array).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Arr {
     pub items: Ty,
     pub tuple: Option<Vec<Ty>>,
 }
 
+/// A field name, shared by every type that has the field.
+pub type Key = Arc<str>;
+
 /// An object's fields.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Obj {
     /// Field name → (type, always present).
-    pub fields: BTreeMap<String, (Ty, bool)>,
+    pub fields: BTreeMap<Key, (Ty, bool)>,
     /// The type of any other field (`additionalProperties`); `None`: no
     /// other field.
     pub rest: Option<Box<Ty>>,
@@ -97,7 +103,7 @@ impl Ty {
     pub fn string_of(values: impl IntoIterator<Item = String>) -> Ty {
         let set: BTreeSet<String> = values.into_iter().collect();
         Ty {
-            string: Some((set.len() <= MAX_ENUM).then_some(set)),
+            string: Some((set.len() <= MAX_ENUM).then(|| Arc::new(set))),
             ..Ty::default()
         }
     }
@@ -118,7 +124,7 @@ impl Ty {
 
     pub fn array(items: Ty) -> Ty {
         Ty {
-            array: Some(Box::new(Arr { items, tuple: None })),
+            array: Some(Arc::new(Arr { items, tuple: None })),
             ..Ty::default()
         }
     }
@@ -126,7 +132,7 @@ impl Ty {
     pub fn tuple(items: Vec<Ty>) -> Ty {
         let joined = items.iter().fold(Ty::never(), |a, t| a.join(t));
         Ty {
-            array: Some(Box::new(Arr {
+            array: Some(Arc::new(Arr {
                 items: joined,
                 tuple: Some(items),
             })),
@@ -136,7 +142,7 @@ impl Ty {
 
     pub fn object(obj: Obj) -> Ty {
         Ty {
-            object: Some(obj),
+            object: Some(Arc::new(obj)),
             ..Ty::default()
         }
     }
@@ -144,7 +150,10 @@ impl Ty {
     /// An object with exactly these fields, all present.
     pub fn record(fields: impl IntoIterator<Item = (String, Ty)>) -> Ty {
         Ty::object(Obj {
-            fields: fields.into_iter().map(|(k, t)| (k, (t, true))).collect(),
+            fields: fields
+                .into_iter()
+                .map(|(k, t)| (Key::from(k), (t, true)))
+                .collect(),
             rest: None,
         })
     }
@@ -175,6 +184,9 @@ impl Ty {
         if self.any || other.any {
             return Ty::any();
         }
+        if self == other {
+            return self.clone();
+        }
         Ty {
             any: false,
             null: self.null || other.null,
@@ -182,15 +194,17 @@ impl Ty {
             number: self.number || other.number,
             string: match (&self.string, &other.string) {
                 (None, s) | (s, None) => s.clone(),
+                (Some(Some(a)), Some(Some(b))) if Arc::ptr_eq(a, b) => Some(Some(a.clone())),
                 (Some(Some(a)), Some(Some(b))) => {
                     let u: BTreeSet<String> = a.union(b).cloned().collect();
-                    Some((u.len() <= MAX_ENUM).then_some(u))
+                    Some((u.len() <= MAX_ENUM).then(|| Arc::new(u)))
                 }
                 _ => Some(None),
             },
             array: match (&self.array, &other.array) {
                 (None, a) | (a, None) => a.clone(),
-                (Some(a), Some(b)) => Some(Box::new(Arr {
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => Some(a.clone()),
+                (Some(a), Some(b)) => Some(Arc::new(Arr {
                     items: a.items.join(&b.items),
                     tuple: match (&a.tuple, &b.tuple) {
                         (Some(x), Some(y)) if x.len() == y.len() => {
@@ -202,9 +216,53 @@ impl Ty {
             },
             object: match (&self.object, &other.object) {
                 (None, o) | (o, None) => o.clone(),
-                (Some(a), Some(b)) => Some(a.join(b)),
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => Some(a.clone()),
+                (Some(a), Some(b)) => Some(Arc::new(a.join(b))),
             },
         }
+    }
+
+    /// Is every value of this type also one of `other`'s (so joining it
+    /// into `other` changes nothing)? Checked without building the join.
+    pub fn leq(&self, other: &Ty) -> bool {
+        if other.any || self.is_never() {
+            return true;
+        }
+        if self.any {
+            return false;
+        }
+        if (self.null && !other.null)
+            || (self.boolean && !other.boolean)
+            || (self.number && !other.number)
+        {
+            return false;
+        }
+        let strings = match (&self.string, &other.string) {
+            (None, _) | (Some(_), Some(None)) => true,
+            (Some(_), None) | (Some(None), Some(Some(_))) => false,
+            (Some(Some(a)), Some(Some(b))) => Arc::ptr_eq(a, b) || a.is_subset(b),
+        };
+        let arrays = match (&self.array, &other.array) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.items.leq(&b.items)
+                        && match (&a.tuple, &b.tuple) {
+                            (_, None) => true,
+                            (None, Some(_)) => false,
+                            (Some(x), Some(y)) => {
+                                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.leq(q))
+                            }
+                        })
+            }
+        };
+        let objects = match (&self.object, &other.object) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.leq(b),
+        };
+        strings && arrays && objects
     }
 
     /// Read one step (a field or an index) of a value of this type.
@@ -221,11 +279,13 @@ impl Ty {
                     || self.number
                     || self.string.is_some()
                     || self.array.is_some();
-                match obj.fields.get(name) {
+                match obj.fields.get(name.as_str()) {
                     Some((t, always)) => Some(Read::Found(t.clone(), *always && !other_kinds)),
                     None => match &obj.rest {
                         Some(r) => Some(Read::Found((**r).clone(), false)),
-                        None => Some(Read::Missing(obj.fields.keys().cloned().collect())),
+                        None => Some(Read::Missing(
+                            obj.fields.keys().map(|k| k.to_string()).collect(),
+                        )),
                     },
                 }
             }
@@ -256,7 +316,7 @@ impl Ty {
         match first {
             Step::Field(name) => {
                 let mut obj = match (&self.object, self.any) {
-                    (Some(o), _) => o.clone(),
+                    (Some(o), _) => (**o).clone(),
                     // Writing into an unknown value: the others stay unknown.
                     (None, true) => Obj {
                         fields: BTreeMap::new(),
@@ -266,12 +326,12 @@ impl Ty {
                 };
                 let inner = obj
                     .fields
-                    .get(name)
+                    .get(name.as_str())
                     .map(|(t, _)| t.clone())
                     .or_else(|| obj.rest.as_ref().map(|r| (**r).clone()))
                     .unwrap_or_else(Ty::never);
                 obj.fields
-                    .insert(name.clone(), (inner.write(rest, value), true));
+                    .insert(Key::from(name.as_str()), (inner.write(rest, value), true));
                 Ty::object(obj)
             }
             Step::Index(i) => match &self.array {
@@ -284,7 +344,7 @@ impl Ty {
                     }
                     arr.items = arr.items.join(&arr.items.write(rest, value));
                     Ty {
-                        array: Some(Box::new(arr)),
+                        array: Some(Arc::new(arr)),
                         ..Ty::default()
                     }
                 }
@@ -305,14 +365,24 @@ impl Ty {
         if self.any {
             return self.clone();
         }
-        let mut obj = obj.clone();
-        match obj.fields.get_mut(name) {
+        // Already known: nothing to copy.
+        if present
+            && let Some((t, true)) = obj.fields.get(name.as_str())
+            && (rest.is_empty() || t.refine(rest, true) == *t)
+        {
+            return Ty {
+                object: self.object.clone(),
+                ..Ty::default()
+            };
+        }
+        let mut obj = (**obj).clone();
+        match obj.fields.get_mut(name.as_str()) {
             Some((t, always)) => {
                 if rest.is_empty() {
                     if present {
                         *always = true;
                     } else {
-                        obj.fields.remove(name);
+                        obj.fields.remove(name.as_str());
                     }
                 } else if present {
                     *t = t.refine(rest, true);
@@ -322,7 +392,7 @@ impl Ty {
             None if present => {
                 if let Some(r) = &obj.rest {
                     let t = (**r).refine(rest, true);
-                    obj.fields.insert(name.clone(), (t, true));
+                    obj.fields.insert(Key::from(name.as_str()), (t, true));
                 }
             }
             None => {}
@@ -332,7 +402,7 @@ impl Ty {
             Ty::object(obj)
         } else {
             Ty {
-                object: Some(obj),
+                object: Some(Arc::new(obj)),
                 ..self.clone()
             }
         }
@@ -365,7 +435,7 @@ impl Ty {
         {
             return None;
         }
-        self.string.as_ref()?.as_ref()
+        self.string.as_ref()?.as_deref()
     }
 
     /// A short description: the top-level fields of an object (`?` marks
@@ -430,6 +500,32 @@ impl Ty {
 }
 
 impl Obj {
+    fn leq(&self, other: &Obj) -> bool {
+        for (k, (t, always)) in &self.fields {
+            match other.fields.get(k) {
+                Some((u, must)) => {
+                    if (*must && !always) || !t.leq(u) {
+                        return false;
+                    }
+                }
+                None => match &other.rest {
+                    Some(r) if t.leq(r) => {}
+                    _ => return false,
+                },
+            }
+        }
+        for (k, (_, must)) in &other.fields {
+            if *must && !self.fields.contains_key(k) {
+                return false;
+            }
+        }
+        match (&self.rest, &other.rest) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(r), Some(q)) => r.leq(q),
+        }
+    }
+
     fn join(&self, other: &Obj) -> Obj {
         let mut fields = BTreeMap::new();
         for (k, (t, always)) in &self.fields {
@@ -482,6 +578,8 @@ mod tests {
         assert!(matches!(field(&j, "y"), Some(Read::Found(_, false))));
         assert!(matches!(field(&j, "w"), Some(Read::Missing(f)) if f.len() == 3));
         assert_eq!(j.shape(), "{x, y?, z?}");
+        assert!(a.leq(&j) && b.leq(&j) && !j.leq(&a));
+        assert!(j.leq(&j.join(&a)) && j.join(&a).leq(&j));
         assert!(j.join(&Ty::any()).any);
     }
 

@@ -20,6 +20,8 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::{Arr, Obj, Ty};
@@ -315,10 +317,10 @@ impl<'a> Reader<'a> {
             t.string = Some(None);
         }
         if want("array") {
-            t.array = Some(Box::new(self.array(obj, ptr, depth)));
+            t.array = Some(Arc::new(self.array(obj, ptr, depth)));
         }
         if want("object") {
-            t.object = Some(self.object(obj, ptr, depth));
+            t.object = Some(Arc::new(self.object(obj, ptr, depth)));
         }
         Some(t)
     }
@@ -332,13 +334,16 @@ impl<'a> Reader<'a> {
         if let Some(Value::Object(props)) = obj.get("properties") {
             for (k, s) in props {
                 let t = self.sub(s, &format!("{ptr}/properties/{}", escape(k)), depth);
-                fields.insert(k.clone(), (t, required.contains(&k.as_str())));
+                fields.insert(
+                    super::Key::from(k.as_str()),
+                    (t, required.contains(&k.as_str())),
+                );
             }
         }
         // Required fields the properties do not describe: present, unknown.
         for r in &required {
             fields
-                .entry((*r).to_string())
+                .entry(super::Key::from(*r))
                 .or_insert_with(|| (Ty::any(), true));
         }
         let rest = match obj.get("additionalProperties") {
@@ -515,13 +520,15 @@ fn merge(a: &Ty, b: &Ty) -> Ty {
         boolean: a.boolean && b.boolean,
         number: a.number && b.number,
         string: match (&a.string, &b.string) {
-            (Some(Some(x)), Some(Some(y))) => Some(Some(x.intersection(y).cloned().collect())),
+            (Some(Some(x)), Some(Some(y))) => {
+                Some(Some(Arc::new(x.intersection(y).cloned().collect())))
+            }
             (Some(Some(x)), Some(None)) | (Some(None), Some(Some(x))) => Some(Some(x.clone())),
             (Some(None), Some(None)) => Some(None),
             _ => None,
         },
         array: match (&a.array, &b.array) {
-            (Some(x), Some(y)) => Some(Box::new(Arr {
+            (Some(x), Some(y)) => Some(Arc::new(Arr {
                 items: merge(&x.items, &y.items),
                 tuple: x.tuple.clone().or_else(|| y.tuple.clone()),
             })),
@@ -545,7 +552,7 @@ fn merge(a: &Ty, b: &Ty) -> Ty {
                     (Some(p), Some(q)) => Some(Box::new(merge(p, q))),
                     _ => None,
                 };
-                Some(Obj { fields, rest })
+                Some(Arc::new(Obj { fields, rest }))
             }
             _ => None,
         },
