@@ -23,6 +23,8 @@ use serde_json::Value;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::load::suggest;
 use crate::source::{Node, NodeKind};
+use crate::types::Ty;
+use crate::types::schema::SchemaFile;
 
 /// One step as validation checks its callers.
 #[derive(Debug, Clone)]
@@ -37,6 +39,36 @@ pub struct StepSpec {
     /// The errors it can raise (`Step.Reason`), besides the `States.*`
     /// errors of any task.
     pub errors: Vec<String>,
+    /// `output` as a type, read from the schema once, when first needed.
+    output_type: OnceLock<Ty>,
+}
+
+impl StepSpec {
+    pub fn new(resource: String, input: Value, output: Value, errors: Vec<String>) -> StepSpec {
+        StepSpec {
+            resource,
+            input,
+            output,
+            errors,
+            output_type: OnceLock::new(),
+        }
+    }
+
+    /// The type of the step's result (unknown when it declares none).
+    pub fn output_type(&self) -> &Ty {
+        self.output_type.get_or_init(|| {
+            if self.output.is_null() {
+                Ty::any()
+            } else {
+                SchemaFile {
+                    file: format!("the contract of {}", self.resource),
+                    root: self.output.clone(),
+                }
+                .to_ty()
+                .0
+            }
+        })
+    }
 }
 
 /// Where the steps come from (the binary's contracts), read on the first
@@ -262,9 +294,9 @@ mod tests {
     use serde_json::json;
 
     fn steps() -> Vec<StepSpec> {
-        vec![StepSpec {
-            resource: "piflow:ecs-blue-green".into(),
-            input: json!({
+        vec![StepSpec::new(
+            "piflow:ecs-blue-green".into(),
+            json!({
                 "type": "object",
                 "required": ["service", "cluster"],
                 "properties": {
@@ -275,9 +307,9 @@ mod tests {
                 },
                 "additionalProperties": false,
             }),
-            output: Value::Null,
-            errors: vec![],
-        }]
+            Value::Null,
+            vec![],
+        )]
     }
 
     fn codes(def: &str) -> Vec<(Code, String)> {

@@ -168,15 +168,15 @@ fn install_steps() {
 
 fn test_steps() -> Option<Vec<piflow_asl::steps::StepSpec>> {
     Some(vec![
-        piflow_asl::steps::StepSpec {
-            resource: "piflow:lint".into(),
-            input: serde_json::json!({"type": "object"}),
-            output: serde_json::Value::Null,
-            errors: vec!["Lint.Failed".into()],
-        },
-        piflow_asl::steps::StepSpec {
-            resource: "piflow:ecs-blue-green".into(),
-            input: serde_json::json!({
+        piflow_asl::steps::StepSpec::new(
+            "piflow:lint".into(),
+            serde_json::json!({"type": "object"}),
+            serde_json::Value::Null,
+            vec!["Lint.Failed".into()],
+        ),
+        piflow_asl::steps::StepSpec::new(
+            "piflow:ecs-blue-green".into(),
+            serde_json::json!({
                 "type": "object",
                 "required": ["cluster", "service"],
                 "properties": {
@@ -187,7 +187,7 @@ fn test_steps() -> Option<Vec<piflow_asl::steps::StepSpec>> {
                 },
                 "additionalProperties": false,
             }),
-            output: serde_json::json!({
+            serde_json::json!({
                 "type": "object",
                 "required": ["service", "task_definition"],
                 "properties": {
@@ -197,8 +197,8 @@ fn test_steps() -> Option<Vec<piflow_asl::steps::StepSpec>> {
                 },
                 "additionalProperties": false,
             }),
-            errors: vec!["BlueGreen.RolledBack".into(), "BlueGreen.Failed".into()],
-        },
+            vec!["BlueGreen.RolledBack".into(), "BlueGreen.Failed".into()],
+        ),
     ])
 }
 

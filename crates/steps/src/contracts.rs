@@ -97,11 +97,13 @@ pub fn step_specs() -> Option<Vec<piflow_asl::steps::StepSpec>> {
     Some(
         contracts
             .into_iter()
-            .map(|c| piflow_asl::steps::StepSpec {
-                resource: c.resource,
-                input: c.input,
-                output: c.output,
-                errors: c.errors.into_iter().map(|e| e.error).collect(),
+            .map(|c| {
+                piflow_asl::steps::StepSpec::new(
+                    c.resource,
+                    c.input,
+                    c.output,
+                    c.errors.into_iter().map(|e| e.error).collect(),
+                )
             })
             .collect(),
     )

@@ -92,13 +92,8 @@ pub struct EdgeType {
     pub ty: Ty,
 }
 
-struct StepInfo<'a> {
-    spec: &'a StepSpec,
-    output: Ty,
-}
-
 struct Checker<'a> {
-    steps: HashMap<&'a str, StepInfo<'a>>,
+    steps: HashMap<&'a str, &'a StepSpec>,
     execution_input: Ty,
     diagnostics: Vec<Diagnostic>,
     /// Edge types are kept only for drawing.
@@ -121,19 +116,7 @@ pub fn check(
         steps: typing
             .steps
             .iter()
-            .map(|s| {
-                let output = if s.output.is_null() {
-                    Ty::any()
-                } else {
-                    super::schema::SchemaFile {
-                        file: format!("the contract of {}", s.resource),
-                        root: s.output.clone(),
-                    }
-                    .to_ty()
-                    .0
-                };
-                (s.resource.as_str(), StepInfo { spec: s, output })
-            })
+            .map(|s| (s.resource.as_str(), s))
             .collect(),
         execution_input: input.clone(),
         diagnostics: Vec::new(),
@@ -449,7 +432,7 @@ impl<'a> Checker<'a> {
                     crate::model::ResourceKind::Piflow(_) => self
                         .steps
                         .get(base_resource(&task.resource))
-                        .map(|s| (s.spec, s.output.clone())),
+                        .map(|s| (*s, s.output_type().clone())),
                     _ => None,
                 };
                 if let Some(params) = &task.io.parameters {
@@ -641,7 +624,7 @@ impl<'a> Checker<'a> {
                 crate::model::ResourceKind::Piflow(_) => {
                     match self.steps.get(base_resource(&t.resource)) {
                         Some(s) => {
-                            set.extend(s.spec.errors.iter().cloned());
+                            set.extend(s.errors.iter().cloned());
                             true
                         }
                         None => false,
@@ -953,7 +936,7 @@ impl<'a> Checker<'a> {
                     crate::model::ResourceKind::Piflow(_) => self
                         .steps
                         .get(base_resource(&t.resource))
-                        .map(|s| s.output.clone())
+                        .map(|s| s.output_type().clone())
                         .unwrap_or_else(Ty::any),
                     _ => Ty::any(),
                 };
