@@ -621,7 +621,8 @@ impl<'a> Checker<'a> {
     fn collect_raisable(&self, state: &State, set: &mut BTreeSet<String>) -> bool {
         match &state.kind {
             StateKind::Task(t) => match &t.resource_kind {
-                crate::model::ResourceKind::Piflow(_) => {
+                // A task token is answered with any error its answerer names.
+                crate::model::ResourceKind::Piflow(_) if !t.resource_kind.waits_for_token() => {
                     match self.steps.get(base_resource(&t.resource)) {
                         Some(s) => {
                             set.extend(s.errors.iter().cloned());
@@ -1346,7 +1347,9 @@ pub fn check_errors(machine: &StateMachine, steps: &[StepSpec], out: &mut Vec<Di
     fn walk(scope: &Scope, steps: &[StepSpec], out: &mut Vec<Diagnostic>) {
         for state in scope.states.values() {
             match &state.kind {
-                StateKind::Task(t) => {
+                // A `.waitForTaskToken` step ends with whatever error its
+                // answerer sends (`send-task-failure --error`): not checked.
+                StateKind::Task(t) if !t.resource_kind.waits_for_token() => {
                     if let crate::model::ResourceKind::Piflow(_) = t.resource_kind {
                         let base = base_resource(&t.resource);
                         if let Some(spec) = steps.iter().find(|s| s.resource == base) {
