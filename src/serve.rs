@@ -56,6 +56,7 @@ use piflow_triggers::service::{
 };
 
 mod conn;
+mod sfn;
 
 /// The largest request body: an execution's input limit (256 KiB).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -243,6 +244,8 @@ struct App {
     /// when it reaches [`SEEN_LIMIT`] (the store still dedupes).
     seen: Mutex<HashMap<String, Vec<String>>>,
     stopping: AtomicBool,
+    /// The Step Functions API (`POST /`), with its key pairs.
+    api: piflow_sfn_api::Api,
     /// How long a request body may take to arrive.
     body_timeout: Duration,
 }
@@ -1055,7 +1058,7 @@ async fn uniform_errors(mut res: Response) -> Response {
         || res
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|c| c == "application/json")
+            .is_some_and(|c| c == "application/json" || c == piflow_sfn_api::api::CONTENT_TYPE)
     {
         return res;
     }
@@ -1129,6 +1132,14 @@ async fn check_head(req: Request, next: Next) -> Response {
 }
 
 fn app_router(app: Shared) -> Router {
+    // The Step Functions API takes definitions of up to 1 MiB: its own
+    // body limit.
+    let api = Router::new()
+        .route("/", post(sfn::post_api))
+        .route_layer(tower_http::limit::RequestBodyLimitLayer::new(
+            piflow_sfn_api::api::MAX_BODY,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), track));
     Router::new()
         .route("/events", post(post_events))
         .route("/webhooks/github", post(post_github))
@@ -1145,9 +1156,10 @@ fn app_router(app: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), track))
+        .route_layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .merge(api)
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::map_response(uniform_errors))
         .layer(axum::middleware::from_fn(check_head))
         .with_state(app)
@@ -1227,6 +1239,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
     };
     let secrets = Secrets::from_env();
+    let api_keys = match piflow_sfn_api::sigv4::KeyPairs::from_env() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("piflow: error: [{}] {e}", e.code());
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let api_on = api_keys.is_some();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1258,11 +1278,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             running: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            api: piflow_sfn_api::Api::new(api_keys),
             body_timeout: args.body_timeout,
         });
         println!("piflow serve: listening on http://{local}");
         eprintln!(
-            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, GET /executions {}, webhooks: github {}, gitlab {}",
+            "piflow serve: {n_events} event rule(s), {n_tags} tag rule(s) from {shown}; POST /events {}, GET /executions {}, webhooks: github {}, gitlab {}, Step Functions API (POST /) {}",
             match (&secrets.api_key, &secrets.hmac) {
                 (None, None) => "off (set PIFLOW_API_KEY or PIFLOW_HMAC_SECRET)",
                 _ => "on",
@@ -1273,6 +1294,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             },
             if secrets.github.is_some() { "on" } else { "off" },
             if secrets.gitlab.is_some() { "on" } else { "off" },
+            if api_on {
+                "on"
+            } else {
+                "off (set PIFLOW_API_ACCESS_KEY_ID and PIFLOW_API_SECRET_ACCESS_KEY)"
+            },
         );
         recover(&app).await;
         if args.orphan_scan > 0 {

@@ -3,7 +3,8 @@
 # the repository root, with moto's server (the project's AWS for tests,
 # started through moto_server.py beside this file), boto3, cfn-lint (the
 # `piflow:lint` step), checkov (the `piflow:security-scan` step) and cbor2
-# (moto_server.py's AWS Health, which speaks CBOR), at the
+# (moto_server.py's AWS Health, which speaks CBOR) and the AWS CLI (a real
+# client of piflow serve's Step Functions API, tests/it/sfn_api.rs), at the
 # versions pinned below (the ones docs/store.md, docs/workflows.md and the
 # tests were checked with). checkov 3.2.459 is the newest that accepts the
 # pinned boto3 (3.3.x pulls boto3 back to 1.35).
@@ -27,6 +28,8 @@ BOTO3=1.44.5
 CFN_LINT=1.58.0
 CHECKOV=3.2.459
 CBOR2=5.7.1
+# The AWS CLI release whose botocore is the one boto3 $BOTO3 brings.
+AWSCLI=1.46.3
 # The installer: uv (from PyPI, into the venv) installs the packages above
 # in about 27 s where pip takes about 65 s (measured on the two-core
 # project machine with a warm cache); pip does it when uv cannot.
@@ -40,17 +43,17 @@ py="$venv/bin/python"
 # flask and flask_cors, which its [server] extra brings).
 ready() {
   [ -x "$py" ] || return 1
-  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" "$CHECKOV" "$CBOR2" >/dev/null 2>&1 <<'PY'
+  "$py" - "$MOTO" "$BOTO3" "$CFN_LINT" "$CHECKOV" "$CBOR2" "$AWSCLI" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
-import boto3, cbor2, cfnlint, checkov, flask, flask_cors, moto  # noqa: F401
+import awscli, boto3, cbor2, cfnlint, checkov, flask, flask_cors, moto  # noqa: F401
 want = {"moto": sys.argv[1], "boto3": sys.argv[2], "cfn-lint": sys.argv[3],
-        "checkov": sys.argv[4], "cbor2": sys.argv[5]}
+        "checkov": sys.argv[4], "cbor2": sys.argv[5], "awscli": sys.argv[6]}
 sys.exit(0 if all(version(name) == v for name, v in want.items()) else 1)
 PY
 }
 
-pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT checkov==$CHECKOV cbor2==$CBOR2"
+pinned="moto[server]==$MOTO boto3==$BOTO3 cfn-lint==$CFN_LINT checkov==$CHECKOV cbor2==$CBOR2 awscli==$AWSCLI"
 
 if ready; then
   echo "emulator: .emu/venv is ready ($pinned)"
@@ -74,7 +77,7 @@ if ! { [ -x "$py" ] && "$py" -m pip --version >/dev/null 2>&1; }; then
 fi
 
 echo "emulator: installing $pinned into .emu/venv (about 30 s)"
-packages=("moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT" "checkov==$CHECKOV" "cbor2==$CBOR2")
+packages=("moto[server]==$MOTO" "boto3==$BOTO3" "cfn-lint==$CFN_LINT" "checkov==$CHECKOV" "cbor2==$CBOR2" "awscli==$AWSCLI")
 installed=""
 if "$py" -m pip install --quiet --disable-pip-version-check --retries 3 "uv==$UV" >/dev/null 2>&1 \
   && [ -x "$venv/bin/uv" ]; then

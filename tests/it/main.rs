@@ -22,6 +22,7 @@ mod deploy_stepfunctions;
 mod deploy_triggers;
 mod release_product;
 mod serve;
+mod sfn_api;
 mod steps_bluegreen;
 mod steps_cfn;
 mod steps_health;

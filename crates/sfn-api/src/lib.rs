@@ -15,3 +15,7 @@
 //! hands requests here), an AWS SDK crate, a panic on any input.
 
 pub mod sigv4;
+pub mod api;
+pub mod ops;
+
+pub use api::{Answer, Api, ApiError};
