@@ -46,8 +46,8 @@ def error_of(call):
         }
 
 
-def signed_request(endpoint, body, when=None):
-    """A ValidateStateMachineDefinition request signed as botocore signs it."""
+def signed_request(endpoint, body, when=None, target="ValidateStateMachineDefinition"):
+    """A request signed as botocore signs it."""
     session = boto3.session.Session()
     creds = session.get_credentials()
     req = AWSRequest(
@@ -56,23 +56,28 @@ def signed_request(endpoint, body, when=None):
         data=body,
         headers={
             "Content-Type": "application/x-amz-json-1.0",
-            "X-Amz-Target": "AWSStepFunctions.ValidateStateMachineDefinition",
+            "X-Amz-Target": "AWSStepFunctions." + target,
         },
     )
     if when is None:
         SigV4Auth(creds, "states", session.region_name).add_auth(req)
     else:
-        with mock.patch("botocore.auth.datetime") as dt:
-            dt.datetime.now.return_value = when
-            dt.datetime.utcnow.return_value = when
-            dt.timezone = datetime.timezone
+        # botocore reads its clock through get_current_datetime (naive UTC).
+        naive = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        with mock.patch(
+            "botocore.auth.get_current_datetime", lambda remove_tzinfo=True: naive
+        ):
             SigV4Auth(creds, "states", session.region_name).add_auth(req)
     return req
 
 
-def send(req):
+def send(req, body=None):
+    """Send a signed request as it is (or with another body)."""
     r = urllib.request.Request(
-        req.url, data=req.body, headers=dict(req.headers.items()), method="POST"
+        req.url,
+        data=req.body if body is None else body,
+        headers=dict(req.headers.items()),
+        method="POST",
     )
     try:
         with urllib.request.urlopen(r) as res:
@@ -107,12 +112,20 @@ def main():
         old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6)
         out = send(signed_request(endpoint, body, when=old))
     elif check == "replay":
-        req = signed_request(endpoint, body)
-        out = {"first": send(req), "second": send(req)}
+        # A read may be sent again; a change may not.
+        read = signed_request(endpoint, body)
+        change = signed_request(
+            endpoint,
+            json.dumps({"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:x"}).encode(),
+            target="StartExecution",
+        )
+        out = {
+            "read": [send(read), send(read)],
+            "change": [send(change), send(change)],
+        }
     elif check == "tampered":
         req = signed_request(endpoint, body)
-        req.data = req.body = body.replace(b"Pass", b"Wait")
-        out = send(req)
+        out = send(req, body=body.replace(b"Pass", b"Wait"))
     else:
         raise SystemExit(f"unknown check {check}")
     json.dump(out, sys.stdout, default=str)

@@ -46,6 +46,12 @@ fn registry() -> BTreeMap<&'static str, Codes> {
         ("PatternErrorKind", piflow_triggers::PatternErrorKind::CODES),
         ("TransformError", piflow_triggers::TransformError::CODES),
     ]);
+    #[cfg(feature = "serve")]
+    {
+        r.insert("ApiError", piflow_sfn_api::ApiError::CODES);
+        r.insert("AuthError", piflow_sfn_api::sigv4::AuthError::CODES);
+        r.insert("KeyPairsError", piflow_sfn_api::sigv4::KeyPairsError::CODES);
+    }
     #[cfg(feature = "deploy")]
     {
         r.insert(

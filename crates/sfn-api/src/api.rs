@@ -42,9 +42,18 @@ pub struct ApiError {
 impl ApiError {
     /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
     pub const CODES: &[(&str, &str)] = &[
-        ("api-off", "the server has no key pair: the Step Functions API is refused"),
-        ("api-unknown-operation", "X-Amz-Target names no operation piflow answers"),
-        ("api-bad-request", "the body is not a JSON object, or a field breaks AWS's constraints"),
+        (
+            "api-off",
+            "the server has no key pair: the Step Functions API is refused",
+        ),
+        (
+            "api-unknown-operation",
+            "X-Amz-Target names no operation piflow answers",
+        ),
+        (
+            "api-bad-request",
+            "the body is not a JSON object, or a field breaks AWS's constraints",
+        ),
     ];
 
     pub fn code(&self) -> &'static str {
@@ -125,7 +134,17 @@ impl Api {
             }
             .answer();
         };
-        if let Err(e) = sigv4::verify(&req.signed, keys, now, &self.replay) {
+        // A replayed request is refused when it would change something; an
+        // operation that only reads may be sent again (an SDK polling
+        // DescribeExecution twice within a second signs the same bytes).
+        let target = req.header("x-amz-target").unwrap_or_default();
+        let once = ReplayGuard::default();
+        let replay = if reads_only(target) {
+            &once
+        } else {
+            &self.replay
+        };
+        if let Err(e) = sigv4::verify(&req.signed, keys, now, replay) {
             return Answer {
                 status: e.status(),
                 body: json!({"__type": e.aws_type(), "message": e.to_string()}),
@@ -160,6 +179,16 @@ impl Api {
             }),
         }
     }
+}
+
+/// Does the operation only read (`Describe…`, `List…`, `Get…`,
+/// `Validate…`, `TestState`)?
+pub fn reads_only(target: &str) -> bool {
+    let op = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    ["Describe", "List", "Get", "Validate"]
+        .iter()
+        .any(|p| op.starts_with(p))
+        || op == "TestState"
 }
 
 /// The body: a JSON object (empty means `{}`).

@@ -14,8 +14,8 @@
 //! **Never:** an HTTP server (the binary's `serve` is the adapter that
 //! hands requests here), an AWS SDK crate, a panic on any input.
 
-pub mod sigv4;
 pub mod api;
 pub mod ops;
+pub mod sigv4;
 
 pub use api::{Answer, Api, ApiError};

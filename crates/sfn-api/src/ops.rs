@@ -56,3 +56,83 @@ pub fn validate(body: &Map<String, Value>) -> Result<Value, ApiError> {
         "truncated": truncated,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn answers_in_aws_shape_with_every_problem() {
+        let def = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Nxt": "B", "End": true}, "Z": {"Type": "Succeed"}}}"#;
+        let out = validate(&body(json!({"definition": def}))).unwrap();
+        assert_eq!(out["result"], "FAIL");
+        let codes: Vec<&str> = out["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["unknown-field", "unreachable-state"], "{out}");
+        assert_eq!(out["diagnostics"][0]["location"], "/States/A/Nxt");
+        assert_eq!(out["diagnostics"][0]["severity"], "ERROR");
+        let capped = validate(&body(json!({"definition": def, "maxResults": 1}))).unwrap();
+        assert_eq!(capped["diagnostics"].as_array().unwrap().len(), 1);
+        assert_eq!(capped["truncated"], true);
+        let ok = validate(&body(
+            json!({"definition": r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#}),
+        ))
+        .unwrap();
+        assert_eq!(
+            ok,
+            json!({"result": "OK", "diagnostics": [], "truncated": false})
+        );
+    }
+
+    #[test]
+    fn fields_outside_aws_constraints_are_refused_naming_them() {
+        let cases = [
+            (json!({}), "ValidationException", "'definition'"),
+            (
+                json!({"definition": ""}),
+                "ValidationException",
+                "length between 1 and 1048576",
+            ),
+            (
+                json!({"definition": 3}),
+                "SerializationException",
+                "must be a string",
+            ),
+            (
+                json!({"definition": "{}", "type": "FAST"}),
+                "ValidationException",
+                "[STANDARD, EXPRESS]",
+            ),
+            (
+                json!({"definition": "{}", "maxResults": 101}),
+                "ValidationException",
+                "between 0 and 100",
+            ),
+            (
+                json!({"definition": "{}", "severity": "INFO"}),
+                "ValidationException",
+                "[ERROR, WARNING]",
+            ),
+        ];
+        for (input, kind, says) in cases {
+            let e = validate(&body(input.clone())).unwrap_err();
+            assert_eq!(e.kind, kind, "{input}");
+            assert!(e.message.contains(says), "{input}: {}", e.message);
+            assert_eq!(e.status, 400);
+        }
+        let big = "x".repeat(MAX_DEFINITION + 1);
+        let e = validate(&body(json!({"definition": big}))).unwrap_err();
+        assert!(e.message.contains("1048576"), "{}", e.message);
+    }
+}

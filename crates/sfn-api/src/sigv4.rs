@@ -116,11 +116,11 @@ impl KeyPairs {
     /// when a value is empty or blank, not UTF-8, or an access key id is
     /// listed twice or holds a character a credential cannot carry. No
     /// message ever contains a secret.
-    pub fn from_env() -> Result<Option<KeyPairs>, ConfigError> {
+    pub fn from_env() -> Result<Option<KeyPairs>, KeyPairsError> {
         let read = |name: &'static str| match std::env::var(name) {
             Ok(value) => Ok(Some(value)),
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::new(format!(
+            Err(std::env::VarError::NotUnicode(_)) => Err(KeyPairsError::new(format!(
                 "{name} is not valid UTF-8: set it to the access key id(s) or secret(s) as plain text"
             ))),
         };
@@ -132,16 +132,16 @@ impl KeyPairs {
     pub fn from_values(
         access_key_ids: Option<String>,
         secrets: Option<String>,
-    ) -> Result<Option<KeyPairs>, ConfigError> {
+    ) -> Result<Option<KeyPairs>, KeyPairsError> {
         let (ids, secrets) = match (access_key_ids, secrets) {
             (None, None) => return Ok(None),
             (Some(_), None) => {
-                return Err(ConfigError::new(format!(
+                return Err(KeyPairsError::new(format!(
                     "{ACCESS_KEY_ID_VAR} is set but {SECRET_ACCESS_KEY_VAR} is not: set both, or neither to serve the API without authentication"
                 )));
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new(format!(
+                return Err(KeyPairsError::new(format!(
                     "{SECRET_ACCESS_KEY_VAR} is set but {ACCESS_KEY_ID_VAR} is not: set both, or neither to serve the API without authentication"
                 )));
             }
@@ -150,7 +150,7 @@ impl KeyPairs {
         let ids: Vec<String> = ids.split(',').map(|s| s.trim().to_string()).collect();
         let secrets: Vec<String> = secrets.split(',').map(|s| s.trim().to_string()).collect();
         if ids.len() != secrets.len() {
-            return Err(ConfigError::new(format!(
+            return Err(KeyPairsError::new(format!(
                 "{ACCESS_KEY_ID_VAR} lists {} access key id(s) but {SECRET_ACCESS_KEY_VAR} lists {} secret(s): give one secret per access key id, in the same order, both comma-separated",
                 ids.len(),
                 secrets.len()
@@ -169,7 +169,7 @@ impl KeyPairs {
     /// whitespace (a credential could not carry it).
     pub fn from_pairs(
         pairs: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<KeyPairs, ConfigError> {
+    ) -> Result<KeyPairs, KeyPairsError> {
         Self::build(pairs, "access key id", "secret access key")
     }
 
@@ -177,17 +177,17 @@ impl KeyPairs {
         pairs: impl IntoIterator<Item = (String, String)>,
         id_name: &str,
         secret_name: &str,
-    ) -> Result<KeyPairs, ConfigError> {
+    ) -> Result<KeyPairs, KeyPairsError> {
         let mut secrets = HashMap::new();
         for (n, (id, secret)) in pairs.into_iter().enumerate() {
             let nth = n + 1;
             if id.trim().is_empty() {
-                return Err(ConfigError::new(format!(
+                return Err(KeyPairsError::new(format!(
                     "{id_name}: access key id #{nth} is empty"
                 )));
             }
             if secret.trim().is_empty() {
-                return Err(ConfigError::new(format!(
+                return Err(KeyPairsError::new(format!(
                     "{secret_name}: secret #{nth} (for access key id '{id}') is empty"
                 )));
             }
@@ -195,19 +195,19 @@ impl KeyPairs {
                 .chars()
                 .find(|c| matches!(c, '/' | ',' | '=') || c.is_whitespace() || c.is_control())
             {
-                return Err(ConfigError::new(format!(
+                return Err(KeyPairsError::new(format!(
                     "{id_name}: access key id #{nth} '{}' holds {c:?}, which a SigV4 credential cannot carry: use letters and digits",
                     id.escape_debug()
                 )));
             }
             if secrets.insert(id.clone(), secret).is_some() {
-                return Err(ConfigError::new(format!(
+                return Err(KeyPairsError::new(format!(
                     "{id_name}: access key id '{id}' is listed twice"
                 )));
             }
         }
         if secrets.is_empty() {
-            return Err(ConfigError::new(format!("{id_name}: no key pair given")));
+            return Err(KeyPairsError::new(format!("{id_name}: no key pair given")));
         }
         Ok(KeyPairs { secrets })
     }
@@ -236,11 +236,11 @@ impl KeyPairs {
 /// (or the pair) and never contains a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct ConfigError {
+pub struct KeyPairsError {
     message: String,
 }
 
-impl ConfigError {
+impl KeyPairsError {
     /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
     pub const CODES: &[(&str, &str)] = &[(
         "api-keys-invalid",
@@ -248,7 +248,7 @@ impl ConfigError {
     )];
 
     fn new(message: String) -> Self {
-        ConfigError { message }
+        KeyPairsError { message }
     }
 
     pub fn code(&self) -> &'static str {
@@ -2126,7 +2126,7 @@ mod tests {
     // -----------------------------------------------------------------------
     // Key pairs
 
-    fn values(ids: Option<&str>, secrets: Option<&str>) -> Result<Option<KeyPairs>, ConfigError> {
+    fn values(ids: Option<&str>, secrets: Option<&str>) -> Result<Option<KeyPairs>, KeyPairsError> {
         KeyPairs::from_values(ids.map(str::to_string), secrets.map(str::to_string))
     }
 
@@ -2194,7 +2194,7 @@ mod tests {
         ] {
             let e = values(ids, secrets).unwrap_err();
             assert_eq!(e.code(), "api-keys-invalid");
-            assert!(ConfigError::CODES.iter().any(|(c, _)| *c == e.code()));
+            assert!(KeyPairsError::CODES.iter().any(|(c, _)| *c == e.code()));
             assert!(!e.to_string().contains("s1"));
         }
     }
@@ -2262,10 +2262,10 @@ mod tests {
             assert_eq!(e.status(), 400);
         }
         assert_eq!(
-            ConfigError::CODES,
+            KeyPairsError::CODES,
             &[(
-                ConfigError::new(String::new()).code(),
-                ConfigError::CODES[0].1
+                KeyPairsError::new(String::new()).code(),
+                KeyPairsError::CODES[0].1
             )]
         );
     }
