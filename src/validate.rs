@@ -11,7 +11,7 @@ use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
 use piflow_asl::file::{ReadError, read_text};
 use piflow_asl::{
     Code, Diagnostic, Format, LoadOptions, MachineType, Severity, SourceText, source,
-    validate_parsed_with, validate_text_with,
+    validate_parsed_with, validate_text,
 };
 use piflow_triggers::service::workflow::workflow_schemas;
 
@@ -75,8 +75,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         };
         let format = Format::from_path(&shown);
-        // A workflow with schemas/NAME.input.json beside it is type-checked.
-        let schemas = workflow_schemas(&path, None);
         // Read once: in a directory, a file not named `*.asl.*` is checked
         // only when its top level looks like a state machine (so mock and
         // schema files are skipped).
@@ -87,10 +85,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     skipped += 1;
                     continue;
                 }
+                // A workflow with schemas/NAME.input.json beside it is
+                // type-checked.
+                let schemas = workflow_schemas(&path, None);
                 validate_parsed_with(&shown, &text, node, options, &schemas)
             }
             // Syntax errors: validate_text reports them with their position.
-            Err(_) => validate_text_with(&shown, &text, format, options, &schemas),
+            Err(_) => validate_text(&shown, &text, format, options),
         };
         // The source is kept only to show the offending lines.
         let source = (!v.diagnostics.is_empty()).then(|| SourceText::new(shown.clone(), text));

@@ -296,7 +296,12 @@ impl Workflow {
         let shown = path.display().to_string();
         let text = read_text(path)?;
         // The data paths are type-checked against the workflow's schemas.
-        let schemas = workflow_schemas(path, schema_base);
+        let name = workflow_name(path);
+        let schema_path = input_schema_path(path, schema_base, &name);
+        let schemas = Schemas::read(
+            schema_path.as_deref(),
+            output_schema_path(path, schema_base, &name).as_deref(),
+        );
         let v = validate_text_with(
             &shown,
             &text,
@@ -307,10 +312,9 @@ impl Workflow {
         let valid = v.is_valid();
         match v.machine {
             Some(machine) if valid => {
-                let name = workflow_name(path);
                 Ok(Workflow {
                     path: path.to_path_buf(),
-                    schema_path: input_schema_path(path, schema_base, &name),
+                    schema_path,
                     schema_root: schemas.input.map(|s| s.root),
                     name,
                     definition: text,
