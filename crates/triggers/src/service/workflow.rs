@@ -311,18 +311,16 @@ impl Workflow {
         );
         let valid = v.is_valid();
         match v.machine {
-            Some(machine) if valid => {
-                Ok(Workflow {
-                    path: path.to_path_buf(),
-                    schema_path,
-                    schema_root: schemas.input.map(|s| s.root),
-                    name,
-                    definition: text,
-                    machine,
-                    schema: OnceLock::new(),
-                    source_commit: OnceLock::new(),
-                })
-            }
+            Some(machine) if valid => Ok(Workflow {
+                path: path.to_path_buf(),
+                schema_path,
+                schema_root: schemas.input.map(|s| s.root),
+                name,
+                definition: text,
+                machine,
+                schema: OnceLock::new(),
+                source_commit: OnceLock::new(),
+            }),
             _ => Err(WorkflowError::Invalid {
                 shown,
                 errors: v.diagnostics.into_iter().filter(|d| d.is_error()).collect(),
