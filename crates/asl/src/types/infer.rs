@@ -423,7 +423,7 @@ impl<'a> Checker<'a> {
                     (None, Some(v)) => Ty::of_value(v),
                     (None, None) => eff.clone(),
                 };
-                let after = self.result_path(&p.result_path, raw, result, state);
+                let after = result_path(&p.result_path, raw, result);
                 let t = self.output_path(state, after, ctx);
                 next(t, &mut outs);
             }
@@ -593,13 +593,13 @@ impl<'a> Checker<'a> {
             ),
             None => result,
         };
-        let after = self.result_path(&io.result_path, raw, result, state);
+        let after = result_path(&io.result_path, raw, result);
         let t = self.output_path(state, after, ctx);
         next(t, outs);
         let raisable = self.raisable(state);
         for (i, c) in io.catch.iter().enumerate() {
             let error = error_output(c, raisable.as_ref());
-            let t = self.result_path(&c.result_path, raw, error, state);
+            let t = result_path(&c.result_path, raw, error);
             outs.push(Out {
                 to: Some(c.next.as_str()),
                 kind: Some(EdgeKind::Catch(i)),
@@ -669,21 +669,6 @@ impl<'a> Checker<'a> {
         );
         for d in found {
             self.diag(d);
-        }
-    }
-
-    fn result_path(
-        &mut self,
-        rp: &Option<Nullable<ReferencePath>>,
-        raw: &Ty,
-        result: Ty,
-        _state: &State,
-    ) -> Ty {
-        match rp {
-            None => result,
-            Some(Nullable::Null) => raw.clone(),
-            Some(Nullable::Value(p)) if p.root == PathRoot::Input => raw.write(&p.steps, result),
-            Some(Nullable::Value(_)) => Ty::any(),
         }
     }
 
@@ -1365,4 +1350,15 @@ pub fn check_errors(machine: &StateMachine, steps: &[StepSpec], out: &mut Vec<Di
         }
     }
     walk(&machine.scope, steps, out);
+}
+
+/// The input with a state's result written where ResultPath says (`$`
+/// or absent: the result itself; null: the input unchanged).
+fn result_path(rp: &Option<Nullable<ReferencePath>>, raw: &Ty, result: Ty) -> Ty {
+    match rp {
+        None => result,
+        Some(Nullable::Null) => raw.clone(),
+        Some(Nullable::Value(p)) if p.root == PathRoot::Input => raw.write(&p.steps, result),
+        Some(Nullable::Value(_)) => Ty::any(),
+    }
 }
