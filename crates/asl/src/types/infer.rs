@@ -397,19 +397,6 @@ impl<'a> Checker<'a> {
                 &child_pointer(&state.pointer, "InputPath"),
             ),
         };
-        let next = |t: Ty, outs: &mut Vec<Out<'s>>| match &state.transition {
-            Transition::Next(n) => outs.push(Out {
-                to: Some(n.as_str()),
-                kind: Some(EdgeKind::Next),
-                ty: t,
-            }),
-            Transition::End => outs.push(Out {
-                to: None,
-                kind: None,
-                ty: t,
-            }),
-            Transition::Terminal => {}
-        };
         match &state.kind {
             StateKind::Pass(p) => {
                 let result = match (&p.parameters, &p.result) {
@@ -425,7 +412,7 @@ impl<'a> Checker<'a> {
                 };
                 let after = result_path(&p.result_path, raw, result);
                 let t = self.output_path(state, after, ctx);
-                next(t, &mut outs);
+                outs.extend(transition_out(state, t));
             }
             StateKind::Task(task) => {
                 let step = match &task.resource_kind {
@@ -443,7 +430,7 @@ impl<'a> Checker<'a> {
                     }
                 }
                 let result = step.map(|(_, o)| o).unwrap_or_else(Ty::any);
-                self.result_edges(state, &task.io, raw, result, ctx, &mut outs, &next);
+                self.result_edges(state, &task.io, raw, result, ctx, &mut outs);
             }
             StateKind::Choice(choice) => {
                 let mut rest = eff.clone();
@@ -489,7 +476,7 @@ impl<'a> Checker<'a> {
                     );
                 }
                 let t = self.output_path(state, eff, ctx);
-                next(t, &mut outs);
+                outs.extend(transition_out(state, t));
             }
             StateKind::Succeed => {
                 let t = self.output_path(state, eff, ctx);
@@ -526,7 +513,7 @@ impl<'a> Checker<'a> {
                     })
                     .collect();
                 self.scope_errors(state, &p.io, p.branches.iter().collect());
-                self.result_edges(state, &p.io, raw, Ty::tuple(results), ctx, &mut outs, &next);
+                self.result_edges(state, &p.io, raw, Ty::tuple(results), ctx, &mut outs);
             }
             StateKind::Map(m) => {
                 // With an ItemReader, ItemsPath selects in what it reads.
@@ -564,7 +551,7 @@ impl<'a> Checker<'a> {
                 } else {
                     Ty::array(out)
                 };
-                self.result_edges(state, &m.io, raw, result, ctx, &mut outs, &next);
+                self.result_edges(state, &m.io, raw, result, ctx, &mut outs);
             }
         }
         outs
@@ -572,7 +559,6 @@ impl<'a> Checker<'a> {
 
     /// ResultSelector, ResultPath, OutputPath on success, and the Catch
     /// edges with their error outputs.
-    #[allow(clippy::too_many_arguments)]
     fn result_edges<'s>(
         &mut self,
         state: &'s State,
@@ -581,7 +567,6 @@ impl<'a> Checker<'a> {
         result: Ty,
         ctx: &Ty,
         outs: &mut Vec<Out<'s>>,
-        next: &dyn Fn(Ty, &mut Vec<Out<'s>>),
     ) {
         let result = match &io.result_selector {
             Some(t) => self.template(
@@ -595,7 +580,7 @@ impl<'a> Checker<'a> {
         };
         let after = result_path(&io.result_path, raw, result);
         let t = self.output_path(state, after, ctx);
-        next(t, outs);
+        outs.extend(transition_out(state, t));
         let raisable = self.raisable(state);
         for (i, c) in io.catch.iter().enumerate() {
             let error = error_output(c, raisable.as_ref());
@@ -980,26 +965,15 @@ impl<'a> Checker<'a> {
             Some(o) => self.template(o, raw, ctx, state, &child_pointer(&state.pointer, "Output")),
             None => natural,
         };
-        match &state.transition {
-            Transition::Next(n) => outs.push(Out {
-                to: Some(n.as_str()),
-                kind: Some(EdgeKind::Next),
-                ty: t,
-            }),
-            Transition::End => outs.push(Out {
+        match transition_out(state, t.clone()) {
+            Some(out) => outs.push(out),
+            // A Succeed state ends its scope with its output.
+            None if matches!(state.kind, StateKind::Succeed) => outs.push(Out {
                 to: None,
                 kind: None,
                 ty: t,
             }),
-            Transition::Terminal => {
-                if matches!(state.kind, StateKind::Succeed) {
-                    outs.push(Out {
-                        to: None,
-                        kind: None,
-                        ty: t,
-                    });
-                }
-            }
+            None => {}
         }
         if let Some(io) = io {
             for (i, c) in io.catch.iter().enumerate() {
@@ -1350,6 +1324,24 @@ pub fn check_errors(machine: &StateMachine, steps: &[StepSpec], out: &mut Vec<Di
         }
     }
     walk(&machine.scope, steps, out);
+}
+
+/// The edge a state's Next or End gives its output (`None`: the state
+/// decides for itself: Choice, Succeed, Fail).
+fn transition_out(state: &State, ty: Ty) -> Option<Out<'_>> {
+    match &state.transition {
+        Transition::Next(n) => Some(Out {
+            to: Some(n.as_str()),
+            kind: Some(EdgeKind::Next),
+            ty,
+        }),
+        Transition::End => Some(Out {
+            to: None,
+            kind: None,
+            ty,
+        }),
+        Transition::Terminal => None,
+    }
 }
 
 /// The input with a state's result written where ResultPath says (`$`
