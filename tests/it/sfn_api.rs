@@ -3,11 +3,12 @@
 //! SigV4 as they do for AWS (`integration/sfn-api/client.py` makes the
 //! boto3 calls and prints what came back).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
+
+use crate::common::serve::Server;
 
 const ACCESS_KEY: &str = "AKIDPIFLOWAPITEST";
 const SECRET: &str = "piflow-api-test-secret";
@@ -16,56 +17,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, keys: Option<(&str, &str)>) -> Server {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("piflow"));
-        cmd.current_dir(root())
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(dir.join("store.redb"))
-            .env_remove("PIFLOW_API_KEY")
-            .env_remove("PIFLOW_CONFIG")
-            .env_remove("PIFLOW_STORE")
-            .env_remove("PIFLOW_API_ACCESS_KEY_ID")
-            .env_remove("PIFLOW_API_SECRET_ACCESS_KEY")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("serve.log")).unwrap());
-        if let Some((id, secret)) = keys {
-            cmd.env("PIFLOW_API_ACCESS_KEY_ID", id)
-                .env("PIFLOW_API_SECRET_ACCESS_KEY", secret);
-        }
-        let mut child = cmd.spawn().expect("piflow serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("piflow serve: listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line {line:?}: {}",
-                    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
-                )
-            })
-            .to_string();
-        Server {
-            child,
-            url,
-            _stdout: stdout,
-        }
-    }
+/// `piflow serve` in `dir`, the API on with the test's key pair (or off).
+fn serve(dir: &Path, keys: bool) -> Server {
+    let pair = [
+        ("PIFLOW_API_ACCESS_KEY_ID", ACCESS_KEY),
+        ("PIFLOW_API_SECRET_ACCESS_KEY", SECRET),
+    ];
+    Server::start(dir, &[], if keys { &pair } else { &[] })
 }
 
 /// The standard AWS environment of a client holding `secret`.
@@ -100,7 +58,7 @@ fn boto3(server: &Server, check: &str, secret: &str) -> Value {
 #[test]
 fn boto3_and_the_aws_cli_validate_definitions() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some((ACCESS_KEY, SECRET)));
+    let server = serve(dir.path(), true);
 
     let ok = boto3(&server, "validate-ok", SECRET);
     assert_eq!(ok["ok"]["result"], "OK", "{ok}");
@@ -176,7 +134,7 @@ fn boto3_and_the_aws_cli_validate_definitions() {
 #[test]
 fn unsigned_wrongly_signed_stale_and_replayed_requests_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some((ACCESS_KEY, SECRET)));
+    let server = serve(dir.path(), true);
 
     let unsigned = boto3(&server, "unsigned", SECRET);
     assert_eq!(
@@ -230,7 +188,7 @@ fn unsigned_wrongly_signed_stale_and_replayed_requests_are_refused() {
 #[test]
 fn a_server_without_a_key_pair_refuses_the_api_naming_the_variables() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), None);
+    let server = serve(dir.path(), false);
     let off = boto3(&server, "validate-ok", SECRET);
     assert_eq!(off["error"], "AccessDeniedException", "{off}");
     assert_eq!(off["status"], 403, "{off}");

@@ -6,6 +6,7 @@ pub mod estate;
 pub mod health;
 pub mod moto;
 pub mod product;
+pub mod serve;
 pub mod steps;
 
 pub mod corpus;
