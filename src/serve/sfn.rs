@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use piflow_sfn_api::api::{CONTENT_TYPE, MAX_BODY, Request};
+use piflow_sfn_api::api::{CONTENT_TYPE, MAX_BODY};
 use piflow_sfn_api::sigv4;
 
 use super::Shared;
@@ -67,14 +67,12 @@ pub(super) async fn post_api(
             )
         })
         .collect();
-    let request = Request {
-        signed: sigv4::Request {
-            method: method.as_str(),
-            path: uri.path(),
-            query: uri.query().unwrap_or(""),
-            headers: &fields,
-            body: &bytes,
-        },
+    let request = sigv4::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &fields,
+        body: &bytes,
     };
     let a = app.api.handle(&request, chrono::Utc::now());
     answer(a.status, &a.body)

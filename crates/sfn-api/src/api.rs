@@ -94,21 +94,6 @@ pub struct Api {
     replay: ReplayGuard,
 }
 
-/// One request as received.
-pub struct Request<'a> {
-    pub signed: sigv4::Request<'a>,
-}
-
-impl Request<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.signed
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 impl Api {
     /// An API that accepts requests signed with one of `keys` (`None`: it
     /// refuses every request, naming the variables that turn it on).
@@ -125,7 +110,7 @@ impl Api {
     }
 
     /// Answer one request: authenticated first, then its operation.
-    pub fn handle(&self, req: &Request<'_>, now: chrono::DateTime<chrono::Utc>) -> Answer {
+    pub fn handle(&self, req: &sigv4::Request<'_>, now: chrono::DateTime<chrono::Utc>) -> Answer {
         let Some(keys) = &self.keys else {
             return ApiError {
                 kind: "AccessDeniedException",
@@ -137,27 +122,26 @@ impl Api {
         // A replayed request is refused when it would change something; an
         // operation that only reads may be sent again (an SDK polling
         // DescribeExecution twice within a second signs the same bytes).
-        let target = req.header("x-amz-target").unwrap_or_default();
+        let target = req.values("x-amz-target").next().unwrap_or_default();
         let once = ReplayGuard::default();
         let replay = if reads_only(target) {
             &once
         } else {
             &self.replay
         };
-        if let Err(e) = sigv4::verify(&req.signed, keys, now, replay) {
+        if let Err(e) = sigv4::verify(req, keys, now, replay) {
             return Answer {
                 status: e.status(),
                 body: json!({"__type": e.aws_type(), "message": e.to_string()}),
             };
         }
-        match self.operation(req) {
+        match self.operation(target, req.body) {
             Ok(body) => Answer::ok(body),
             Err(e) => e.answer(),
         }
     }
 
-    fn operation(&self, req: &Request<'_>) -> Result<Value, ApiError> {
-        let target = req.header("x-amz-target").unwrap_or_default();
+    fn operation(&self, target: &str, body: &[u8]) -> Result<Value, ApiError> {
         let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
             return Err(ApiError {
                 kind: "UnknownOperationException",
@@ -167,7 +151,7 @@ impl Api {
                 status: 400,
             });
         };
-        let body = parse_body(req.signed.body)?;
+        let body = parse_body(body)?;
         match op {
             "ValidateStateMachineDefinition" => crate::ops::validate(&body),
             other => Err(ApiError {

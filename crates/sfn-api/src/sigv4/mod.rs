@@ -279,7 +279,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     /// The values of every header named `name` (case-insensitively), in order.
-    fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
