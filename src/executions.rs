@@ -12,9 +12,9 @@ use super::store_cmds::StoreArg;
 use super::tasks::{Mocks, registry, service};
 use super::{EXIT_FAILED, EXIT_USAGE, OutputFormat, use_color};
 use piflow_engine::{EngineOptions, HistorySink, Status, SystemClock};
-use piflow_runner::{Finished, Runner, RunnerError, StartRequest, execution_of_token, id_from};
+use piflow_runner::{Answered, Finished, Runner, RunnerError, StartRequest, TokenState, id_from};
 use piflow_steps::AuditHandle;
-use piflow_store::{ExecutionRecord, Store, StoreError, StoredEvent, TaskAnswer};
+use piflow_store::{ExecutionRecord, Store, StoreError, StoredEvent};
 use piflow_triggers::TriggerService;
 
 #[derive(clap::Args, Debug)]
@@ -606,43 +606,35 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let Some(id) = execution_of_token(token) else {
-        eprintln!(
-            "piflow: error: [task-does-not-exist] {token:?} is not a piflow task token (EXECUTION_ARN:EVENT:ATTEMPT)"
-        );
-        return Ok(EXIT_USAGE);
-    };
-    let Some(rec) = store.execution(&id).await? else {
-        eprintln!(
-            "piflow: error: [task-does-not-exist] the execution of this token, {id}, does not exist"
-        );
-        return Ok(EXIT_USAGE);
-    };
-    if rec.status != Status::Running {
-        eprintln!(
-            "piflow: error: [task-does-not-exist] execution {id} is {}; its tasks no longer wait",
-            rec.status
-        );
-        return Ok(EXIT_FAILED);
-    }
-    match store
-        .answer_task(TaskAnswer {
-            token: token.to_string(),
-            outcome,
-            at: chrono::Utc::now(),
-        })
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
+    let r = runner(store, Mocks::default(), None, false);
+    let id = match r.answer_task(token, outcome, chrono::Utc::now()).await? {
+        Answered::Recorded(rec) => rec.id,
+        Answered::Refused(TokenState::NotAToken) => {
+            eprintln!(
+                "piflow: error: [task-does-not-exist] {token:?} is not a piflow task token (EXECUTION_ARN:EVENT:ATTEMPT)"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        Answered::Refused(TokenState::NoExecution(id)) => {
+            eprintln!(
+                "piflow: error: [task-does-not-exist] the execution of this token, {id}, does not exist"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        Answered::Refused(TokenState::Ended(rec) | TokenState::Open(rec)) => {
+            eprintln!(
+                "piflow: error: [task-does-not-exist] execution {} is {}; its tasks no longer wait",
+                rec.id, rec.status
+            );
+            return Ok(EXIT_FAILED);
+        }
+        Answered::Again => {
             eprintln!(
                 "piflow: error: [task-already-answered] this task token was already answered"
             );
             return Ok(EXIT_FAILED);
         }
-        Err(e) => return Err(e.into()),
-    }
-    let r = runner(store, Mocks::default(), None, false);
+    };
     let orphan = r
         .orphans()
         .await

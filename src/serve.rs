@@ -1268,7 +1268,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         };
         let local = listener.local_addr().context("reading the bound address")?;
-        let app = Arc::new(App {
+        let app = Arc::new_cyclic(|me: &std::sync::Weak<App>| App {
+            api: piflow_sfn_api::Api::new(
+                api_keys,
+                piflow_sfn_api::Backend {
+                    service: service.clone(),
+                    launcher: Arc::new(sfn::Launch(me.clone())),
+                    identity: piflow_sfn_api::Identity::from_env(),
+                },
+            ),
             service,
             store: store.clone(),
             rules,
@@ -1278,7 +1286,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             running: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
-            api: piflow_sfn_api::Api::new(api_keys),
             body_timeout: args.body_timeout,
         });
         println!("piflow serve: listening on http://{local}");

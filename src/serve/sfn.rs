@@ -74,6 +74,17 @@ pub(super) async fn post_api(
         headers: &fields,
         body: &bytes,
     };
-    let a = app.api.handle(&request, chrono::Utc::now());
+    let a = app.api.handle(&request, chrono::Utc::now()).await;
     answer(a.status, &a.body)
+}
+
+/// The API's executions run as tasks of the server, as every other start.
+pub(super) struct Launch(pub(super) std::sync::Weak<super::App>);
+
+impl piflow_sfn_api::Launcher for Launch {
+    fn launch(&self, id: String, env: Option<String>, run: piflow_sfn_api::Run) {
+        if let Some(app) = self.0.upgrade() {
+            app.spawn_run(id, env, run);
+        }
+    }
 }

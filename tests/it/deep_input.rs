@@ -204,7 +204,10 @@ fn record(id: &str, input: Value) -> ExecutionRecord {
         revision: 0,
         redrive_count: 0,
         stop_requested: None,
+        stop_reason: None,
         env: None,
+        version_arn: None,
+        alias_arn: None,
     }
 }
 

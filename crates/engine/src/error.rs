@@ -10,6 +10,16 @@ pub struct Failure {
     pub cause: Option<String>,
 }
 
+/// A stop without an error or a cause.
+impl From<()> for Failure {
+    fn from((): ()) -> Self {
+        Failure {
+            error: None,
+            cause: None,
+        }
+    }
+}
+
 impl Failure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
         Failure {

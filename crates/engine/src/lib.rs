@@ -22,6 +22,7 @@ mod interp;
 pub mod journal;
 pub mod jsonata_eval;
 pub mod tasks;
+pub mod test_state;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -209,13 +210,14 @@ impl Engine {
     }
 
     /// Run an execution until it ends or `stop` completes (StopExecution):
-    /// a stopped execution ends ABORTED with an ExecutionAborted event.
-    pub async fn run_until(
+    /// a stopped execution ends ABORTED with an ExecutionAborted event,
+    /// which carries the error and cause `stop` gives (`()`: none).
+    pub async fn run_until<O: Into<Failure>>(
         &self,
         request: ExecutionRequest,
-        stop: impl std::future::Future<Output = ()>,
+        stop: impl std::future::Future<Output = O>,
     ) -> ExecutionOutcome {
-        interp::run(self, request, stop).await
+        interp::run(self, request, async { stop.await.into() }).await
     }
 }
 

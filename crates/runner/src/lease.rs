@@ -239,7 +239,14 @@ async fn watch_requests(k: &Keeper) {
                 }
             }
         }
-        for token in k.tokens.open_tokens() {
+        // The registry holds the tokens of every execution of this runner:
+        // this keeper reads the answers to its own execution's.
+        let own = k
+            .tokens
+            .open_tokens()
+            .into_iter()
+            .filter(|t| crate::execution_of_token(t).as_deref() == Some(k.id.as_str()));
+        for token in own {
             match k.store.task_answer(&token).await {
                 Ok(Some(a)) => {
                     let text =

@@ -20,6 +20,7 @@ mod journal;
 mod lease;
 pub mod liveness;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,12 +34,12 @@ pub use lease::{LeaseWait, env_key, exec_key};
 
 use piflow_asl::{Format, LoadOptions, StateMachine, validate_text};
 use piflow_engine::{
-    Clock, Durable, Engine, EngineOptions, ExecutionOutcome, ExecutionRequest, HistorySink,
-    RecordedEvent, Replay, Status, TaskRegistry,
+    Clock, Durable, Engine, EngineOptions, ExecutionOutcome, ExecutionRequest, Failure,
+    HistorySink, RecordedEvent, Replay, Status, TaskRegistry, TokenRegistry,
 };
 use piflow_store::{
-    DefinitionVersion, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, Store,
-    StoreError, StoredEvent,
+    DefinitionVersion, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, StopReason,
+    Store, StoreError, StoredEvent, TaskAnswer,
 };
 
 /// What can keep the runner from starting or continuing an execution.
@@ -175,6 +176,15 @@ pub struct Runner {
     /// `pid@host#nonce/start=…,boot=…,pidns=…` ([`liveness::HolderId`]).
     pub holder: String,
     pub notice: Option<Notice>,
+    /// The open task tokens of every execution this runner runs (a
+    /// `.waitForTaskToken` task's answer or heartbeat sent to this process
+    /// reaches the task at once; the store carries answers between
+    /// processes).
+    pub tokens: Arc<TokenRegistry>,
+    /// The executions this runner drives now, each with the signal that
+    /// stops it at once (a stop asked of this process does not wait for
+    /// the keeper's next read of the record).
+    stops: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Notify>>>>,
 }
 
 /// The execution id of `workflow` and `name`: `workflow:name`.
@@ -204,22 +214,65 @@ pub fn execution_of_token(token: &str) -> Option<String> {
     arn.contains(":execution:").then(|| id_from(arn))
 }
 
-/// Names as Step Functions allows them: 1–80 characters, none of
-/// whitespace, `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` or controls.
-pub fn check_name(name: &str) -> Result<(), RunnerError> {
+/// The execution a task token belongs to, as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenState {
+    /// Not a piflow token (`EXECUTION_ARN:EVENT:ATTEMPT`).
+    NotAToken,
+    /// Its execution (this id) does not exist.
+    NoExecution(String),
+    /// Its execution ended: its tasks no longer wait.
+    Ended(ExecutionRecord),
+    /// Its execution runs.
+    Open(ExecutionRecord),
+}
+
+/// What became of an answer to a task token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answered {
+    /// Recorded for the running execution: the task gets it (at once when
+    /// this runner runs it; from the store at its keeper's next poll in
+    /// another process).
+    Recorded(ExecutionRecord),
+    /// Refused: no running execution waits for this token.
+    Refused(TokenState),
+    /// The token was answered before.
+    Again,
+}
+
+/// What breaks Step Functions' name rule in a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Not 1 to 80 characters: it has this many.
+    Length(usize),
+    /// A character names may not hold.
+    Char(char),
+}
+
+/// Names as Step Functions allows them (executions, state machines,
+/// aliases): 1–80 characters, none of whitespace,
+/// `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` or controls.
+pub fn name_problem(name: &str) -> Option<NameProblem> {
     let bad =
         |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c);
-    if name.is_empty() || name.chars().count() > 80 {
-        return Err(RunnerError::BadRequest(format!(
+    let n = name.chars().count();
+    if n == 0 || n > 80 {
+        return Some(NameProblem::Length(n));
+    }
+    name.chars().find(|c| bad(*c)).map(NameProblem::Char)
+}
+
+/// An execution name by [`name_problem`]'s rule.
+pub fn check_name(name: &str) -> Result<(), RunnerError> {
+    match name_problem(name) {
+        None => Ok(()),
+        Some(NameProblem::Length(_)) => Err(RunnerError::BadRequest(format!(
             "execution name {name:?} must be 1 to 80 characters"
-        )));
-    }
-    if let Some(c) = name.chars().find(|c| bad(*c)) {
-        return Err(RunnerError::BadRequest(format!(
+        ))),
+        Some(NameProblem::Char(c)) => Err(RunnerError::BadRequest(format!(
             "execution name {name:?} contains {c:?}; names may not contain whitespace or any of < > {{ }} [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /"
-        )));
+        ))),
     }
-    Ok(())
 }
 
 fn process_holder() -> String {
@@ -289,7 +342,66 @@ impl Runner {
             lease_ttl: default_lease_ttl(),
             holder: process_holder(),
             notice: None,
+            tokens: Arc::new(TokenRegistry::default()),
+            stops: Arc::default(),
         }
+    }
+
+    /// The execution a task token belongs to.
+    pub async fn token_state(&self, token: &str) -> Result<TokenState, StoreError> {
+        let Some(id) = execution_of_token(token) else {
+            return Ok(TokenState::NotAToken);
+        };
+        Ok(match self.store.execution(&id).await? {
+            None => TokenState::NoExecution(id),
+            Some(r) if r.status != Status::Running => TokenState::Ended(r),
+            Some(r) => TokenState::Open(r),
+        })
+    }
+
+    /// Answer a task token (`{"output": …}` or `{"error": …, "cause": …}`):
+    /// recorded in the store once, then handed to the task when this
+    /// runner runs it (`piflow send-task-success` and the API's
+    /// SendTaskSuccess/Failure).
+    pub async fn answer_task(
+        &self,
+        token: &str,
+        outcome: Value,
+        at: DateTime<Utc>,
+    ) -> Result<Answered, StoreError> {
+        let r = match self.token_state(token).await? {
+            TokenState::Open(r) => r,
+            other => return Ok(Answered::Refused(other)),
+        };
+        let answer = TaskAnswer {
+            token: token.to_string(),
+            outcome,
+            at,
+        };
+        match self.store.answer_task(answer.clone()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(Answered::Again),
+            Err(e) => return Err(e),
+        }
+        let text = |f: &str| {
+            answer
+                .outcome
+                .get(f)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        // Not open here: another process runs the task; it reads the store.
+        let _ = match answer.outcome.get("output") {
+            Some(o) => self.tokens.send_success(token, o.clone()),
+            None => self
+                .tokens
+                .send_failure(token, text("error"), text("cause")),
+        };
+        Ok(Answered::Recorded(r))
+    }
+
+    fn local_stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Notify>>> {
+        self.stops.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn say(&self, text: &str) {
@@ -341,7 +453,10 @@ impl Runner {
             revision: 0,
             redrive_count: 0,
             stop_requested: None,
+            stop_reason: None,
             env: req.env.clone(),
+            version_arn: None,
+            alias_arn: None,
         };
         let record = match self.store.start_execution(record).await {
             Ok(StartOutcome::Created(r)) => r,
@@ -475,6 +590,7 @@ impl Runner {
                 r.cause = None;
                 r.output = None;
                 r.stop_requested = None;
+                r.stop_reason = None;
             })
             .await?;
         let replay = Replay::new(recorded(self.store.events(id).await?));
@@ -484,6 +600,17 @@ impl Runner {
     /// Stop a RUNNING execution: ask the process running it, or, when no
     /// process runs it, end it here.
     pub async fn stop(&self, id: &str, who: &str) -> Result<ExecutionRecord, RunnerError> {
+        self.stop_with(id, who, StopReason::default()).await
+    }
+
+    /// [`Runner::stop`] with the error and cause the execution ends with
+    /// (StopExecution's): on its ExecutionAborted event and its record.
+    pub async fn stop_with(
+        &self,
+        id: &str,
+        who: &str,
+        reason: StopReason,
+    ) -> Result<ExecutionRecord, RunnerError> {
         let id = id_from(id);
         let record = self
             .store
@@ -499,8 +626,17 @@ impl Runner {
         }
         match self.live_owner(&id).await? {
             Some(_) => {
-                self.update(&id, |r| r.stop_requested = Some(who.to_string()))
-                    .await?;
+                let given = (reason.error.is_some() || reason.cause.is_some()).then_some(reason);
+                self.update(&id, |r| {
+                    r.stop_requested = Some(who.to_string());
+                    r.stop_reason = given.clone();
+                })
+                .await?;
+                // Driven by this process: stopped now; by another: at its
+                // keeper's next read of the record.
+                if let Some(here) = self.local_stops().get(&id) {
+                    here.notify_one();
+                }
                 // The owner sees the request at its next renewal.
                 let deadline = tokio::time::Instant::now() + self.lease_ttl;
                 loop {
@@ -517,6 +653,8 @@ impl Runner {
             }
             None => {
                 self.claim(&id).await?;
+                let error = reason.error.unwrap_or_else(|| "piflow.Stopped".into());
+                let cause = reason.cause.unwrap_or_else(|| format!("stopped by {who}"));
                 let events = self.store.events(&id).await?;
                 let seq = events.last().map_or(1, |e| e.seq + 1);
                 self.store
@@ -527,7 +665,7 @@ impl Runner {
                             event_type: "ExecutionAborted".into(),
                             state: None,
                             timestamp: self.clock.now(),
-                            details: json!({"error": "piflow.Stopped", "cause": format!("stopped by {who}")}),
+                            details: json!({"error": error, "cause": cause}),
                             key: Some("/".into()),
                             checkpoint: None,
                         }],
@@ -539,6 +677,8 @@ impl Runner {
                         r.status = Status::Aborted;
                         r.stopped = Some(stopped);
                         r.stop_requested = Some(who.to_string());
+                        r.error = Some(error.clone());
+                        r.cause = Some(cause.clone());
                     })
                     .await?;
                 self.release_env(&r.env, &id).await;
@@ -821,6 +961,7 @@ impl Runner {
         let mut engine = Engine::new(self.tasks.clone(), self.clock.clone());
         engine.options = self.options.clone();
         engine.sink = self.sink.clone();
+        engine.tokens = self.tokens.clone();
         let tokens = engine.tokens.clone();
         let journal = Arc::new(StoreJournal::new(
             self.store.clone(),
@@ -857,14 +998,35 @@ impl Runner {
             stop: stop_tx,
             done: done_rx,
         }));
+        let here = Arc::new(tokio::sync::Notify::new());
+        self.local_stops().insert(id.clone(), here.clone());
+        let (store, stopped_id) = (self.store.clone(), id.clone());
         let stop = async move {
-            while !*stop_rx.borrow() {
-                if stop_rx.changed().await.is_err() {
-                    futures::future::pending::<()>().await;
+            let requested = async {
+                while !*stop_rx.borrow() {
+                    if stop_rx.changed().await.is_err() {
+                        futures::future::pending::<()>().await;
+                    }
                 }
+            };
+            tokio::select! {
+                () = requested => {}
+                () = here.notified() => {}
+            }
+            // The error and cause the stop gave, from the record.
+            match store.execution(&stopped_id).await {
+                Ok(Some(r)) => r.stop_reason.map_or_else(
+                    || Failure::from(()),
+                    |s| Failure {
+                        error: s.error,
+                        cause: s.cause,
+                    },
+                ),
+                _ => Failure::from(()),
             }
         };
         let outcome = engine.run_until(request, stop).await;
+        self.local_stops().remove(&id);
         let _ = done_tx.send(true);
         let _ = keeper.await;
         if outcome.status == Status::Running {

@@ -110,7 +110,10 @@ async fn orphan(
         revision: 0,
         redrive_count: 0,
         stop_requested: None,
+        stop_reason: None,
         env: env.map(str::to_string),
+        version_arn: None,
+        alias_arn: None,
     };
     assert!(matches!(
         store.start_execution(record).await.expect("record"),

@@ -2,9 +2,20 @@
 //! operation named by `X-Amz-Target`, its JSON body, the answer or the
 //! error in the awsJson1_0 shape (`{"__type": …, "message": …}`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::sigv4::{self, KeyPairs, ReplayGuard};
+use piflow_runner::{Finished, RunnerError};
+use piflow_store::{AuditEntry, Store, StoreError};
+use piflow_triggers::TriggerService;
+
+use crate::arn::Identity;
+use crate::sigv4::{self, Caller, KeyPairs, ReplayGuard};
+use crate::{executions, machines, versions};
 
 /// The prefix of every `X-Amz-Target` of the Step Functions API.
 pub const TARGET_PREFIX: &str = "AWSStepFunctions.";
@@ -52,7 +63,27 @@ impl ApiError {
         ),
         (
             "api-bad-request",
-            "the body is not a JSON object, or a field breaks AWS's constraints",
+            "the body is not a JSON object, or a field breaks AWS's constraints (a name, an ARN of another region or account, an input that is not JSON, a paging token)",
+        ),
+        (
+            "api-invalid-definition",
+            "the definition is not a valid state machine (InvalidDefinition, with the validator's diagnostics)",
+        ),
+        (
+            "api-not-found",
+            "the state machine, version, alias, execution or task token named does not exist",
+        ),
+        (
+            "api-conflict",
+            "the request conflicts with what exists: a name taken with another definition or input, an execution that cannot be redriven, a task already answered",
+        ),
+        (
+            "api-limit",
+            "a quota of Step Functions is reached (versions, aliases, tags)",
+        ),
+        (
+            "api-store",
+            "the store failed or is throttled: nothing was changed, try again",
         ),
     ];
 
@@ -60,24 +91,41 @@ impl ApiError {
         match self.kind {
             "AccessDeniedException" => "api-off",
             "UnknownOperationException" => "api-unknown-operation",
+            "InvalidDefinition" => "api-invalid-definition",
+            "StateMachineDoesNotExist"
+            | "ExecutionDoesNotExist"
+            | "ResourceNotFound"
+            | "TaskDoesNotExist" => "api-not-found",
+            "StateMachineAlreadyExists"
+            | "ExecutionAlreadyExists"
+            | "ExecutionNotRedrivable"
+            | "ConflictException"
+            | "TaskTimedOut"
+            | "StateMachineDeleting"
+            | "StateMachineTypeNotSupported" => "api-conflict",
+            "ServiceQuotaExceededException" | "TooManyTags" | "StateMachineLimitExceeded" => {
+                "api-limit"
+            }
+            "InternalFailure" | "ThrottlingException" | "ServiceUnavailable" => "api-store",
             _ => "api-bad-request",
         }
     }
 
-    pub fn validation(message: impl Into<String>) -> ApiError {
+    /// An error of AWS's type `kind`, HTTP 400.
+    pub fn new(kind: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
-            kind: "ValidationException",
+            kind,
             message: message.into(),
             status: 400,
         }
     }
 
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::new("ValidationException", message)
+    }
+
     fn serialization(message: impl Into<String>) -> ApiError {
-        ApiError {
-            kind: "SerializationException",
-            message: message.into(),
-            status: 400,
-        }
+        ApiError::new("SerializationException", message)
     }
 
     fn answer(&self) -> Answer {
@@ -88,19 +136,109 @@ impl ApiError {
     }
 }
 
-/// The API as a server holds it: its key pairs and the signatures it saw.
+/// A store failure: throttling as AWS's `ThrottlingException` (the SDKs
+/// retry it), the rest as `InternalFailure` (HTTP 500, retried too).
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled(_) => {
+                ApiError::new("ThrottlingException", format!("[{}] {e}", e.code()))
+            }
+            _ => ApiError {
+                kind: "InternalFailure",
+                message: format!("[{}] {e}", e.code()),
+                status: 500,
+            },
+        }
+    }
+}
+
+/// Starts an execution's run in the background of the server (the serve
+/// adapter's task set: it is counted, deduplicated by id, and stopped
+/// between two commits when the server stops).
+pub trait Launcher: Send + Sync {
+    fn launch(&self, id: String, env: Option<String>, run: Run);
+}
+
+/// One run of an execution (a start, resume or redrive by the runner).
+pub type Run = Pin<Box<dyn Future<Output = Result<Finished, RunnerError>> + Send>>;
+
+/// What the operations reach: the trigger service (its store and runner),
+/// the launcher of background runs, the server's region and account.
+pub struct Backend {
+    pub service: Arc<TriggerService>,
+    pub launcher: Arc<dyn Launcher>,
+    pub identity: Identity,
+}
+
+impl Backend {
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.service.store().as_ref()
+    }
+}
+
+/// One operation's context: the backend, who signed, when.
+pub(crate) struct Ctx<'a> {
+    pub b: &'a Backend,
+    pub caller: &'a Caller,
+    pub now: DateTime<Utc>,
+}
+
+impl Ctx<'_> {
+    /// The actor of what this request does (`sfn-api:ACCESS_KEY_ID`).
+    pub fn actor(&self) -> String {
+        format!("sfn-api:{}", self.caller.access_key_id)
+    }
+
+    /// Record a change in the audit trail (the chain of `env`, or
+    /// [`API_ENV`]).
+    pub async fn audit(
+        &self,
+        env: Option<&str>,
+        action: &str,
+        target: &str,
+        after: Value,
+        execution: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.b
+            .store()
+            .append_audit(AuditEntry {
+                env: env.unwrap_or(API_ENV).to_string(),
+                actor: self.actor(),
+                action: format!("sfn.{action}"),
+                target: target.to_string(),
+                before: Value::Null,
+                after,
+                result: "ok".into(),
+                execution: execution.map(str::to_string),
+                at: self.now,
+                token: None,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// The audit chain of the API's changes to state machines (executions
+/// join their environment's chain when their input names one).
+pub const API_ENV: &str = "sfn-api";
+
+/// The API as a server holds it: its key pairs, the signatures it saw,
+/// what the operations reach.
 pub struct Api {
     keys: Option<KeyPairs>,
     replay: ReplayGuard,
+    backend: Backend,
 }
 
 impl Api {
     /// An API that accepts requests signed with one of `keys` (`None`: it
     /// refuses every request, naming the variables that turn it on).
-    pub fn new(keys: Option<KeyPairs>) -> Api {
+    pub fn new(keys: Option<KeyPairs>, backend: Backend) -> Api {
         Api {
             keys,
             replay: ReplayGuard::default(),
+            backend,
         }
     }
 
@@ -110,7 +248,11 @@ impl Api {
     }
 
     /// Answer one request: authenticated first, then its operation.
-    pub fn handle(&self, req: &sigv4::Request<'_>, now: chrono::DateTime<chrono::Utc>) -> Answer {
+    pub async fn handle(
+        &self,
+        req: &sigv4::Request<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Answer {
         let Some(keys) = &self.keys else {
             return ApiError {
                 kind: "AccessDeniedException",
@@ -119,49 +261,109 @@ impl Api {
             }
             .answer();
         };
-        // A replayed request is refused when it would change something; an
-        // operation that only reads may be sent again (an SDK polling
-        // DescribeExecution twice within a second signs the same bytes).
+        // A replayed request is refused when it would change something a
+        // second time; an operation that only reads, or whose repetition is
+        // answered as the first (an SDK polling DescribeExecution, or
+        // retrying a named StartExecution, within one second signs the
+        // same bytes), may be sent again.
         let target = req.values("x-amz-target").next().unwrap_or_default();
         let once = ReplayGuard::default();
-        let replay = if reads_only(target) {
+        let replay = if reads_only(target) || idempotent(target, req.body) {
             &once
         } else {
             &self.replay
         };
-        if let Err(e) = sigv4::verify(req, keys, now, replay) {
-            return Answer {
-                status: e.status(),
-                body: json!({"__type": e.aws_type(), "message": e.to_string()}),
-            };
-        }
-        match self.operation(target, req.body) {
+        let caller = match sigv4::verify(req, keys, now, replay) {
+            Ok(c) => c,
+            Err(e) => {
+                return Answer {
+                    status: e.status(),
+                    body: json!({"__type": e.aws_type(), "message": e.to_string()}),
+                };
+            }
+        };
+        let cx = Ctx {
+            b: &self.backend,
+            caller: &caller,
+            now,
+        };
+        match operation(&cx, target, req.body).await {
             Ok(body) => Answer::ok(body),
             Err(e) => e.answer(),
         }
     }
+}
 
-    fn operation(&self, target: &str, body: &[u8]) -> Result<Value, ApiError> {
-        let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
-            return Err(ApiError {
-                kind: "UnknownOperationException",
-                message: format!(
-                    "X-Amz-Target {target:?} is not a Step Functions operation (it starts with {TARGET_PREFIX})"
-                ),
-                status: 400,
-            });
-        };
-        let body = parse_body(body)?;
-        match op {
-            "ValidateStateMachineDefinition" => crate::ops::validate(&body),
-            other => Err(ApiError {
-                kind: "UnknownOperationException",
-                message: format!(
-                    "piflow does not answer the Step Functions operation {other:?} (docs/sfn-api.md lists the operations it answers)"
-                ),
-                status: 400,
-            }),
-        }
+async fn operation(cx: &Ctx<'_>, target: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+        return Err(ApiError::new(
+            "UnknownOperationException",
+            format!(
+                "X-Amz-Target {target:?} is not a Step Functions operation (it starts with {TARGET_PREFIX})"
+            ),
+        ));
+    };
+    let body = parse_body(body)?;
+    let b = &body;
+    match op {
+        "ValidateStateMachineDefinition" => crate::ops::validate(b),
+        "CreateStateMachine" => machines::create(cx, b).await,
+        "UpdateStateMachine" => machines::update(cx, b).await,
+        "DescribeStateMachine" => machines::describe(cx, b).await,
+        "ListStateMachines" => machines::list(cx, b).await,
+        "DeleteStateMachine" => machines::delete(cx, b).await,
+        "PublishStateMachineVersion" => versions::publish(cx, b).await,
+        "ListStateMachineVersions" => versions::list(cx, b).await,
+        "DeleteStateMachineVersion" => versions::delete(cx, b).await,
+        "CreateStateMachineAlias" => versions::create_alias(cx, b).await,
+        "DescribeStateMachineAlias" => versions::describe_alias(cx, b).await,
+        "UpdateStateMachineAlias" => versions::update_alias(cx, b).await,
+        "DeleteStateMachineAlias" => versions::delete_alias(cx, b).await,
+        "ListStateMachineAliases" => versions::list_aliases(cx, b).await,
+        "TagResource" => machines::tag(cx, b).await,
+        "UntagResource" => machines::untag(cx, b).await,
+        "ListTagsForResource" => machines::list_tags(cx, b).await,
+        "StartExecution" => executions::start(cx, b).await,
+        "StartSyncExecution" => executions::start_sync(cx, b).await,
+        "DescribeExecution" => executions::describe(cx, b).await,
+        "ListExecutions" => executions::list(cx, b).await,
+        "StopExecution" => executions::stop(cx, b).await,
+        "RedriveExecution" => executions::redrive(cx, b).await,
+        "GetExecutionHistory" => executions::history(cx, b).await,
+        "DescribeStateMachineForExecution" => executions::machine_for(cx, b).await,
+        "SendTaskSuccess" => executions::task_success(cx, b).await,
+        "SendTaskFailure" => executions::task_failure(cx, b).await,
+        "SendTaskHeartbeat" => executions::task_heartbeat(cx, b).await,
+        "TestState" => crate::test_state::test_state(b, &cx.b.service.runner().tasks).await,
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!(
+                "piflow does not answer the Step Functions operation {other:?} (docs/sfn-api.md lists the operations it answers)"
+            ),
+        )),
+    }
+}
+
+/// Is a second, identical request answered as the first whatever happened
+/// in between, changing nothing more: a StartExecution or
+/// StartSyncExecution with a `name` (Step Functions' idempotency key: the
+/// same start is answered with the execution, or refused once it ended),
+/// StopExecution (an ended execution stays ended) and the task answers (a
+/// token is answered once). A create, delete, tag or update is not: sent
+/// again after another change, it would undo that change.
+pub fn idempotent(target: &str, body: &[u8]) -> bool {
+    /// The `name` of a start, the rest of the body skipped unread.
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    let op = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    match op {
+        "StopExecution" | "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => true,
+        "StartExecution" | "StartSyncExecution" => serde_json::from_slice::<Named>(body)
+            .ok()
+            .is_some_and(|b| b.name.is_some()),
+        _ => false,
     }
 }
 
@@ -189,6 +391,15 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Err(e) => Err(ApiError::serialization(format!(
             "the request body is not JSON: {e}"
         ))),
+    }
+}
+
+/// A request body from a JSON value (the unit tests' requests).
+#[cfg(test)]
+pub(crate) fn body_of(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
     }
 }
 
@@ -244,6 +455,18 @@ pub(crate) mod fields {
         Ok(Some(v))
     }
 
+    /// A boolean field.
+    pub fn boolean(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(ApiError::serialization(format!(
+                "field '{name}' must be a boolean, not {}",
+                piflow_asl::path::json_type_article(other)
+            ))),
+        }
+    }
+
     /// An integer field within `min..=max`.
     pub fn integer(
         body: &Map<String, Value>,
@@ -261,6 +484,42 @@ pub(crate) mod fields {
             },
             Some(other) => Err(ApiError::serialization(format!(
                 "field '{name}' must be a number, not {}",
+                piflow_asl::path::json_type_article(other)
+            ))),
+        }
+    }
+
+    /// An object field, as given.
+    pub fn object<'a>(
+        body: &'a Map<String, Value>,
+        name: &str,
+    ) -> Result<Option<&'a Map<String, Value>>, ApiError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(other) => Err(ApiError::serialization(format!(
+                "field '{name}' must be an object, not {}",
+                piflow_asl::path::json_type_article(other)
+            ))),
+        }
+    }
+
+    /// A list field, with AWS's length constraint.
+    pub fn list<'a>(
+        body: &'a Map<String, Value>,
+        name: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Option<&'a Vec<Value>>, ApiError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) if (min..=max).contains(&a.len()) => Ok(Some(a)),
+            Some(Value::Array(a)) => Err(ApiError::validation(format!(
+                "1 validation error detected: Value at '{name}' failed to satisfy constraint: Member must have length between {min} and {max} (it has {})",
+                a.len()
+            ))),
+            Some(other) => Err(ApiError::serialization(format!(
+                "field '{name}' must be a list, not {}",
                 piflow_asl::path::json_type_article(other)
             ))),
         }

@@ -9,13 +9,24 @@
 //! same store and runner as `piflow run`.
 //!
 //! **May depend on:** `piflow-asl`, `piflow-engine`, `piflow-store`,
-//! `piflow-runner`, `piflow-triggers`; serde, chrono, hmac, sha2, subtle.
+//! `piflow-runner`, `piflow-triggers`; serde, chrono, hmac, sha2, subtle,
+//! uuid, tracing.
 //!
 //! **Never:** an HTTP server (the binary's `serve` is the adapter that
 //! hands requests here), an AWS SDK crate, a panic on any input.
 
 pub mod api;
+pub mod arn;
+pub mod executions;
+pub mod history;
+pub mod machines;
+mod mock_shapes;
 pub mod ops;
+pub mod paging;
 pub mod sigv4;
+pub mod test_state;
+pub mod versions;
 
-pub use api::{Answer, Api, ApiError};
+pub use api::{Answer, Api, ApiError, Backend, Launcher, Run};
+pub use arn::Identity;
+pub use test_state::test_state;

@@ -61,12 +61,7 @@ pub fn validate(body: &Map<String, Value>) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
 
-    fn body(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
+    use crate::api::body_of as body;
 
     #[test]
     fn answers_in_aws_shape_with_every_problem() {

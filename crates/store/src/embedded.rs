@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
     DefinitionVersion, ExecutionQuery, ExecutionRecord, Lease, LeaseOutcome, NewDefinition,
-    StartOutcome, Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, newest_first,
-    sha256_hex,
+    Resource, StartOutcome, Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter,
+    newest_first, sha256_hex,
 };
 
 const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
@@ -34,6 +34,8 @@ const QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("lease_queue");
 const QUEUE_TICKETS: TableDefinition<&str, u64> = TableDefinition::new("lease_queue_tickets");
 const TASK_ANSWERS: TableDefinition<&str, &[u8]> = TableDefinition::new("task_answers");
 const AUDIT_TOKENS: TableDefinition<&str, u64> = TableDefinition::new("audit_tokens");
+/// Resources, by `kind \u{1} name`.
+const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
 /// Every execution by start time: `started#id` (the DynamoDB index's sort
 /// key, fixed width so that text order is time order) → id.
 const EXECUTIONS_BY_START: TableDefinition<&str, &str> =
@@ -198,6 +200,7 @@ impl EmbeddedStore {
         tx.open_table(QUEUE_TICKETS).map_err(io)?;
         tx.open_table(TASK_ANSWERS).map_err(io)?;
         tx.open_table(AUDIT_TOKENS).map_err(io)?;
+        tx.open_table(RESOURCES).map_err(io)?;
         index_executions(&tx)?;
         tx.commit().map_err(io)
     }
@@ -471,6 +474,43 @@ impl Store for EmbeddedStore {
             None => (String::new(), "\u{10FFFF}".to_string()),
         };
         Box::pin(async move { self.read_range(DEFINITIONS, range) })
+    }
+
+    fn latest_definition(&self, workflow: &str) -> StoreFuture<'_, Option<DefinitionVersion>> {
+        let range = prefix_range(workflow);
+        Box::pin(async move {
+            let tx = self.db.begin_read().map_err(io)?;
+            let t = tx.open_table(DEFINITIONS).map_err(io)?;
+            let last = t
+                .range(range.0.as_str()..range.1.as_str())
+                .map_err(io)?
+                .next_back();
+            match last {
+                Some(item) => {
+                    let (_, v) = item.map_err(io)?;
+                    Ok(Some(decode(v.value())?))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn workflows(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let tx = self.db.begin_read().map_err(io)?;
+            let t = tx.open_table(DEFINITIONS).map_err(io)?;
+            let mut out: Vec<String> = Vec::new();
+            // Keys only: `workflow␁version`, in order.
+            for item in t.iter().map_err(io)? {
+                let (k, _) = item.map_err(io)?;
+                let key = k.value();
+                let name = key.split_once('\u{1}').map_or(key, |(w, _)| w);
+                if out.last().map(String::as_str) != Some(name) {
+                    out.push(name.to_string());
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn set_alias(&self, workflow: &str, alias: &str, version: u64) -> StoreFuture<'_, ()> {
@@ -908,6 +948,48 @@ impl Store for EmbeddedStore {
         let token = token.to_string();
         Box::pin(async move { self.read_one(TASK_ANSWERS, &token) })
     }
+
+    fn put_resource(&self, resource: Resource) -> StoreFuture<'_, Resource> {
+        Box::pin(async move {
+            self.write(|tx| {
+                let mut t = tx.open_table(RESOURCES).map_err(io)?;
+                let k = key2(&resource.kind, &resource.name);
+                let stored: Option<Resource> = match t.get(k.as_str()).map_err(io)? {
+                    Some(v) => Some(decode(v.value())?),
+                    None => None,
+                };
+                let shown = format!("{} {}", resource.kind, resource.name);
+                match (&stored, resource.revision) {
+                    (Some(_), 0) => {
+                        return Err(StoreError::Conflict(format!("{shown} exists already")));
+                    }
+                    (None, r) if r > 0 => return Err(StoreError::NotFound(shown)),
+                    (Some(s), r) if s.revision != r => {
+                        return Err(StoreError::Conflict(format!(
+                            "{shown} was written by someone else (revision {} is stored, {r} was read)",
+                            s.revision
+                        )));
+                    }
+                    _ => {}
+                }
+                let mut resource = resource;
+                resource.revision += 1;
+                t.insert(k.as_str(), encode(&resource)?.as_slice())
+                    .map_err(io)?;
+                Ok(resource)
+            })
+        })
+    }
+
+    fn resource(&self, kind: &str, name: &str) -> StoreFuture<'_, Option<Resource>> {
+        let k = key2(kind, name);
+        Box::pin(async move { self.read_one(RESOURCES, &k) })
+    }
+
+    fn resources(&self, kind: &str) -> StoreFuture<'_, Vec<Resource>> {
+        let range = prefix_range(kind);
+        Box::pin(async move { self.read_range(RESOURCES, range) })
+    }
 }
 
 #[cfg(test)]
@@ -931,7 +1013,10 @@ mod tests {
             revision: 0,
             redrive_count: 0,
             stop_requested: None,
+            stop_reason: None,
             env: None,
+            version_arn: None,
+            alias_arn: None,
         }
     }
 

@@ -214,9 +214,30 @@ pub struct ExecutionRecord {
     /// `piflow stop` asked the process running it to stop (who, and why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_requested: Option<String>,
+    /// The error and cause the stop gave (StopExecution's), recorded on
+    /// the execution's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
     /// The environment whose lease (`env:NAME`) the execution holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+    /// The Step Functions state machine version it was started through
+    /// (its ARN), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_arn: Option<String>,
+    /// The Step Functions state machine alias it was started through (its
+    /// ARN), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_arn: Option<String>,
+}
+
+/// The error and cause of a stop request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopReason {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// Which executions [`Store::list_executions`] returns: the newest first,
@@ -314,6 +335,19 @@ pub struct TaskAnswer {
     pub at: DateTime<Utc>,
 }
 
+/// A named record of some kind that a layer above keeps in the store (the
+/// Step Functions API keeps its state machines as kind `sfn-machine`):
+/// the store knows its kind, name and revision, not its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub kind: String,
+    pub name: String,
+    pub body: Value,
+    /// Bumped by every write; a write must carry the revision it read (0:
+    /// the resource is new), else `Conflict`.
+    pub revision: u64,
+}
+
 /// The store. It is also the engine's [`AuditLog`] (its audit chain, as
 /// steps reach it), so an `Arc<dyn Store>` upcasts to an
 /// `Arc<dyn AuditLog>`.
@@ -328,6 +362,11 @@ pub trait Store: AuditLog {
     ) -> StoreFuture<'_, Option<DefinitionVersion>>;
     /// All versions of a workflow (or of every workflow), oldest first.
     fn definitions(&self, workflow: Option<&str>) -> StoreFuture<'_, Vec<DefinitionVersion>>;
+    /// The newest version of a workflow, reading that one only.
+    fn latest_definition(&self, workflow: &str) -> StoreFuture<'_, Option<DefinitionVersion>>;
+    /// The names of the workflows with a published version, by name,
+    /// reading no definition.
+    fn workflows(&self) -> StoreFuture<'_, Vec<String>>;
     /// Point `alias` (e.g. `live`) at a version that exists.
     fn set_alias(&self, workflow: &str, alias: &str, version: u64) -> StoreFuture<'_, ()>;
     fn alias(&self, workflow: &str, alias: &str) -> StoreFuture<'_, Option<u64>>;
@@ -410,6 +449,15 @@ pub trait Store: AuditLog {
     /// (`Conflict` the second time).
     fn answer_task(&self, answer: TaskAnswer) -> StoreFuture<'_, ()>;
     fn task_answer(&self, token: &str) -> StoreFuture<'_, Option<TaskAnswer>>;
+
+    /// Write a resource: `revision` 0 creates it (`Conflict` when it
+    /// exists); any other must be the stored revision (`Conflict` when
+    /// someone else wrote it since, `NotFound` when it is gone). The
+    /// stored resource, with the next revision, is returned.
+    fn put_resource(&self, resource: Resource) -> StoreFuture<'_, Resource>;
+    fn resource(&self, kind: &str, name: &str) -> StoreFuture<'_, Option<Resource>>;
+    /// Every resource of a kind, by name.
+    fn resources(&self, kind: &str) -> StoreFuture<'_, Vec<Resource>>;
 }
 
 #[cfg(feature = "dynamodb")]

@@ -10,6 +10,7 @@ pub mod serve;
 pub mod steps;
 
 pub mod corpus;
+pub mod test_state_corpus;
 
 /// `[[[ … "x" … ]]]`: `depth` nested arrays around `"x"` (deep-input tests).
 pub fn nested(depth: usize) -> serde_json::Value {

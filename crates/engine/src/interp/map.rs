@@ -59,83 +59,9 @@ impl<'e> Run<'e> {
                 ),
             ));
         }
-        // The items.
-        let items = if jsonata {
-            match &m.items {
-                Some(Template::Jsonata(e)) => {
-                    let v = self.jsonata_in(cx, e, &input, vars, "Items")?;
-                    match v {
-                        Value::Array(a) => a,
-                        other => {
-                            return Err(in_state(
-                                "States.QueryEvaluationError",
-                                &state.name,
-                                cx.entered_id,
-                                format!(
-                                    "The JSONata expression '{}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
-                                    e.source(),
-                                    json_type(&other),
-                                    other
-                                ),
-                            ));
-                        }
-                    }
-                }
-                Some(t) => match self.jsonata_template(cx, t, &input, None, None, vars, "Items")? {
-                    Value::Array(a) => a,
-                    other => {
-                        return Err(self.runtime(
-                            cx,
-                            format!("Items must be an array, not {}", json_type(&other)),
-                        ));
-                    }
-                },
-                None => match &input {
-                    Value::Array(a) => a.clone(),
-                    other => {
-                        return Err(in_state(
-                            "States.QueryEvaluationError",
-                            &state.name,
-                            cx.entered_id,
-                            format!("Map state input must be an array but was: {other}"),
-                        ));
-                    }
-                },
-            }
-        } else {
-            let v = match &m.items_path {
-                Some(p) => self
-                    .select(cx, p, &input, vars)
-                    .map_err(|e| self.runtime(cx, e))?,
-                None => input.clone(),
-            };
-            match v {
-                Value::Array(a) => a,
-                other => {
-                    return Err(self.runtime(
-                        cx,
-                        format!(
-                            "Invalid path '{}' : Map state input must be an array but was: {}",
-                            m.items_path.as_ref().map(|p| p.as_str()).unwrap_or("$"),
-                            json_type(&other)
-                        ),
-                    ));
-                }
-            }
-        };
+        let items = self.map_items(cx, m, &input, vars)?;
         let distributed = m.mode == ProcessorMode::Distributed;
-        let max_concurrency = match &m.max_concurrency {
-            Some(src) => self.map_number(
-                cx,
-                src,
-                &input,
-                vars,
-                "MaxConcurrency",
-                "integer",
-                Value::as_u64,
-            )? as usize,
-            None => 0,
-        };
+        let max_concurrency = self.map_max_concurrency(cx, m, &input, vars)? as usize;
         let akey = Self::attempt_key(cx);
         let ak = akey.as_deref();
         self.ev(
@@ -145,44 +71,7 @@ impl<'e> Run<'e> {
             Some(&state.name),
             json!({"length": items.len()}),
         );
-        let tolerated_count = match &m.tolerated_failure_count {
-            Some(src) => {
-                let n = self.map_number(
-                    cx,
-                    src,
-                    &input,
-                    vars,
-                    "ToleratedFailureCount",
-                    "integer",
-                    Value::as_i64,
-                )?;
-                if n < 0 {
-                    return Err(self.runtime(cx, "ToleratedFailureCount cannot be negative."));
-                }
-                Some(n as usize)
-            }
-            None => None,
-        };
-        let tolerated_pct = match &m.tolerated_failure_percentage {
-            Some(src) => {
-                let p = self.map_number(
-                    cx,
-                    src,
-                    &input,
-                    vars,
-                    "ToleratedFailurePercentage",
-                    "float",
-                    Value::as_f64,
-                )?;
-                if !(0.0..=100.0).contains(&p) {
-                    return Err(
-                        self.runtime(cx, "ToleratedFailurePercentage must be between 0 and 100.")
-                    );
-                }
-                Some(p)
-            }
-            None => None,
-        };
+        let (tolerated_count, tolerated_pct) = self.map_tolerance(cx, m, &input, vars)?;
         if distributed {
             self.ev(vars, ak, "MapRunStarted", Some(&state.name), Value::Null);
         }
@@ -324,6 +213,154 @@ impl<'e> Run<'e> {
                 .map(|r| r.unwrap_or(Value::Null))
                 .collect(),
         ))
+    }
+}
+
+impl Run<'_> {
+    /// A Map's items: JSONata `Items` (default: the input), or `ItemsPath`.
+    pub(super) fn map_items(
+        &self,
+        cx: &StateCx<'_>,
+        m: &piflow_asl::model::Map,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<Vec<Value>, Failure> {
+        let state = cx.state;
+        let jsonata = state.query_language == QueryLanguage::Jsonata;
+        Ok(if jsonata {
+            match &m.items {
+                Some(Template::Jsonata(e)) => {
+                    let v = self.jsonata_in(cx, e, input, vars, "Items")?;
+                    match v {
+                        Value::Array(a) => a,
+                        other => {
+                            return Err(in_state(
+                                "States.QueryEvaluationError",
+                                &state.name,
+                                cx.entered_id,
+                                format!(
+                                    "The JSONata expression '{}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
+                                    e.source(),
+                                    json_type(&other),
+                                    other
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Some(t) => match self.jsonata_template(cx, t, input, None, None, vars, "Items")? {
+                    Value::Array(a) => a,
+                    other => {
+                        return Err(self.runtime(
+                            cx,
+                            format!("Items must be an array, not {}", json_type(&other)),
+                        ));
+                    }
+                },
+                None => match input {
+                    Value::Array(a) => a.clone(),
+                    other => {
+                        return Err(in_state(
+                            "States.QueryEvaluationError",
+                            &state.name,
+                            cx.entered_id,
+                            format!("Map state input must be an array but was: {other}"),
+                        ));
+                    }
+                },
+            }
+        } else {
+            let v = match &m.items_path {
+                Some(p) => self
+                    .select(cx, p, input, vars)
+                    .map_err(|e| self.runtime(cx, e))?,
+                None => input.clone(),
+            };
+            match v {
+                Value::Array(a) => a,
+                other => {
+                    return Err(self.runtime(
+                        cx,
+                        format!(
+                            "Invalid path '{}' : Map state input must be an array but was: {}",
+                            m.items_path.as_ref().map(|p| p.as_str()).unwrap_or("$"),
+                            json_type(&other)
+                        ),
+                    ));
+                }
+            }
+        })
+    }
+
+    /// A Map's MaxConcurrency (0: no limit).
+    pub(super) fn map_max_concurrency(
+        &self,
+        cx: &StateCx<'_>,
+        m: &piflow_asl::model::Map,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<u64, Failure> {
+        Ok(match &m.max_concurrency {
+            Some(src) => self.map_number(
+                cx,
+                src,
+                input,
+                vars,
+                "MaxConcurrency",
+                "integer",
+                Value::as_u64,
+            )?,
+            None => 0,
+        })
+    }
+
+    /// A Map's ToleratedFailureCount and ToleratedFailurePercentage.
+    pub(super) fn map_tolerance(
+        &self,
+        cx: &StateCx<'_>,
+        m: &piflow_asl::model::Map,
+        input: &Value,
+        vars: &Vars,
+    ) -> Result<(Option<usize>, Option<f64>), Failure> {
+        let tolerated_count = match &m.tolerated_failure_count {
+            Some(src) => {
+                let n = self.map_number(
+                    cx,
+                    src,
+                    input,
+                    vars,
+                    "ToleratedFailureCount",
+                    "integer",
+                    Value::as_i64,
+                )?;
+                if n < 0 {
+                    return Err(self.runtime(cx, "ToleratedFailureCount cannot be negative."));
+                }
+                Some(n as usize)
+            }
+            None => None,
+        };
+        let tolerated_pct = match &m.tolerated_failure_percentage {
+            Some(src) => {
+                let p = self.map_number(
+                    cx,
+                    src,
+                    input,
+                    vars,
+                    "ToleratedFailurePercentage",
+                    "float",
+                    Value::as_f64,
+                )?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(
+                        self.runtime(cx, "ToleratedFailurePercentage must be between 0 and 100.")
+                    );
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        Ok((tolerated_count, tolerated_pct))
     }
 }
 

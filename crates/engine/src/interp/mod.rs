@@ -7,6 +7,7 @@ mod choice;
 mod data;
 mod map;
 mod task;
+pub(crate) mod test_state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,8 @@ pub(crate) struct Run<'e> {
     state_machine: Value,
     execution_arn: String,
     durable: Option<DurableRun>,
+    /// TestState: the context object, as given (or made up) whole.
+    fixed_context: Option<Value>,
 }
 
 /// A durable execution's journal state.
@@ -114,7 +117,7 @@ enum Step {
 pub(crate) async fn run(
     engine: &Engine,
     req: ExecutionRequest,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl std::future::Future<Output = Failure>,
 ) -> ExecutionOutcome {
     let start = req
         .durable
@@ -153,6 +156,7 @@ pub(crate) async fn run(
         state_machine: json!({"Id": sm_arn, "Name": req.state_machine_name}),
         execution_arn: execution_arn.clone(),
         durable,
+        fixed_context: None,
     };
     run.keyed("/", "ExecutionStarted", None, req.input.clone(), None);
     let machine = req.machine.clone();
@@ -178,7 +182,7 @@ pub(crate) async fn run(
     let result = tokio::select! {
         r = body => Ended::Done(r),
         _ = timeout => Ended::TimedOut,
-        _ = stop => Ended::Aborted,
+        f = stop => Ended::Aborted(f),
     };
     let (mut status, output, mut error, mut cause) = match result {
         // The journal could not be written: stop where we are, record
@@ -204,9 +208,15 @@ pub(crate) async fn run(
             run.keyed("/", "ExecutionTimedOut", None, Value::Null, None);
             (Status::TimedOut, None, None, None)
         }
-        Ended::Aborted => {
-            run.keyed("/", "ExecutionAborted", None, Value::Null, None);
-            (Status::Aborted, None, None, None)
+        // StopExecution's error and cause, when it gave them.
+        Ended::Aborted(f) => {
+            let details = if f.error.is_some() || f.cause.is_some() {
+                json!({"error": f.error, "cause": f.cause})
+            } else {
+                Value::Null
+            };
+            run.keyed("/", "ExecutionAborted", None, details, None);
+            (Status::Aborted, None, f.error, f.cause)
         }
     };
     if status != Status::Running
@@ -258,7 +268,7 @@ fn produces_data(state: &State) -> bool {
 enum Ended {
     Done(Result<Value, Failure>),
     TimedOut,
-    Aborted,
+    Aborted(Failure),
 }
 
 fn timestamp(t: DateTime<Utc>) -> String {
@@ -384,6 +394,9 @@ impl<'e> Run<'e> {
     }
 
     fn context(&self, cx: &StateCx<'_>) -> Value {
+        if let Some(c) = &self.fixed_context {
+            return c.clone();
+        }
         let mut m = Map::new();
         m.insert("Execution".into(), self.execution.clone());
         let mut state = Map::new();

@@ -129,35 +129,42 @@ impl<'e> Run<'e> {
                 let Some(catcher) = io.catch.iter().find(|c| f.matches(&c.error_equals)) else {
                     return Err(f);
                 };
-                let error_output = f.to_error_output();
-                let out = if jsonata {
-                    let o = match &catcher.output {
-                        Some(t) => self.jsonata_template(
-                            cx,
-                            t,
-                            &raw,
-                            None,
-                            Some(&error_output),
-                            vars,
-                            "Output",
-                        )?,
-                        None => error_output.clone(),
-                    };
-                    self.assign(
-                        cx,
-                        catcher.assign.as_ref(),
-                        &raw,
-                        None,
-                        Some(&error_output),
-                        vars,
-                    )?;
-                    o
-                } else {
-                    self.assign(cx, catcher.assign.as_ref(), &error_output, None, None, vars)?;
-                    self.result_path(cx, catcher.result_path.as_ref(), raw, error_output)?
-                };
+                let out = self.catch_output(cx, catcher, raw, &f, vars)?;
                 Ok((Some(catcher.next.clone()), out))
             }
+        }
+    }
+
+    /// The output of a state whose error `f` a catcher caught: its
+    /// ResultPath (JSONPath) or Output (JSONata), and its Assign.
+    pub(super) fn catch_output(
+        &self,
+        cx: &StateCx<'_>,
+        catcher: &Catcher,
+        raw: Value,
+        f: &Failure,
+        vars: &mut Vars,
+    ) -> Result<Value, Failure> {
+        let error_output = f.to_error_output();
+        if cx.state.query_language == QueryLanguage::Jsonata {
+            let o = match &catcher.output {
+                Some(t) => {
+                    self.jsonata_template(cx, t, &raw, None, Some(&error_output), vars, "Output")?
+                }
+                None => error_output.clone(),
+            };
+            self.assign(
+                cx,
+                catcher.assign.as_ref(),
+                &raw,
+                None,
+                Some(&error_output),
+                vars,
+            )?;
+            Ok(o)
+        } else {
+            self.assign(cx, catcher.assign.as_ref(), &error_output, None, None, vars)?;
+            self.result_path(cx, catcher.result_path.as_ref(), raw, error_output)
         }
     }
 

@@ -116,6 +116,15 @@ fn boto3_caller() -> Caller {
 }
 
 /// The refusal, after checking its AWS type and status.
+/// `headers` with boto3's body, refused as a signature mismatch.
+fn mismatch(headers: &[(String, String)], what: &str) {
+    let e = refused(
+        check(headers, BOTO3_BODY, signed_at()),
+        "InvalidSignatureException",
+    );
+    assert_eq!(e.code(), "api-auth-signature-mismatch", "{what}");
+}
+
 fn refused(result: Result<Caller, AuthError>, aws_type: &str) -> AuthError {
     let e = result.expect_err("the request should be refused");
     assert_eq!(e.aws_type(), aws_type, "{e:?}");
@@ -443,11 +452,7 @@ fn a_changed_signed_header_is_an_invalid_signature() {
     ] {
         let mut headers = boto3_headers();
         set(&mut headers, name, value);
-        let e = refused(
-            check(&headers, BOTO3_BODY, signed_at()),
-            "InvalidSignatureException",
-        );
-        assert_eq!(e.code(), "api-auth-signature-mismatch", "{name}");
+        mismatch(&headers, name);
     }
     // A signed header sent twice.
     let mut headers = boto3_headers();
@@ -455,57 +460,31 @@ fn a_changed_signed_header_is_an_invalid_signature() {
         "x-amz-target".to_string(),
         "AWSStepFunctions.StartExecution".to_string(),
     ));
-    let e = refused(
-        check(&headers, BOTO3_BODY, signed_at()),
-        "InvalidSignatureException",
-    );
-    assert_eq!(e.code(), "api-auth-signature-mismatch");
+    mismatch(&headers, "");
     // A signed header removed.
     let mut headers = boto3_headers();
     remove(&mut headers, "Content-Type");
-    let e = refused(
-        check(&headers, BOTO3_BODY, signed_at()),
-        "InvalidSignatureException",
-    );
-    assert_eq!(e.code(), "api-auth-signature-mismatch");
-    // Another path or method.
+    mismatch(&headers, "");
+    // Another path, method or query.
     let headers = boto3_headers();
-    let req = Request {
-        method: "POST",
-        path: "/x",
-        query: "",
-        headers: &headers,
-        body: BOTO3_BODY.as_bytes(),
-    };
-    let e = refused(
-        verify(&req, &keys(), signed_at(), &ReplayGuard::default()),
-        "InvalidSignatureException",
-    );
-    assert_eq!(e.code(), "api-auth-signature-mismatch");
-    let req = Request {
-        method: "PUT",
-        path: "/",
-        query: "",
-        headers: &headers,
-        body: BOTO3_BODY.as_bytes(),
-    };
-    let e = refused(
-        verify(&req, &keys(), signed_at(), &ReplayGuard::default()),
-        "InvalidSignatureException",
-    );
-    assert_eq!(e.code(), "api-auth-signature-mismatch");
-    let req = Request {
-        method: "POST",
-        path: "/",
-        query: "a=b",
-        headers: &headers,
-        body: BOTO3_BODY.as_bytes(),
-    };
-    let e = refused(
-        verify(&req, &keys(), signed_at(), &ReplayGuard::default()),
-        "InvalidSignatureException",
-    );
-    assert_eq!(e.code(), "api-auth-signature-mismatch");
+    for (method, path, query) in [("POST", "/x", ""), ("PUT", "/", ""), ("POST", "/", "a=b")] {
+        let req = Request {
+            method,
+            path,
+            query,
+            headers: &headers,
+            body: BOTO3_BODY.as_bytes(),
+        };
+        let e = refused(
+            verify(&req, &keys(), signed_at(), &ReplayGuard::default()),
+            "InvalidSignatureException",
+        );
+        assert_eq!(
+            e.code(),
+            "api-auth-signature-mismatch",
+            "{method} {path}?{query}"
+        );
+    }
 }
 
 #[test]

@@ -19,14 +19,15 @@
 //! This module: the store and its [`Store`] calls; `schema` the table's
 //! keys and indexes, `requests` reads, writes and SDK errors, `items` item
 //! shapes and keys, `records` definitions, executions and history,
-//! `chains` the audit chain, leases, queues and task answers, `group` the
-//! group commit.
+//! `chains` the audit chain, leases, queues and task answers, `resources`
+//! the resources of the layers above, `group` the group commit.
 
 mod chains;
 mod group;
 mod items;
 mod records;
 mod requests;
+mod resources;
 mod schema;
 
 use group::*;
@@ -55,8 +56,8 @@ use serde::de::DeserializeOwned;
 use super::audit::{AuditEntry, AuditRecord, chain};
 use super::{
     DefinitionVersion, ExecutionQuery, ExecutionRecord, Lease, LeaseOutcome, NewDefinition,
-    StartOutcome, Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter, newest_first,
-    sha256_hex,
+    Resource, StartOutcome, Store, StoreError, StoreFuture, StoredEvent, TaskAnswer, Waiter,
+    newest_first, sha256_hex,
 };
 
 /// The global secondary index of every execution, newest first
@@ -239,6 +240,23 @@ impl Store for DynamoStore {
                 }
             }
         })
+    }
+
+    fn latest_definition(&self, workflow: &str) -> StoreFuture<'_, Option<DefinitionVersion>> {
+        let workflow = workflow.to_string();
+        Box::pin(async move {
+            let pk = wf_pk(&workflow);
+            let what = format!("reading the latest version of {workflow}");
+            let head = self.get(&pk, HEAD_SK, &what).await?;
+            match head.as_ref().and_then(|h| u64_attr(h, "latest")) {
+                Some(v) => self.read_record(&pk, &version_sk(v), &what).await,
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn workflows(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move { self.catalog(WORKFLOW_CATALOG, "listing workflows").await })
     }
 
     fn set_alias(&self, workflow: &str, alias: &str, version: u64) -> StoreFuture<'_, ()> {
@@ -424,5 +442,19 @@ impl Store for DynamoStore {
             )
             .await
         })
+    }
+
+    fn put_resource(&self, resource: Resource) -> StoreFuture<'_, Resource> {
+        Box::pin(self.do_put_resource(resource))
+    }
+
+    fn resource(&self, kind: &str, name: &str) -> StoreFuture<'_, Option<Resource>> {
+        let (kind, name) = (kind.to_string(), name.to_string());
+        Box::pin(async move { self.do_resource(&kind, &name).await })
+    }
+
+    fn resources(&self, kind: &str) -> StoreFuture<'_, Vec<Resource>> {
+        let kind = kind.to_string();
+        Box::pin(async move { self.do_resources(&kind).await })
     }
 }
