@@ -267,6 +267,16 @@ def lifecycle(endpoint):
     sfn.untag_resource(resourceArn=arn, tagKeys=["team"])
     out["tags"] = sfn.list_tags_for_resource(resourceArn=arn)["tags"]
     out["machines"] = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
+    # One machine a page, through boto3's paginator: every page's rows carry
+    # their type and creation date (a workflow without a record included).
+    paged = [
+        m
+        for page in sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": 1})
+        for m in page["stateMachines"]
+    ]
+    out["machines_paged"] = [
+        [m["name"], m["type"], isinstance(m["creationDate"], datetime.datetime)] for m in paged
+    ]
     sfn.delete_state_machine(stateMachineArn=gate)
     out["deleted"] = error_of(lambda: sfn.describe_state_machine(stateMachineArn=gate))
     out["machines_after_delete"] = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])

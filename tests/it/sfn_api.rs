@@ -364,6 +364,15 @@ fn boto3_drives_state_machines_executions_versions_aliases_and_task_tokens() {
         serde_json::json!(["gate", "hello", "nightly"]),
         "the workflow `piflow run` ran is a state machine too"
     );
+    assert_eq!(
+        out["machines_paged"],
+        serde_json::json!([
+            ["gate", "STANDARD", true],
+            ["hello", "STANDARD", true],
+            ["nightly", "STANDARD", true]
+        ]),
+        "one machine a page, each with its type and creation date"
+    );
     assert_eq!(out["deleted"]["error"], "StateMachineDoesNotExist");
     assert_eq!(
         out["machines_after_delete"],

@@ -630,33 +630,44 @@ pub(crate) async fn describe(cx: &Ctx<'_>, body: &Map<String, Value>) -> Result<
 /// without one, by name.
 pub(crate) async fn list(cx: &Ctx<'_>, body: &Map<String, Value>) -> Result<Value, ApiError> {
     let store = cx.b.store();
-    let mut rows: BTreeMap<String, (String, DateTime<Utc>)> = BTreeMap::new();
-    let mut recorded = std::collections::BTreeSet::new();
+    // A machine's type and creation date; `None` for a workflow without a
+    // record, whose first version gives them once it is on the page.
+    let mut rows: BTreeMap<String, Option<(String, DateTime<Utc>)>> = BTreeMap::new();
+    // Deleted or unreadable records hide the workflow of their name.
+    let mut hidden = std::collections::BTreeSet::new();
     for r in store.resources(KIND).await? {
-        recorded.insert(r.name.clone());
         let name = r.name.clone();
         // One record that cannot be read never hides the others.
         match parse(r) {
             Ok(m) if !m.deleted => {
-                rows.insert(name, (m.machine_type, m.created));
+                rows.insert(name, Some((m.machine_type, m.created)));
             }
-            Ok(_) => {}
+            Ok(_) => {
+                hidden.insert(name);
+            }
             Err(e) => {
+                hidden.insert(name);
                 tracing::warn!(code = e.code(), error = %e, "a state machine record cannot be read; listing the others")
             }
         }
     }
-    // The workflows without a record: their names, then each one's first
-    // version for its creation date (no other definition is read).
     for name in store.workflows().await? {
-        if recorded.contains(&name) {
-            continue;
-        }
-        if let Some(first) = store.definition(&name, 1).await? {
-            rows.insert(name, ("STANDARD".into(), first.created));
+        if !hidden.contains(&name) {
+            rows.entry(name).or_insert(None);
         }
     }
-    let (page, next) = paging::page("ListStateMachines", body, rows.into_iter().collect())?;
+    let (rows, next) = paging::page("ListStateMachines", body, rows.into_iter().collect())?;
+    let mut page = Vec::with_capacity(rows.len());
+    for (name, row) in rows {
+        let row = match row {
+            Some(row) => row,
+            None => match store.definition(&name, 1).await? {
+                Some(first) => ("STANDARD".to_string(), first.created),
+                None => continue,
+            },
+        };
+        page.push((name, row));
+    }
     let machines: Vec<Value> = page
         .into_iter()
         .map(|(name, (t, created))| {
