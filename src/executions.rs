@@ -1,6 +1,6 @@
 //! Durable executions from the terminal: `run` (the durable part),
 //! `resume`, `redrive`, `stop`, `executions`, `history`,
-//! `send-task-success` and `send-task-failure`.
+//! `send-task-success`, `send-task-failure` and `send-task-heartbeat`.
 
 use std::sync::Arc;
 
@@ -104,6 +104,14 @@ pub struct SendFailureArgs {
     error: Option<String>,
     #[arg(long)]
     cause: Option<String>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SendHeartbeatArgs {
+    /// The task token the waiting task handed out.
+    token: String,
     #[command(flatten)]
     store: StoreArg,
 }
@@ -601,13 +609,29 @@ pub fn history(args: HistoryArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// What a token holder sends: an answer (`{"output": …}` or `{"error": …,
+/// "cause": …}`), or a heartbeat.
+enum Reply {
+    Answer(Value),
+    Heartbeat,
+}
+
 async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result<u8> {
+    reply(store, token, Reply::Answer(outcome)).await
+}
+
+async fn reply(store: &StoreArg, token: &str, reply: Reply) -> anyhow::Result<u8> {
     let store = match open(store).await {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
     let r = runner(store, Mocks::default(), None, false);
-    let id = match r.answer_task(token, outcome, chrono::Utc::now()).await? {
+    let now = chrono::Utc::now();
+    let (answered, done) = match reply {
+        Reply::Answer(outcome) => (r.answer_task(token, outcome, now).await?, "answered"),
+        Reply::Heartbeat => (r.heartbeat_task(token, now).await?, "heartbeat recorded"),
+    };
+    let id = match answered {
         Answered::Recorded(rec) => rec.id,
         Answered::Refused(TokenState::NotAToken) => {
             eprintln!(
@@ -641,9 +665,9 @@ async fn answer(store: &StoreArg, token: &str, outcome: Value) -> anyhow::Result
         .map(|o| o.iter().any(|e| e.id == id))
         .unwrap_or(false);
     if orphan {
-        println!("answered; no process runs {id} now: continue it with `piflow resume {id}`");
+        println!("{done}; no process runs {id} now: continue it with `piflow resume {id}`");
     } else {
-        println!("answered; {id} continues");
+        println!("{done}; {id} continues");
     }
     Ok(0)
 }
@@ -657,6 +681,12 @@ pub fn send_task_success(args: SendSuccessArgs) -> anyhow::Result<u8> {
         }
     };
     runtime()?.block_on(answer(&args.store, &args.token, json!({"output": output})))
+}
+
+/// `piflow send-task-heartbeat TOKEN`: the waiting task's
+/// `HeartbeatSeconds` start again.
+pub fn send_task_heartbeat(args: SendHeartbeatArgs) -> anyhow::Result<u8> {
+    runtime()?.block_on(reply(&args.store, &args.token, Reply::Heartbeat))
 }
 
 pub fn send_task_failure(args: SendFailureArgs) -> anyhow::Result<u8> {

@@ -96,6 +96,9 @@ enum Command {
     SendTaskSuccess(executions::SendSuccessArgs),
     /// Answer a waiting `.waitForTaskToken` task with a failure.
     SendTaskFailure(executions::SendFailureArgs),
+    /// Send a heartbeat to a waiting `.waitForTaskToken` task: its
+    /// `HeartbeatSeconds` start again.
+    SendTaskHeartbeat(executions::SendHeartbeatArgs),
     /// Test events against EventBridge event patterns (`piflow events test`).
     Events {
         #[command(subcommand)]
@@ -194,6 +197,7 @@ fn main() -> ExitCode {
         Command::Approve(a) => executions::approve(a),
         Command::Reject(a) => executions::reject(a),
         Command::SendTaskFailure(a) => executions::send_task_failure(a),
+        Command::SendTaskHeartbeat(a) => executions::send_task_heartbeat(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

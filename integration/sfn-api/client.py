@@ -238,6 +238,7 @@ def lifecycle(endpoint):
     failed = wait_done(sfn, g)
     out["gate_failed"] = {k: failed.get(k) for k in ("status", "error", "cause", "redriveStatus")}
     out["answer_again"] = error_of(lambda: sfn.send_task_success(taskToken=token, output="{}"))
+    out["heartbeat_after_end"] = error_of(lambda: sfn.send_task_heartbeat(taskToken=token))
     out["not_a_token"] = error_of(lambda: sfn.send_task_success(taskToken="nope", output="{}"))
     sfn.redrive_execution(executionArn=g)
     _, token2 = wait_token(sfn, g, after=seen)

@@ -722,6 +722,48 @@ fn a_task_token_is_answered_from_another_process(b: &Backend) {
         json!({"approved": true, "by": "alice"})
     );
 
+    // Heartbeats from other processes keep a task with HeartbeatSeconds
+    // waiting past them: 3 s, beaten every second for 7 s.
+    b.workflow(
+        "beat",
+        &APPROVAL.replace("End: true", "HeartbeatSeconds: 3\n    End: true"),
+    );
+    let run = b
+        .piflow(&["run", "beat", "--name", "h1", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let token = approval_token(b, ":beat:h1:");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        let beat = b.run(&["send-task-heartbeat", &token]);
+        assert!(beat.status.success(), "{}", text(&beat.stderr));
+        assert!(
+            text(&beat.stdout).starts_with("heartbeat recorded; "),
+            "{}",
+            text(&beat.stdout)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let ok = b.run(&["approve", &token]);
+    assert!(
+        ok.status.success(),
+        "the task outlived its HeartbeatSeconds only by the heartbeats: {}",
+        text(&ok.stderr)
+    );
+    let out = run.wait_with_output().expect("wait");
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["status"], "SUCCEEDED", "{}", text(&out.stderr));
+    let late = b.run(&["send-task-heartbeat", &token]);
+    assert_ne!(
+        late.status.code(),
+        Some(0),
+        "an answered task takes no heartbeat"
+    );
+    let bad = b.run(&["send-task-heartbeat", "no-such-token"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+
     // `piflow reject` fails the approval with Approval.Rejected.
     let run = b
         .piflow(&["run", "gate", "--name", "g2", "--format", "json"])

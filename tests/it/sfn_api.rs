@@ -336,6 +336,7 @@ fn boto3_drives_state_machines_executions_versions_aliases_and_task_tokens() {
         serde_json::json!({"status": "FAILED", "error": "Rejected", "cause": "not today", "redriveStatus": "REDRIVABLE"})
     );
     assert_eq!(out["answer_again"]["error"], "TaskTimedOut", "{out}");
+    assert_eq!(out["heartbeat_after_end"]["error"], "TaskTimedOut", "{out}");
     assert_eq!(out["not_a_token"]["error"], "InvalidToken", "{out}");
     assert_eq!(out["new_token"], true);
     assert_eq!(

@@ -36,17 +36,27 @@ impl TokenError {
     }
 }
 
+/// An open token: where its messages go, and whether its task has a
+/// `HeartbeatSeconds` (a heartbeat changes nothing for one without).
+#[derive(Debug)]
+struct Open {
+    tx: mpsc::UnboundedSender<TokenMessage>,
+    heartbeat: bool,
+}
+
 /// Open task tokens of the running executions.
 #[derive(Debug, Default)]
 pub struct TokenRegistry {
-    open: Mutex<HashMap<String, mpsc::UnboundedSender<TokenMessage>>>,
+    open: Mutex<HashMap<String, Open>>,
 }
 
 impl TokenRegistry {
     /// Open a token; the receiver gets the messages sent to it.
-    pub fn open(&self, token: &str) -> mpsc::UnboundedReceiver<TokenMessage> {
+    /// `heartbeat`: its task times out without heartbeats.
+    pub fn open(&self, token: &str, heartbeat: bool) -> mpsc::UnboundedReceiver<TokenMessage> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().insert(token.to_string(), tx);
+        self.lock()
+            .insert(token.to_string(), Open { tx, heartbeat });
         rx
     }
 
@@ -55,22 +65,30 @@ impl TokenRegistry {
         self.lock().keys().cloned().collect()
     }
 
+    /// The open tokens whose tasks wait for heartbeats.
+    pub fn heartbeat_tokens(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, o)| o.heartbeat)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     pub fn close(&self, token: &str) {
         self.lock().remove(token);
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<TokenMessage>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Open>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn send(&self, token: &str, msg: TokenMessage) -> Result<(), TokenError> {
         let guard = self.lock();
-        let tx = guard
+        let open = guard
             .get(token)
             .ok_or_else(|| TokenError::Unknown(token.to_string()))?;
-        tx.send(msg)
+        open.tx
+            .send(msg)
             .map_err(|_| TokenError::Unknown(token.to_string()))
     }
 

@@ -219,11 +219,14 @@ async fn renew(k: &Keeper) {
 /// A third of the leases' life after the last read ended, read the record
 /// for a stop request (on a slow store, less often: the renewals keep
 /// their pace, this gives way); every poll interval, the answers to the
-/// open task tokens. Never returns.
+/// open task tokens and the heartbeats of those that wait for them. Never
+/// returns.
 async fn watch_requests(k: &Keeper) {
     let read_every = k.ttl / 3;
     let tick = poll_interval(k.ttl).min(read_every);
     let mut next_read = tokio::time::Instant::now() + read_every;
+    // The heartbeat revision last handed on, by token.
+    let mut beats: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     loop {
         tokio::time::sleep(tick).await;
         if tokio::time::Instant::now() >= next_read {
@@ -258,6 +261,26 @@ async fn watch_requests(k: &Keeper) {
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "could not read task answers"),
+            }
+        }
+        // Heartbeats recorded by other processes, for the tasks that wait
+        // for them.
+        let own: Vec<String> = k
+            .tokens
+            .heartbeat_tokens()
+            .into_iter()
+            .filter(|t| crate::execution_of_token(t).as_deref() == Some(k.id.as_str()))
+            .collect();
+        beats.retain(|t, _| own.contains(t));
+        for token in own {
+            match k.store.resource(crate::HEARTBEAT_KIND, &token).await {
+                Ok(Some(beat)) if beats.get(&token) != Some(&beat.revision) => {
+                    if k.tokens.send_heartbeat(&token).is_ok() {
+                        beats.insert(token, beat.revision);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read task heartbeats"),
             }
         }
     }

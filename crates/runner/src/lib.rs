@@ -38,8 +38,8 @@ use piflow_engine::{
     HistorySink, RecordedEvent, Replay, Status, TaskRegistry, TokenRegistry,
 };
 use piflow_store::{
-    DefinitionVersion, ExecutionRecord, LeaseOutcome, NewDefinition, StartOutcome, StopReason,
-    Store, StoreError, StoredEvent, TaskAnswer,
+    DefinitionVersion, ExecutionRecord, LeaseOutcome, NewDefinition, Resource, StartOutcome,
+    StopReason, Store, StoreError, StoredEvent, TaskAnswer,
 };
 
 /// What can keep the runner from starting or continuing an execution.
@@ -227,6 +227,10 @@ pub enum TokenState {
     Open(ExecutionRecord),
 }
 
+/// The kind of the store records that carry a task token's heartbeats to
+/// the process that runs the task ([`Runner::heartbeat_task`]).
+pub const HEARTBEAT_KIND: &str = "task-heartbeat";
+
 /// What became of an answer to a task token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answered {
@@ -398,6 +402,46 @@ impl Runner {
                 .send_failure(token, text("error"), text("cause")),
         };
         Ok(Answered::Recorded(r))
+    }
+
+    /// A heartbeat for a task token (`piflow send-task-heartbeat` and the
+    /// API's SendTaskHeartbeat): the waiting task's `HeartbeatSeconds`
+    /// start again, at once when this runner runs it; otherwise the
+    /// heartbeat is recorded in the store (a [`Resource`] of kind
+    /// [`HEARTBEAT_KIND`] named by the token, whose revision counts the
+    /// heartbeats) and the keeper of the process that runs the task hands
+    /// it on at its next poll. `Again`: the token was answered already.
+    pub async fn heartbeat_task(
+        &self,
+        token: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Answered, StoreError> {
+        let r = match self.token_state(token).await? {
+            TokenState::Open(r) => r,
+            other => return Ok(Answered::Refused(other)),
+        };
+        if self.store.task_answer(token).await?.is_some() {
+            return Ok(Answered::Again);
+        }
+        if self.tokens.send_heartbeat(token).is_ok() {
+            return Ok(Answered::Recorded(r));
+        }
+        let revision = match self.store.resource(HEARTBEAT_KIND, token).await? {
+            Some(last) => last.revision,
+            None => 0,
+        };
+        let beat = Resource {
+            kind: HEARTBEAT_KIND.to_string(),
+            name: token.to_string(),
+            body: json!({"at": at}),
+            revision,
+        };
+        match self.store.put_resource(beat).await {
+            // Conflict: another heartbeat was recorded since the read; the
+            // keeper sees that one, which is as good.
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(Answered::Recorded(r)),
+            Err(e) => Err(e),
+        }
     }
 
     fn local_stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Notify>>> {

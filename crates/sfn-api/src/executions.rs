@@ -605,22 +605,17 @@ pub(crate) async fn task_failure(
     Ok(json!({}))
 }
 
-/// `SendTaskHeartbeat`: reaches the task when this server runs it (its
-/// `HeartbeatSeconds` starts again); for a task of another process it is
-/// accepted while the task waits.
+/// `SendTaskHeartbeat`: the task's `HeartbeatSeconds` start again, at
+/// once when this server runs it, at the next poll of the process that
+/// does otherwise ([`piflow_runner::Runner::heartbeat_task`]).
 pub(crate) async fn task_heartbeat(
     cx: &Ctx<'_>,
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
     let token = token_of(body)?;
-    let runner = cx.b.service.runner();
-    match runner.token_state(token).await? {
-        TokenState::Open(_) => {}
-        other => return Err(refused(other)),
+    match cx.b.service.runner().heartbeat_task(token, cx.now).await? {
+        Answered::Recorded(_) => Ok(json!({})),
+        Answered::Again => Err(ApiError::new("TaskTimedOut", ANSWERED)),
+        Answered::Refused(other) => Err(refused(other)),
     }
-    if cx.b.store().task_answer(token).await?.is_some() {
-        return Err(ApiError::new("TaskTimedOut", ANSWERED));
-    }
-    let _ = runner.tokens.send_heartbeat(token);
-    Ok(json!({}))
 }

@@ -313,7 +313,9 @@ impl<'e> Run<'e> {
             credentials,
             attempt: cx.retry_count,
         };
-        let mut receiver = token.as_ref().map(|tok| self.engine.tokens.open(tok));
+        let mut receiver = token
+            .as_ref()
+            .map(|tok| self.engine.tokens.open(tok, heartbeat.is_some()));
         let engine = self.engine;
         let work = async {
             // A callback task that already handed its token out waits for
