@@ -282,28 +282,7 @@ pub(crate) fn check_definition(definition: &str, machine_type: &str) -> Result<(
     if v.is_valid() {
         return Ok(());
     }
-    let problems: Vec<String> = v
-        .errors()
-        .map(|d| {
-            format!(
-                "{} at {}: {}",
-                d.code.as_str(),
-                if d.pointer.is_empty() {
-                    "/"
-                } else {
-                    d.pointer.as_str()
-                },
-                d.message
-            )
-        })
-        .collect();
-    Err(ApiError::new(
-        "InvalidDefinition",
-        format!(
-            "Invalid State Machine Definition: '{}'",
-            problems.join("; ")
-        ),
-    ))
+    Err(crate::ops::invalid_definition(v.errors()))
 }
 
 fn role_arn(body: &Map<String, Value>, required: bool) -> Result<Option<String>, ApiError> {

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use piflow_asl::{Format, LoadOptions, MachineType, Severity, validate_text};
+use piflow_asl::{Diagnostic, Format, LoadOptions, MachineType, Severity, validate_text};
 
 use crate::api::{ApiError, fields};
 
@@ -55,6 +55,31 @@ pub fn validate(body: &Map<String, Value>) -> Result<Value, ApiError> {
         "diagnostics": shown.into_iter().take(max).collect::<Vec<_>>(),
         "truncated": truncated,
     }))
+}
+
+/// `InvalidDefinition` listing every error among `diagnostics`, each as
+/// `code at /pointer: message` (CreateStateMachine, UpdateStateMachine,
+/// TestState).
+pub fn invalid_definition<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) -> ApiError {
+    let problems: Vec<String> = diagnostics
+        .into_iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            let at = if d.pointer.is_empty() {
+                "/"
+            } else {
+                d.pointer.as_str()
+            };
+            format!("{} at {at}: {}", d.code.as_str(), d.message)
+        })
+        .collect();
+    ApiError::new(
+        "InvalidDefinition",
+        format!(
+            "Invalid State Machine Definition: '{}'",
+            problems.join("; ")
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use piflow_engine::{Engine, SystemClock, TaskRegistry};
 
 use crate::api::{ApiError, fields};
 use crate::mock_shapes::{self, Mode};
-use crate::ops::MAX_DEFINITION;
+use crate::ops::{self, MAX_DEFINITION};
 
 /// The largest input, variables, context or mocked result (AWS: 256 KiB).
 const MAX_DATA: usize = 262_144;
@@ -153,27 +153,12 @@ fn read_state(text: &str, state_name: Option<&str>) -> Result<State, ApiError> {
         ));
     }
     let is_machine = definition.get("States").is_some() || definition.get("StartAt").is_some();
-    let diagnostics_message = |diags: &[piflow_asl::Diagnostic]| {
-        let list: Vec<String> = diags
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| {
-                let at = if d.pointer.is_empty() {
-                    "/"
-                } else {
-                    &d.pointer
-                };
-                format!("[{}] {} at {at}", d.code, d.message)
-            })
-            .collect();
-        format!("Invalid State Machine Definition: {}", list.join("; "))
-    };
     match (is_machine, state_name) {
         (true, Some(name)) => {
             let v = validate_value(&definition, LoadOptions::default());
             let machine = match v.machine {
                 Some(m) if v.is_valid() => m,
-                _ => return Err(invalid_definition(diagnostics_message(&v.diagnostics))),
+                _ => return Err(ops::invalid_definition(&v.diagnostics)),
             };
             find_state(&machine.scope, name).cloned().ok_or_else(|| {
                 ApiError::validation(format!(
@@ -191,7 +176,7 @@ fn read_state(text: &str, state_name: Option<&str>) -> Result<State, ApiError> {
             let (state, diagnostics) = validate_state_value(&definition);
             match state {
                 Some(s) if !diagnostics.iter().any(|d| d.is_error()) => Ok(s),
-                _ => Err(invalid_definition(diagnostics_message(&diagnostics))),
+                _ => Err(ops::invalid_definition(&diagnostics)),
             }
         }
     }

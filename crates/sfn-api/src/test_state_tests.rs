@@ -35,7 +35,7 @@ fn bad_requests_get_aws_error_types_naming_the_field() {
         (
             json!({"definition": r#"{"Type": "Pass", "Nxt": "B", "End": true}"#}),
             "InvalidDefinition",
-            "[unknown-field]",
+            "unknown-field at /Nxt: ",
         ),
         (
             json!({"definition": r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}"#, "stateName": "A"}),
