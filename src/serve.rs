@@ -87,7 +87,9 @@ pub struct Args {
     /// fetch --tags` when it has a remote. Without it the webhooks answer 503.
     #[arg(long)]
     repo: Option<PathBuf>,
-    /// Mocked task responses (rehearsals and tests), as for `piflow run`.
+    /// Mocked task responses (rehearsals and tests), as for `piflow run`;
+    /// a Step Functions API start of `…:stateMachine:NAME#CASE` picks test
+    /// case CASE of a Step Functions Local file.
     #[arg(long)]
     mock: Option<String>,
     /// Seconds a connection has to send a whole request head (request line

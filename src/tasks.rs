@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use piflow_engine::{MockConfig, TaskRegistry};
+use piflow_engine::{MockConfig, MockFile, TaskRegistry};
 use piflow_steps::AuditHandle;
 use piflow_store::Store;
 use piflow_triggers::TriggerService;
 
 /// `--mock FILE[#CASE]`: mocked task responses (a piflow or Step
 /// Functions Local mock file, optionally with #TESTCASE or
-/// #MACHINE/TESTCASE), read before anything runs.
+/// #MACHINE/TESTCASE), read and checked before anything runs. The whole
+/// file is kept: a Step Functions API start of `…:stateMachine:NAME#CASE`
+/// runs with NAME's test case CASE.
 #[derive(Default)]
-pub struct Mocks(Option<MockConfig>);
+pub struct Mocks(Option<(Arc<MockFile>, MockConfig)>);
 
 impl Mocks {
     /// Read `--mock`; the error names the file.
@@ -29,11 +31,15 @@ impl Mocks {
             None => (spec, None),
         };
         let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("--mock {file}: cannot read it: {e}"))?;
+            .map_err(|e| format!("[invalid-mock] --mock {file}: cannot read it: {e}"))?;
         let value: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("--mock {file} is not valid JSON: {e}"))?;
-        let m = MockConfig::from_value(&value, case).map_err(|e| format!("--mock {file}: {e}"))?;
-        Ok(Mocks(Some(m)))
+            .map_err(|e| format!("[invalid-mock] --mock {file} is not valid JSON: {e}"))?;
+        let whole = MockFile::from_value(&value)
+            .map_err(|e| format!("[{}] --mock {file}: {e}", e.code()))?;
+        let chosen = whole
+            .select(case)
+            .map_err(|e| format!("[{}] --mock {spec}: {e}", e.code()))?;
+        Ok(Mocks(Some((Arc::new(whole), chosen))))
     }
 }
 
@@ -42,8 +48,8 @@ impl Mocks {
 /// the built-in steps.
 pub fn registry(mocks: Mocks, store: AuditHandle) -> TaskRegistry {
     let mut tasks = TaskRegistry::new();
-    if let Mocks(Some(m)) = mocks {
-        tasks = tasks.with_mocks(m);
+    if let Mocks(Some((file, chosen))) = mocks {
+        tasks = tasks.with_mocks(chosen).with_mock_file(file);
     }
     piflow_steps::register_builtins(&mut tasks, store);
     tasks

@@ -208,6 +208,7 @@ fn record(id: &str, input: Value) -> ExecutionRecord {
         env: None,
         version_arn: None,
         alias_arn: None,
+        test_case: None,
     }
 }
 

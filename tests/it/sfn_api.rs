@@ -827,3 +827,167 @@ fn boto3_runs_the_test_state_corpus_against_the_server() {
     }
     score.report(", boto3 against piflow serve", 95);
 }
+
+/// A Step Functions Local mock file, as its users have them: the state
+/// machine `orders`, two test cases, a response whose second invocation
+/// differs from its first.
+const ORDERS_MOCKS: &str = r#"{
+  "StateMachines": {
+    "orders": {"TestCases": {
+      "HappyPath": {"Charge": "Charged"},
+      "CardDeclined": {"Charge": "Declined"}
+    }}
+  },
+  "MockedResponses": {
+    "Charged": {
+      "0": {"Return": {"StatusCode": 200, "Payload": {"charged": "first call"}}},
+      "1": {"Return": {"StatusCode": 200, "Payload": {"charged": "second call"}}}
+    },
+    "Declined": {"0": {"Throw": {"Error": "Card.Declined", "Cause": "insufficient funds"}}}
+  }
+}"#;
+
+const ORDERS: &str = r#"{"StartAt": "Charge", "States": {
+  "Charge": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+    "Parameters": {"FunctionName": "charge", "Payload.$": "$"},
+    "ResultSelector": {"charged.$": "$.Payload.charged"},
+    "Catch": [{"ErrorEquals": ["Card.Declined"], "ResultPath": "$.declined", "Next": "Refund"}],
+    "End": true},
+  "Refund": {"Type": "Pass", "End": true}}}"#;
+
+/// The AWS CLI's answer, or its error text when it fails.
+fn aws_cli_result(server: &Server, args: &[&str]) -> Result<Value, String> {
+    let mut cmd = Command::new(root().join(".emu/venv/bin/aws"));
+    cmd.args([
+        "stepfunctions",
+        "--endpoint-url",
+        &server.url,
+        "--output",
+        "json",
+    ])
+    .args(args);
+    aws_env(&mut cmd, SECRET);
+    let out = cmd.output().expect("the AWS CLI runs");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `…:stateMachine:NAME#CASE` runs NAME with the test case CASE of the
+/// server's `--mock` file, as with Step Functions Local; each execution
+/// counts its own calls of a mocked state.
+#[test]
+fn a_test_case_of_the_mock_file_is_chosen_by_the_state_machine_arn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = dir.path().join("MockConfigFile.json");
+    std::fs::write(&mocks, ORDERS_MOCKS).unwrap();
+    let pair = [
+        ("PIFLOW_API_ACCESS_KEY_ID", ACCESS_KEY),
+        ("PIFLOW_API_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let server = Server::start(dir.path(), &["--mock", mocks.to_str().unwrap()], &pair);
+    let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:orders";
+    aws_cli(
+        &server,
+        &[
+            "create-state-machine",
+            "--name",
+            "orders",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/r",
+            "--definition",
+            ORDERS,
+        ],
+    );
+    let run = |name: &str, case: &str| -> Value {
+        let started = aws_cli(
+            &server,
+            &[
+                "start-execution",
+                "--name",
+                name,
+                "--state-machine-arn",
+                &format!("{machine}#{case}"),
+                "--input",
+                r#"{"order": 7}"#,
+            ],
+        );
+        let arn = started["executionArn"].as_str().unwrap().to_string();
+        assert_eq!(
+            arn,
+            format!("arn:aws:states:us-east-1:123456789012:execution:orders:{name}")
+        );
+        for _ in 0..200 {
+            let d = aws_cli(&server, &["describe-execution", "--execution-arn", &arn]);
+            if d["status"] != "RUNNING" {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{name} did not end");
+    };
+    let output = |d: &Value| -> Value {
+        serde_json::from_str(d["output"].as_str().unwrap_or("null")).unwrap()
+    };
+    // Two executions of one test case: each gets the first response.
+    for name in ["happy-1", "happy-2"] {
+        let d = run(name, "HappyPath");
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        assert_eq!(
+            output(&d),
+            serde_json::json!({"charged": "first call"}),
+            "{name}"
+        );
+    }
+    let d = run("declined", "CardDeclined");
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(
+        output(&d)["declined"],
+        serde_json::json!({"Error": "Card.Declined", "Cause": "insufficient funds"})
+    );
+    // A test case the file does not have: refused, naming those it has;
+    // no execution is recorded.
+    let refused = aws_cli_result(
+        &server,
+        &[
+            "start-execution",
+            "--name",
+            "nope",
+            "--state-machine-arn",
+            &format!("{machine}#SadPath"),
+        ],
+    )
+    .expect_err("an unknown test case is refused");
+    assert!(refused.contains("ValidationException"), "{refused}");
+    assert!(
+        refused.contains("CardDeclined, HappyPath") || refused.contains("HappyPath, CardDeclined"),
+        "{refused}"
+    );
+    let missing = aws_cli_result(
+        &server,
+        &[
+            "describe-execution",
+            "--execution-arn",
+            "arn:aws:states:us-east-1:123456789012:execution:orders:nope",
+        ],
+    )
+    .expect_err("nothing was recorded");
+    assert!(missing.contains("ExecutionDoesNotExist"), "{missing}");
+    // A name is taken, whatever the test case.
+    let again = aws_cli_result(
+        &server,
+        &[
+            "start-execution",
+            "--name",
+            "happy-1",
+            "--state-machine-arn",
+            &format!("{machine}#CardDeclined"),
+            "--input",
+            r#"{"order": 7}"#,
+        ],
+    )
+    .expect_err("the name is taken");
+    assert!(again.contains("ExecutionAlreadyExists"), "{again}");
+}

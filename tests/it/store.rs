@@ -43,6 +43,7 @@ fn execution(id: &str, name: &str) -> ExecutionRecord {
         env: None,
         version_arn: None,
         alias_arn: None,
+        test_case: None,
     }
 }
 

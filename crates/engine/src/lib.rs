@@ -21,6 +21,7 @@ pub mod history;
 mod interp;
 pub mod journal;
 pub mod jsonata_eval;
+pub mod mocks;
 pub mod tasks;
 pub mod test_state;
 pub mod tokens;
@@ -38,7 +39,7 @@ pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::Failure;
 pub use history::HistoryEvent;
 pub use journal::{JOURNAL_FAILED, Journal, JournalError, RecordedEvent, Replay};
-pub use tasks::{MockConfig, TaskHandler, TaskRegistry, TaskRequest};
+pub use tasks::{MockConfig, MockError, MockFile, TaskHandler, TaskRegistry, TaskRequest};
 pub use tokens::TokenRegistry;
 
 /// Limits and settings of the interpreter.

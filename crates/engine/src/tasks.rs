@@ -1,14 +1,14 @@
 //! Tasks reach the engine through one trait: a resource name resolved in a
 //! registry. Built-in steps and AWS integrations register handlers; tests and
-//! `piflow run --mock` register a [`MockConfig`].
+//! `piflow run --mock` register a [`MockConfig`] (crate::mocks).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::error::Failure;
+pub use super::mocks::{MockConfig, MockError, MockFile, MockResponse};
 
 /// What a Task state asks a handler to do.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub trait TaskHandler: Send + Sync {
 pub struct TaskRegistry {
     handlers: Vec<(String, Arc<dyn TaskHandler>)>,
     mocks: Option<Arc<MockConfig>>,
+    /// The whole mock file, for executions that name a test case.
+    mock_file: Option<Arc<MockFile>>,
 }
 
 impl TaskRegistry {
@@ -69,6 +71,35 @@ impl TaskRegistry {
     pub fn with_mocks(mut self, mocks: MockConfig) -> Self {
         self.mocks = Some(Arc::new(mocks));
         self
+    }
+
+    /// Keep the whole mock file: an execution that names one of its test
+    /// cases gets that case's responses ([`Self::for_execution`]).
+    pub fn with_mock_file(mut self, file: Arc<MockFile>) -> Self {
+        self.mock_file = Some(file);
+        self
+    }
+
+    /// The registry one execution of state machine `machine` runs with:
+    /// the responses of its test case `test_case` of the mock file, else
+    /// the registry's own mocks; either way with no call counted yet (the
+    /// n-th call of a state is the n-th of this execution).
+    pub fn for_execution(
+        &self,
+        machine: &str,
+        test_case: Option<&str>,
+    ) -> Result<TaskRegistry, MockError> {
+        let mut tasks = self.clone();
+        match (test_case, &self.mock_file) {
+            (Some(case), Some(file)) => tasks.mocks = Some(Arc::new(file.case(machine, case)?)),
+            (Some(case), None) => {
+                return Err(MockError::NoTestCase(format!(
+                    "test case {case:?} of {machine:?}: no mock file was given (piflow serve --mock FILE)"
+                )));
+            }
+            (None, _) => tasks.mocks = self.mocks.as_ref().map(|m| Arc::new(m.fresh())),
+        }
+        Ok(tasks)
     }
 
     pub fn has_mock(&self, state: &str) -> bool {
@@ -122,253 +153,5 @@ impl TaskRegistry {
                 })
             }
         }
-    }
-}
-
-/// One mocked response: a result or an error.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MockResponse {
-    Return(Value),
-    Throw { error: String, cause: String },
-}
-
-/// Mocked responses per state, in the shape of Step Functions Local's
-/// MockConfig: each state has a sequence of responses; the n-th call gets
-/// the n-th response (the last one repeats).
-#[derive(Debug, Default)]
-pub struct MockConfig {
-    states: HashMap<String, Vec<MockResponse>>,
-    calls: Mutex<HashMap<String, usize>>,
-}
-
-/// Why a mock file was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MockError {
-    #[error("mock configuration: {0}")]
-    Invalid(String),
-}
-
-impl MockError {
-    /// Every code [`Self::code`] returns, with its meaning (docs/codes.md).
-    pub const CODES: &[(&str, &str)] = &[(
-        "invalid-mock",
-        "a mock file that is not a mock configuration",
-    )];
-
-    pub fn code(&self) -> &'static str {
-        "invalid-mock"
-    }
-}
-
-impl MockConfig {
-    pub fn new(states: HashMap<String, Vec<MockResponse>>) -> Self {
-        MockConfig {
-            states,
-            calls: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn has(&self, state: &str) -> bool {
-        self.states.contains_key(state)
-    }
-
-    fn next(&self, state: &str) -> Option<Result<Value, Failure>> {
-        let seq = self.states.get(state)?;
-        let n = {
-            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            let c = calls.entry(state.to_string()).or_insert(0);
-            let n = *c;
-            *c += 1;
-            n
-        };
-        let r = seq.get(n).or_else(|| seq.last())?;
-        Some(match r {
-            MockResponse::Return(v) => Ok(v.clone()),
-            MockResponse::Throw { error, cause } => Err(Failure::new(error.clone(), cause.clone())),
-        })
-    }
-
-    /// Parse a mock file. Two shapes are accepted:
-    ///
-    /// * piflow's: `{"States": {"StateName": [{"Return": ...}, {"Throw": {"Error": ..., "Cause": ...}}]}}`
-    /// * Step Functions Local's: `{"StateMachines": {M: {"TestCases": {T: {"StateName": "ResponseName"}}}},
-    ///   "MockedResponses": {"ResponseName": {"0": {"Return": ...}, "1-2": {"Throw": ...}}}}`;
-    ///   `test_case` picks `M/T` or `T` (the first test case when absent).
-    pub fn from_value(v: &Value, test_case: Option<&str>) -> Result<MockConfig, MockError> {
-        let bad = |m: String| MockError::Invalid(m);
-        if let Some(states) = v.get("States") {
-            let obj = states
-                .as_object()
-                .ok_or_else(|| bad("\"States\" must be an object of state names".into()))?;
-            let mut out = HashMap::new();
-            for (name, seq) in obj {
-                let responses = match seq {
-                    Value::Array(items) => items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| parse_response(r, &format!("States/{name}/{i}")))
-                        .collect::<Result<Vec<_>, _>>()?,
-                    other => vec![parse_response(other, &format!("States/{name}"))?],
-                };
-                if responses.is_empty() {
-                    return Err(bad(format!(
-                        "States/{name}: the list of responses is empty"
-                    )));
-                }
-                out.insert(name.clone(), responses);
-            }
-            return Ok(MockConfig::new(out));
-        }
-        let machines = v
-            .get("StateMachines")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("expected \"States\" (piflow) or \"StateMachines\" and \"MockedResponses\" (Step Functions Local)".into()))?;
-        let responses = v
-            .get("MockedResponses")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("\"MockedResponses\" is missing".into()))?;
-        let (want_machine, want_case) = match test_case {
-            Some(t) => match t.split_once('/') {
-                Some((m, c)) => (Some(m), Some(c)),
-                None => (None, Some(t)),
-            },
-            None => (None, None),
-        };
-        let mut chosen = None;
-        for (mname, m) in machines {
-            if want_machine.is_some_and(|w| w != mname) {
-                continue;
-            }
-            let Some(cases) = m.get("TestCases").and_then(Value::as_object) else {
-                continue;
-            };
-            for (cname, case) in cases {
-                if want_case.is_none_or(|w| w == cname) {
-                    chosen = Some((format!("{mname}/{cname}"), case));
-                    break;
-                }
-            }
-            if chosen.is_some() {
-                break;
-            }
-        }
-        let (case_name, case) = chosen.ok_or_else(|| {
-            bad(format!(
-                "no test case {} in StateMachines",
-                test_case.unwrap_or("(any)")
-            ))
-        })?;
-        let case = case.as_object().ok_or_else(|| {
-            bad(format!(
-                "test case {case_name} must map state names to response names"
-            ))
-        })?;
-        let mut out = HashMap::new();
-        for (state, rname) in case {
-            let rname = rname
-                .as_str()
-                .ok_or_else(|| bad(format!("{case_name}/{state}: expected a response name")))?;
-            let r = responses
-                .get(rname)
-                .and_then(Value::as_object)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "{case_name}/{state}: MockedResponses has no {rname:?}"
-                    ))
-                })?;
-            let mut seq: Vec<(usize, MockResponse)> = Vec::new();
-            for (range, resp) in r {
-                let (lo, hi) = match range.split_once('-') {
-                    Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
-                    None => (range.parse::<usize>(), range.parse::<usize>()),
-                };
-                let (Ok(lo), Ok(hi)) = (lo, hi) else {
-                    return Err(bad(format!(
-                        "MockedResponses/{rname}: {range:?} is not an invocation index or range like \"1-3\""
-                    )));
-                };
-                if hi < lo || hi > 10_000 {
-                    return Err(bad(format!("MockedResponses/{rname}: bad range {range:?}")));
-                }
-                let parsed = parse_response(resp, &format!("MockedResponses/{rname}/{range}"))?;
-                for i in lo..=hi {
-                    seq.push((i, parsed.clone()));
-                }
-            }
-            seq.sort_by_key(|(i, _)| *i);
-            for (expected, (i, _)) in seq.iter().enumerate() {
-                if *i != expected {
-                    return Err(bad(format!(
-                        "MockedResponses/{rname}: invocation {expected} has no response"
-                    )));
-                }
-            }
-            out.insert(state.clone(), seq.into_iter().map(|(_, r)| r).collect());
-        }
-        Ok(MockConfig::new(out))
-    }
-}
-
-fn parse_response(v: &Value, at: &str) -> Result<MockResponse, MockError> {
-    if let Some(r) = v.get("Return") {
-        return Ok(MockResponse::Return(r.clone()));
-    }
-    if let Some(t) = v.get("Throw") {
-        let error = t
-            .get("Error")
-            .and_then(Value::as_str)
-            .ok_or_else(|| MockError::Invalid(format!("{at}: Throw needs an Error string")))?;
-        let cause = t.get("Cause").and_then(Value::as_str).unwrap_or("");
-        return Ok(MockResponse::Throw {
-            error: error.to_string(),
-            cause: cause.to_string(),
-        });
-    }
-    Err(MockError::Invalid(format!(
-        "{at}: a response is {{\"Return\": ...}} or {{\"Throw\": {{\"Error\": ..., \"Cause\": ...}}}}"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn sfn_local_shape_with_ranges() {
-        let cfg = MockConfig::from_value(
-            &json!({
-                "StateMachines": {"M": {"TestCases": {"Retry": {"Call": "Flaky"}}}},
-                "MockedResponses": {"Flaky": {
-                    "0-1": {"Throw": {"Error": "Lambda.ServiceException", "Cause": "busy"}},
-                    "2": {"Return": {"ok": true}}
-                }}
-            }),
-            Some("Retry"),
-        )
-        .unwrap();
-        assert_eq!(
-            cfg.next("Call").unwrap().unwrap_err().error_name(),
-            "Lambda.ServiceException"
-        );
-        assert!(cfg.next("Call").unwrap().is_err());
-        assert_eq!(cfg.next("Call").unwrap().unwrap(), json!({"ok": true}));
-        assert_eq!(cfg.next("Call").unwrap().unwrap(), json!({"ok": true}));
-        assert!(cfg.next("Other").is_none());
-    }
-
-    #[test]
-    fn bad_mocks_are_explained() {
-        let e = MockConfig::from_value(&json!({"States": {"A": [{"Nope": 1}]}}), None).unwrap_err();
-        assert!(e.to_string().contains("States/A/0"), "{e}");
-        let e = MockConfig::from_value(
-            &json!({"StateMachines": {"M": {"TestCases": {"T": {"A": "R"}}}}, "MockedResponses": {"R": {"1": {"Return": 1}}}}),
-            None,
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("invocation 0 has no response"),
-            "{e}"
-        );
     }
 }

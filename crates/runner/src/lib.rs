@@ -501,6 +501,7 @@ impl Runner {
             env: req.env.clone(),
             version_arn: None,
             alias_arn: None,
+            test_case: None,
         };
         let record = match self.store.start_execution(record).await {
             Ok(StartOutcome::Created(r)) => r,
@@ -998,11 +999,36 @@ impl Runner {
                 }
             ));
         }
+        // This execution's tasks: its own count of mocked calls, its test
+        // case's responses when it names one.
+        let tasks = match self
+            .tasks
+            .for_execution(&record.workflow, record.test_case.as_deref())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                let r = self
+                    .update(&id, |r| {
+                        r.status = Status::Failed;
+                        r.error = Some("States.Runtime".into());
+                        r.cause = Some(format!("{e} [{}]", e.code()));
+                        r.stopped = Some(self.clock.now());
+                    })
+                    .await?;
+                self.release_env(&r.env, &id).await;
+                self.release_exec(&id).await;
+                return Ok(Finished {
+                    record: r,
+                    outcome: None,
+                    existing: false,
+                });
+            }
+        };
         let lost = Arc::new(AtomicBool::new(false));
         let valid_until = Arc::new(std::sync::Mutex::new(
             claimed_at + self.lease_ttl.mul_f64(0.9),
         ));
-        let mut engine = Engine::new(self.tasks.clone(), self.clock.clone());
+        let mut engine = Engine::new(tasks, self.clock.clone());
         engine.options = self.options.clone();
         engine.sink = self.sink.clone();
         engine.tokens = self.tokens.clone();

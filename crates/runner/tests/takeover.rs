@@ -114,6 +114,7 @@ async fn orphan(
         env: env.map(str::to_string),
         version_arn: None,
         alias_arn: None,
+        test_case: None,
     };
     assert!(matches!(
         store.start_execution(record).await.expect("record"),

@@ -78,12 +78,16 @@ fn same_start(
     cx: &Ctx<'_>,
     r: ExecutionRecord,
     input: &Value,
+    test_case: Option<&str>,
 ) -> Result<ExecutionRecord, ApiError> {
     if r.status != Status::Running {
         return Err(already_exists(cx, &r, &format!("it is {}", r.status)));
     }
     if &r.input != input {
         return Err(already_exists(cx, &r, "it runs with another input"));
+    }
+    if r.test_case.as_deref() != test_case {
+        return Err(already_exists(cx, &r, "it runs with another test case"));
     }
     Ok(r)
 }
@@ -111,7 +115,25 @@ async fn record(
             format!("Invalid State Machine Execution Input: '{e}' (input must be JSON text)"),
         )
     })?;
+    // `…:stateMachine:NAME#CASE` runs NAME with test case CASE of the
+    // server's mock file, as Step Functions Local does.
+    let (arn, test_case) = match arn.split_once('#') {
+        Some((arn, case)) => (arn, Some(case)),
+        None => (arn, None),
+    };
     let t = target(cx, arn).await?;
+    if let Some(case) = test_case {
+        cx.b.service
+            .runner()
+            .tasks
+            .for_execution(&t.name, Some(case))
+            .map_err(|e| {
+                ApiError::validation(format!(
+                    "Invalid test case '{case}' in stateMachineArn: {e} [{}]",
+                    e.code()
+                ))
+            })?;
+    }
     if sync && t.machine_type != "EXPRESS" {
         return Err(ApiError::new(
             "StateMachineTypeNotSupported",
@@ -144,10 +166,11 @@ async fn record(
         stop_reason: None,
         version_arn: t.version_arn,
         alias_arn: t.alias_arn,
+        test_case: test_case.map(str::to_string),
     };
     match cx.b.store().start_execution(r).await? {
         StartOutcome::Created(r) => Ok((r, true)),
-        StartOutcome::Existing(r) => same_start(cx, r, &asked).map(|r| (r, false)),
+        StartOutcome::Existing(r) => same_start(cx, r, &asked, test_case).map(|r| (r, false)),
     }
 }
 

@@ -1017,6 +1017,7 @@ mod tests {
             env: None,
             version_arn: None,
             alias_arn: None,
+            test_case: None,
         }
     }
 

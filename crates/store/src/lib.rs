@@ -229,6 +229,10 @@ pub struct ExecutionRecord {
     /// ARN), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_arn: Option<String>,
+    /// The test case of the mock file the execution runs with (a Step
+    /// Functions API start of `…:stateMachine:NAME#CASE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_case: Option<String>,
 }
 
 /// The error and cause of a stop request.
