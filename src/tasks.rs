@@ -18,7 +18,7 @@ use piflow_triggers::TriggerService;
 /// file is kept: a Step Functions API start of `…:stateMachine:NAME#CASE`
 /// runs with NAME's test case CASE.
 #[derive(Default)]
-pub struct Mocks(Option<(Arc<MockFile>, MockConfig)>);
+pub struct Mocks(Option<(Arc<MockFile>, Arc<MockConfig>)>);
 
 impl Mocks {
     /// Read `--mock`; the error names the file.
@@ -49,7 +49,7 @@ impl Mocks {
 pub fn registry(mocks: Mocks, store: AuditHandle) -> TaskRegistry {
     let mut tasks = TaskRegistry::new();
     if let Mocks(Some((file, chosen))) = mocks {
-        tasks = tasks.with_mocks(chosen).with_mock_file(file);
+        tasks = tasks.with_shared_mocks(chosen).with_mock_file(file);
     }
     piflow_steps::register_builtins(&mut tasks, store);
     tasks

@@ -1,6 +1,6 @@
 //! Mocked task responses: a mock file, parsed and checked once
-//! ([`MockFile`]), and the responses one execution gets ([`MockConfig`]),
-//! which count that execution's calls of each state.
+//! ([`MockFile`]), and one set of responses of it ([`MockConfig`]), which
+//! counts each execution's calls of each state apart.
 //!
 //! Two file shapes are accepted:
 //!
@@ -9,7 +9,7 @@
 //!   "MockedResponses": {"ResponseName": {"0": {"Return": ...}, "1-2": {"Throw": ...}}}}`
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
@@ -25,12 +25,15 @@ pub enum MockResponse {
 /// Each mocked state's responses, in call order.
 type States = HashMap<String, Vec<MockResponse>>;
 
-/// Mocked responses per state for one execution: the n-th call of a state
-/// gets its n-th response (the last one repeats).
+/// Mocked responses per state: an execution's n-th call of a state gets
+/// its n-th response (the last one repeats). Calls are counted by
+/// execution (its ARN) and state, so that executions sharing the
+/// responses do not take each other's, and a redrive or resume in this
+/// process goes on from the calls its execution made.
 #[derive(Debug, Default)]
 pub struct MockConfig {
     states: States,
-    calls: Mutex<HashMap<String, usize>>,
+    calls: Mutex<HashMap<(String, String), usize>>,
 }
 
 /// Why a mock file, or a test case of it, was refused.
@@ -71,20 +74,18 @@ impl MockConfig {
         }
     }
 
-    /// The same responses with no call counted: one execution's.
-    pub fn fresh(&self) -> MockConfig {
-        MockConfig::new(self.states.clone())
-    }
-
     pub fn has(&self, state: &str) -> bool {
         self.states.contains_key(state)
     }
 
-    pub(crate) fn next(&self, state: &str) -> Option<Result<Value, Failure>> {
+    /// The response to execution `execution`'s next call of `state`.
+    pub fn next(&self, execution: &str, state: &str) -> Option<Result<Value, Failure>> {
         let seq = self.states.get(state)?;
         let n = {
             let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            let c = calls.entry(state.to_string()).or_insert(0);
+            let c = calls
+                .entry((execution.to_string(), state.to_string()))
+                .or_insert(0);
             let n = *c;
             *c += 1;
             n
@@ -100,18 +101,19 @@ impl MockConfig {
     /// picks `M/T` or `T` of a Step Functions Local file (the first test
     /// case when absent); see [`MockFile::select`].
     pub fn from_value(v: &Value, test_case: Option<&str>) -> Result<MockConfig, MockError> {
-        MockFile::from_value(v)?.select(test_case)
+        let chosen = MockFile::from_value(v)?.select(test_case)?;
+        Ok(MockConfig::new(chosen.states.clone()))
     }
 }
 
 /// A whole mock file, every test case checked when it is read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum MockFile {
     /// piflow's shape: one set of responses.
-    States(States),
+    States(Arc<MockConfig>),
     /// Step Functions Local's: state machine → test case → responses, in
     /// the file's order.
-    Machines(Vec<(String, Vec<(String, States)>)>),
+    Machines(Vec<(String, Vec<(String, Arc<MockConfig>)>)>),
 }
 
 impl MockFile {
@@ -119,7 +121,10 @@ impl MockFile {
     pub fn from_value(v: &Value) -> Result<MockFile, MockError> {
         let mut problems = Vec::new();
         let file = if let Some(states) = v.get("States") {
-            MockFile::States(piflow_states(states, &mut problems))
+            MockFile::States(Arc::new(MockConfig::new(piflow_states(
+                states,
+                &mut problems,
+            ))))
         } else {
             match (
                 v.get("StateMachines").and_then(Value::as_object),
@@ -145,12 +150,12 @@ impl MockFile {
         }
     }
 
-    /// One set of responses, fresh: piflow's file has one; of a Step
-    /// Functions Local file, `spec` `M/T` picks machine M's test case T,
-    /// `T` the first machine's test case T, none the first test case.
-    pub fn select(&self, spec: Option<&str>) -> Result<MockConfig, MockError> {
+    /// One set of responses: piflow's file has one; of a Step Functions
+    /// Local file, `spec` `M/T` picks machine M's test case T, `T` the
+    /// first machine's test case T, none the first test case.
+    pub fn select(&self, spec: Option<&str>) -> Result<Arc<MockConfig>, MockError> {
         let machines = match self {
-            MockFile::States(states) => return Ok(MockConfig::new(states.clone())),
+            MockFile::States(states) => return Ok(states.clone()),
             MockFile::Machines(m) => m,
         };
         let (want_machine, want_case) = match spec {
@@ -165,7 +170,7 @@ impl MockFile {
             .filter(|(m, _)| want_machine.is_none_or(|w| w == m))
             .flat_map(|(_, cases)| cases)
             .find(|(c, _)| want_case.is_none_or(|w| w == c))
-            .map(|(_, states)| MockConfig::new(states.clone()))
+            .map(|(_, states)| states.clone())
             .ok_or_else(|| {
                 MockError::NoTestCase(format!(
                     "no test case {} in StateMachines",
@@ -174,9 +179,9 @@ impl MockFile {
             })
     }
 
-    /// State machine `machine`'s test case `case`, fresh (an execution
-    /// started as `…:stateMachine:MACHINE#CASE`).
-    pub fn case(&self, machine: &str, case: &str) -> Result<MockConfig, MockError> {
+    /// State machine `machine`'s test case `case` (an execution started as
+    /// `…:stateMachine:MACHINE#CASE`).
+    pub fn case(&self, machine: &str, case: &str) -> Result<Arc<MockConfig>, MockError> {
         let MockFile::Machines(machines) = self else {
             return Err(MockError::NoTestCase(format!(
                 "test case {case}: the mock file has no test cases (it is piflow's \"States\" shape)"
@@ -188,7 +193,7 @@ impl MockFile {
             )));
         };
         match cases.iter().find(|(c, _)| c == case) {
-            Some((_, states)) => Ok(MockConfig::new(states.clone())),
+            Some((_, states)) => Ok(states.clone()),
             None => {
                 let known: Vec<&str> = cases.iter().map(|(c, _)| c.as_str()).collect();
                 Err(MockError::NoTestCase(format!(
@@ -229,7 +234,7 @@ fn local_machines(
     machines: &Map<String, Value>,
     responses: &Map<String, Value>,
     problems: &mut Vec<String>,
-) -> Vec<(String, Vec<(String, States)>)> {
+) -> Vec<(String, Vec<(String, Arc<MockConfig>)>)> {
     // Every named response's sequence, parsed once, used or not.
     let parsed: HashMap<&str, Option<Vec<MockResponse>>> = responses
         .keys()
@@ -267,7 +272,7 @@ fn local_machines(
                     )),
                 }
             }
-            machine_cases.push((cname.clone(), states));
+            machine_cases.push((cname.clone(), Arc::new(MockConfig::new(states))));
         }
         out.push((mname.clone(), machine_cases));
     }
@@ -371,19 +376,22 @@ mod tests {
     }
 
     #[test]
-    fn a_case_of_a_machine_counts_its_own_calls() {
+    fn each_execution_counts_its_own_calls() {
         let file = MockFile::from_value(&local()).expect("file");
         let retry = file.case("Orders", "RetryPath").expect("case");
-        assert!(retry.next("Charge").is_some_and(|r| r.is_err()));
-        assert!(retry.next("Charge").is_some_and(|r| r.is_err()));
-        assert_eq!(retry.next("Charge"), Some(Ok(json!({"ok": "late"}))));
+        assert!(retry.next("e1", "Charge").is_some_and(|r| r.is_err()));
+        assert!(retry.next("e1", "Charge").is_some_and(|r| r.is_err()));
         // Another execution of the same case starts from its first call.
+        assert!(retry.next("e2", "Charge").is_some_and(|r| r.is_err()));
+        // The case read again is the same responses, the same counts.
         let again = file.case("Orders", "RetryPath").expect("case");
-        assert!(again.next("Charge").is_some_and(|r| r.is_err()));
-        assert_eq!(retry.fresh().next("Charge").map(|r| r.is_err()), Some(true));
+        assert_eq!(again.next("e1", "Charge"), Some(Ok(json!({"ok": "late"}))));
+        assert_eq!(again.next("e1", "Charge"), Some(Ok(json!({"ok": "late"}))));
+        assert!(again.next("e2", "Charge").is_some_and(|r| r.is_err()));
         let happy = file.case("Orders", "HappyPath").expect("case");
-        assert_eq!(happy.next("Charge"), Some(Ok(json!({"ok": true}))));
+        assert_eq!(happy.next("e1", "Charge"), Some(Ok(json!({"ok": true}))));
         assert!(!happy.has("X"));
+        assert_eq!(happy.next("e1", "X"), None);
     }
 
     #[test]

@@ -68,8 +68,14 @@ impl TaskRegistry {
         self.handlers.iter().map(|(p, _)| p.clone()).collect()
     }
 
-    pub fn with_mocks(mut self, mocks: MockConfig) -> Self {
-        self.mocks = Some(Arc::new(mocks));
+    pub fn with_mocks(self, mocks: MockConfig) -> Self {
+        self.with_shared_mocks(Arc::new(mocks))
+    }
+
+    /// Mocked responses shared with other registries (a test case of a
+    /// [`MockFile`]); each execution's calls are counted apart.
+    pub fn with_shared_mocks(mut self, mocks: Arc<MockConfig>) -> Self {
+        self.mocks = Some(mocks);
         self
     }
 
@@ -82,8 +88,7 @@ impl TaskRegistry {
 
     /// The registry one execution of state machine `machine` runs with:
     /// the responses of its test case `test_case` of the mock file, else
-    /// the registry's own mocks; either way with no call counted yet (the
-    /// n-th call of a state is the n-th of this execution).
+    /// the registry's own mocks.
     pub fn for_execution(
         &self,
         machine: &str,
@@ -91,13 +96,13 @@ impl TaskRegistry {
     ) -> Result<TaskRegistry, MockError> {
         let mut tasks = self.clone();
         match (test_case, &self.mock_file) {
-            (Some(case), Some(file)) => tasks.mocks = Some(Arc::new(file.case(machine, case)?)),
+            (Some(case), Some(file)) => tasks.mocks = Some(file.case(machine, case)?),
             (Some(case), None) => {
                 return Err(MockError::NoTestCase(format!(
                     "test case {case:?} of {machine:?}: no mock file was given (piflow serve --mock FILE)"
                 )));
             }
-            (None, _) => tasks.mocks = self.mocks.as_ref().map(|m| Arc::new(m.fresh())),
+            (None, _) => {}
         }
         Ok(tasks)
     }
@@ -127,7 +132,7 @@ impl TaskRegistry {
         clock: Option<&dyn super::Clock>,
     ) -> BoxFuture<'static, Result<Value, Failure>> {
         if let Some(m) = &self.mocks
-            && let Some(r) = m.next(&request.state_name)
+            && let Some(r) = m.next(&request.execution, &request.state_name)
         {
             return Box::pin(async move { r });
         }

@@ -999,8 +999,8 @@ impl Runner {
                 }
             ));
         }
-        // This execution's tasks: its own count of mocked calls, its test
-        // case's responses when it names one.
+        // This execution's tasks: its test case's mocked responses when it
+        // names one.
         let tasks = match self
             .tasks
             .for_execution(&record.workflow, record.test_case.as_deref())
