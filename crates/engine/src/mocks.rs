@@ -25,6 +25,9 @@ pub enum MockResponse {
 /// Each mocked state's responses, in call order.
 type States = HashMap<String, Vec<MockResponse>>;
 
+/// A state machine's test cases, by name, in the file's order.
+type Cases = Vec<(String, Arc<MockConfig>)>;
+
 /// Mocked responses per state: an execution's n-th call of a state gets
 /// its n-th response (the last one repeats). Calls are counted by
 /// execution (its ARN) and state, so that executions sharing the
@@ -113,7 +116,7 @@ pub enum MockFile {
     States(Arc<MockConfig>),
     /// Step Functions Local's: state machine → test case → responses, in
     /// the file's order.
-    Machines(Vec<(String, Vec<(String, Arc<MockConfig>)>)>),
+    Machines(Vec<(String, Cases)>),
 }
 
 impl MockFile {
@@ -234,7 +237,7 @@ fn local_machines(
     machines: &Map<String, Value>,
     responses: &Map<String, Value>,
     problems: &mut Vec<String>,
-) -> Vec<(String, Vec<(String, Arc<MockConfig>)>)> {
+) -> Vec<(String, Cases)> {
     // Every named response's sequence, parsed once, used or not.
     let parsed: HashMap<&str, Option<Vec<MockResponse>>> = responses
         .keys()
