@@ -113,6 +113,10 @@ pub struct Args {
     /// accepted (capped by net.core.somaxconn).
     #[arg(long, env = "PIFLOW_SERVE_BACKLOG", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     backlog: u32,
+    /// Seconds the Step Functions API's GetActivityTask waits for an
+    /// activity task before it answers with none (Step Functions waits 60).
+    #[arg(long, env = "PIFLOW_ACTIVITY_POLL", default_value = "60", value_parser = seconds)]
+    activity_poll: Duration,
     /// Look for orphaned executions (RUNNING, their process gone or their
     /// lease expired) every this many seconds and resume them here; 0:
     /// only at start-up.
@@ -1261,7 +1265,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 return Ok::<_, anyhow::Error>(None);
             }
         };
-        let service = Arc::new(tasks::service(store.clone(), mocks));
+        let identity = piflow_sfn_api::Identity::from_env();
+        let activities = piflow_sfn_api::activities::Queue::new(args.activity_poll);
+        let mut service = tasks::service(store.clone(), mocks);
+        activities.register(&mut service.runner_mut().tasks, &identity);
+        let service = Arc::new(service);
         let listener = match conn::bind(addr, args.backlog) {
             Ok(l) => l,
             Err(e) => {
@@ -1276,7 +1284,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 piflow_sfn_api::Backend {
                     service: service.clone(),
                     launcher: Arc::new(sfn::Launch(me.clone())),
-                    identity: piflow_sfn_api::Identity::from_env(),
+                    identity,
+                    activities,
                 },
             ),
             service,

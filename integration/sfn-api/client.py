@@ -10,6 +10,7 @@ AWS_DEFAULT_REGION), as for any boto3 program.
 import datetime
 import json
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -354,6 +355,102 @@ def bad_input(endpoint):
     return out
 
 
+def activities(endpoint):
+    """Activities and a worker: create, describe, list; an execution's
+    activity task taken by get_activity_task (a poll waiting before the
+    task exists, and one after), answered, heartbeaten, failed; a poll
+    with no task; unknown and foreign activities; delete."""
+    sfn = client(endpoint, read_timeout=70)
+    out = {}
+    created = sfn.create_activity(name="approve")
+    again = sfn.create_activity(name="approve", tags=[{"key": "k", "value": "v"}])
+    act = created["activityArn"]
+    out["arn"] = act
+    out["create_again_same"] = again["activityArn"] == act and again["creationDate"] == created["creationDate"]
+    d = sfn.describe_activity(activityArn=act)
+    out["describe"] = {"name": d["name"], "arn": d["activityArn"]}
+    sfn.create_activity(name="other")
+    out["listed"] = [a["name"] for a in sfn.list_activities()["activities"]]
+    out["listed_paged"] = [
+        a["name"]
+        for page in sfn.get_paginator("list_activities").paginate(PaginationConfig={"PageSize": 1})
+        for a in page["activities"]
+    ]
+    definition = {
+        "StartAt": "Work",
+        "States": {
+            "Work": {
+                "Type": "Task",
+                "Resource": act,
+                "TimeoutSeconds": 60,
+                "HeartbeatSeconds": 30,
+                "ResultPath": "$.work",
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="worked", definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
+
+    # A worker polls before the task exists: the task wakes its poll.
+    taken = {}
+
+    def poll():
+        taken["task"] = client(endpoint, read_timeout=70).get_activity_task(
+            activityArn=act, workerName="early-worker"
+        )
+
+    worker = threading.Thread(target=poll)
+    worker.start()
+    time.sleep(0.3)
+    e1 = sfn.start_execution(stateMachineArn=machine, name="e1", input=json.dumps({"n": 1}))["executionArn"]
+    worker.join(30)
+    task = taken.get("task", {})
+    out["early_input"] = json.loads(task.get("input", "null"))
+    sfn.send_task_heartbeat(taskToken=task["taskToken"])
+    sfn.send_task_success(taskToken=task["taskToken"], output=json.dumps({"done": True}))
+    done = wait_done(sfn, e1)
+    out["e1"] = {"status": done["status"], "output": json.loads(done.get("output", "null"))}
+    out["e1_events"] = [e["type"] for e in history(sfn, e1)]
+    out["answer_again"] = error_of(
+        lambda: sfn.send_task_success(taskToken=task["taskToken"], output="{}")
+    )
+
+    # A task that exists before the poll; the worker fails it.
+    e2 = sfn.start_execution(stateMachineArn=machine, name="e2", input=json.dumps({"n": 2}))["executionArn"]
+    task2 = {}
+    deadline = time.time() + 30
+    while "taskToken" not in task2 and time.time() < deadline:
+        task2 = sfn.get_activity_task(activityArn=act, workerName="late-worker")
+    out["late_input"] = json.loads(task2.get("input", "null"))
+    sfn.send_task_failure(taskToken=task2["taskToken"], error="Worker.Failed", cause="disk full")
+    failed = wait_done(sfn, e2)
+    out["e2"] = {k: failed.get(k) for k in ("status", "error", "cause")}
+
+    # Nothing to do: the poll ends (after --activity-poll) without a task.
+    began = time.time()
+    empty = sfn.get_activity_task(activityArn=act)
+    out["empty_has_token"] = "taskToken" in empty
+    out["empty_waited"] = round(time.time() - began, 1)
+
+    out["unknown"] = error_of(
+        lambda: sfn.get_activity_task(activityArn=act.replace(":approve", ":nope"))
+    )
+    out["foreign"] = error_of(
+        lambda: sfn.describe_activity(activityArn=act.replace("us-east-1", "eu-west-1"))
+    )
+    out["bad_name"] = error_of(lambda: sfn.create_activity(name="has space"))
+    sfn.delete_activity(activityArn=act)
+    out["deleted"] = error_of(lambda: sfn.describe_activity(activityArn=act))
+    # The same request signed in the same second is a replay (refused);
+    # a second later it is a new request.
+    time.sleep(1.1)
+    out["delete_again"] = error_of(lambda: sfn.delete_activity(activityArn=act))
+    out["listed_after_delete"] = [a["name"] for a in sfn.list_activities()["activities"]]
+    return out
+
+
 def main():
     endpoint, check = sys.argv[1], sys.argv[2]
     body = json.dumps({"definition": json.dumps(VALID)}).encode()
@@ -375,7 +472,11 @@ def main():
             .validate_state_machine_definition(definition=json.dumps(VALID))
         )
     elif check == "unknown-operation":
-        out = error_of(lambda: client(endpoint).list_activities())
+        out = error_of(
+            lambda: client(endpoint).list_map_runs(
+                executionArn="arn:aws:states:us-east-1:123456789012:execution:m:e"
+            )
+        )
     elif check == "stale":
         old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6)
         out = send(signed_request(endpoint, body, when=old))
@@ -393,6 +494,8 @@ def main():
         }
     elif check == "lifecycle":
         out = lifecycle(endpoint)
+    elif check == "activities":
+        out = activities(endpoint)
     elif check == "env-lease":
         out = env_lease(endpoint)
     elif check == "bad-input":

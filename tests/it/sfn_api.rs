@@ -123,10 +123,7 @@ fn boto3_and_the_aws_cli_validate_definitions() {
     let unknown = boto3(&server, "unknown-operation", SECRET);
     assert_eq!(unknown["error"], "UnknownOperationException", "{unknown}");
     assert!(
-        unknown["message"]
-            .as_str()
-            .unwrap()
-            .contains("ListActivities"),
+        unknown["message"].as_str().unwrap().contains("ListMapRuns"),
         "{unknown}"
     );
 }
@@ -990,4 +987,70 @@ fn a_test_case_of_the_mock_file_is_chosen_by_the_state_machine_arn() {
     )
     .expect_err("the name is taken");
     assert!(again.contains("ExecutionAlreadyExists"), "{again}");
+}
+
+/// Activities through boto3: a worker takes an execution's activity task
+/// with GetActivityTask (a poll that waits before the task exists, and one
+/// after), heartbeats and answers it; a worker's failure fails the
+/// execution; a poll with nothing to do ends after `--activity-poll`.
+#[test]
+fn boto3_workers_take_activity_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = [
+        ("PIFLOW_API_ACCESS_KEY_ID", ACCESS_KEY),
+        ("PIFLOW_API_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let server = Server::start(dir.path(), &["--activity-poll", "1"], &pair);
+    let out = boto3(&server, "activities", SECRET);
+    let arn = "arn:aws:states:us-east-1:123456789012:activity:approve";
+    assert_eq!(out["arn"], arn, "{out}");
+    assert_eq!(out["create_again_same"], true, "{out}");
+    assert_eq!(
+        out["describe"],
+        serde_json::json!({"name": "approve", "arn": arn})
+    );
+    assert_eq!(out["listed"], serde_json::json!(["approve", "other"]));
+    assert_eq!(out["listed_paged"], serde_json::json!(["approve", "other"]));
+    assert_eq!(out["early_input"], serde_json::json!({"n": 1}), "{out}");
+    assert_eq!(
+        out["e1"],
+        serde_json::json!({"status": "SUCCEEDED", "output": {"n": 1, "work": {"done": true}}}),
+        "{out}"
+    );
+    let events: Vec<&str> = out["e1_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for t in ["ActivityScheduled", "ActivityStarted", "ActivitySucceeded"] {
+        assert!(events.contains(&t), "{t} not in {events:?}");
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|t| ["TaskScheduled", "TaskStarted", "TaskSubmitted"].contains(t)),
+        "an activity's history has Activity events, not a service task's: {events:?}"
+    );
+    assert_eq!(out["answer_again"]["error"], "TaskTimedOut", "{out}");
+    assert_eq!(out["late_input"], serde_json::json!({"n": 2}), "{out}");
+    assert_eq!(
+        out["e2"],
+        serde_json::json!({"status": "FAILED", "error": "Worker.Failed", "cause": "disk full"})
+    );
+    assert_eq!(out["empty_has_token"], false, "{out}");
+    let waited = out["empty_waited"].as_f64().unwrap();
+    assert!(
+        (0.9..5.0).contains(&waited),
+        "the empty poll took {waited} s"
+    );
+    assert_eq!(out["unknown"]["error"], "ActivityDoesNotExist", "{out}");
+    assert_eq!(out["foreign"]["error"], "InvalidArn", "{out}");
+    assert_eq!(out["bad_name"]["error"], "InvalidName", "{out}");
+    assert_eq!(out["deleted"]["error"], "ActivityDoesNotExist", "{out}");
+    assert!(
+        out["delete_again"].get("error").is_none(),
+        "deleting a deleted activity succeeds: {out}"
+    );
+    assert_eq!(out["listed_after_delete"], serde_json::json!(["other"]));
 }

@@ -65,6 +65,11 @@ impl TokenRegistry {
         self.lock().keys().cloned().collect()
     }
 
+    /// Does a task wait for this token's answer now?
+    pub fn is_open(&self, token: &str) -> bool {
+        self.lock().contains_key(token)
+    }
+
     /// The open tokens whose tasks wait for heartbeats.
     pub fn heartbeat_tokens(&self) -> Vec<String> {
         self.lock()

@@ -15,7 +15,7 @@ use piflow_triggers::TriggerService;
 
 use crate::arn::Identity;
 use crate::sigv4::{self, Caller, KeyPairs, ReplayGuard};
-use crate::{executions, machines, versions};
+use crate::{activities, executions, machines, versions};
 
 /// The prefix of every `X-Amz-Target` of the Step Functions API.
 pub const TARGET_PREFIX: &str = "AWSStepFunctions.";
@@ -169,6 +169,9 @@ pub struct Backend {
     pub service: Arc<TriggerService>,
     pub launcher: Arc<dyn Launcher>,
     pub identity: Identity,
+    /// The activity tasks of the executions this server runs (registered
+    /// in the service's task registry: [`crate::activities::Queue::register`]).
+    pub activities: Arc<crate::activities::Queue>,
 }
 
 impl Backend {
@@ -334,6 +337,11 @@ async fn operation(cx: &Ctx<'_>, target: &str, body: &[u8]) -> Result<Value, Api
         "SendTaskSuccess" => executions::task_success(cx, b).await,
         "SendTaskFailure" => executions::task_failure(cx, b).await,
         "SendTaskHeartbeat" => executions::task_heartbeat(cx, b).await,
+        "CreateActivity" => activities::create(cx, b).await,
+        "DescribeActivity" => activities::describe(cx, b).await,
+        "ListActivities" => activities::list(cx, b).await,
+        "DeleteActivity" => activities::delete(cx, b).await,
+        "GetActivityTask" => activities::get_task(cx, b).await,
         "TestState" => crate::test_state::test_state(b, &cx.b.service.runner().tasks).await,
         other => Err(ApiError::new(
             "UnknownOperationException",

@@ -66,6 +66,22 @@ impl Identity {
         format!("{}:stateMachine:{name}:{alias}", self.prefix())
     }
 
+    /// An activity's ARN (with an empty name: the prefix of them all).
+    pub fn activity_arn(&self, name: &str) -> String {
+        format!("{}:activity:{name}", self.prefix())
+    }
+
+    /// The name an activity ARN of this server names.
+    pub fn parse_activity(&self, field: &str, arn: &str) -> Result<String, ApiError> {
+        match self.parts(field, arn, "activity")?.as_slice() {
+            [name] => Ok((*name).to_string()),
+            _ => Err(ApiError::new(
+                "InvalidArn",
+                format!("Invalid Arn: '{arn}' ({field}): an activity ARN ends with its name"),
+            )),
+        }
+    }
+
     pub fn execution_arn(&self, machine: &str, name: &str) -> String {
         format!("{}:execution:{machine}:{name}", self.prefix())
     }

@@ -10,11 +10,12 @@
 //!
 //! **May depend on:** `piflow-asl`, `piflow-engine`, `piflow-store`,
 //! `piflow-runner`, `piflow-triggers`; serde, chrono, hmac, sha2, subtle,
-//! uuid, tracing.
+//! uuid, tracing, futures, tokio (GetActivityTask's wait for a task).
 //!
 //! **Never:** an HTTP server (the binary's `serve` is the adapter that
 //! hands requests here), an AWS SDK crate, a panic on any input.
 
+pub mod activities;
 pub mod api;
 pub mod arn;
 pub mod executions;

@@ -241,8 +241,17 @@ impl<'e> Run<'e> {
             Some(src) => Some(self.seconds(cx, src, raw, vars, "HeartbeatSeconds")?),
             None => None,
         };
+        // An activity's worker answers through a token as a callback's
+        // holder does (GetActivityTask hands it out); the context object
+        // has no `Task.Token` for it, as in Step Functions.
+        let activity = matches!(t.resource_kind, ResourceKind::Activity);
         let token = if wait_token {
             cx.task_token.clone()
+        } else if activity {
+            Some(format!(
+                "{}:{}:{}",
+                self.execution_arn, cx.entered_id, cx.retry_count
+            ))
         } else {
             None
         };
@@ -319,7 +328,8 @@ impl<'e> Run<'e> {
         let engine = self.engine;
         let work = async {
             // A callback task that already handed its token out waits for
-            // the answer without sending the token again.
+            // the answer without sending the token again (an activity task
+            // is queued again: the queue of the process that ran it is gone).
             let r = if submitted_before && token.is_some() {
                 Value::Null
             } else {
@@ -333,13 +343,15 @@ impl<'e> Run<'e> {
                 if engine.tasks.has_mock(&state.name) {
                     return Ok(r);
                 }
-                self.ev(
-                    vars,
-                    ak,
-                    "TaskSubmitted",
-                    Some(&state.name),
-                    json!({"output": r}),
-                );
+                if !activity {
+                    self.ev(
+                        vars,
+                        ak,
+                        "TaskSubmitted",
+                        Some(&state.name),
+                        json!({"output": r}),
+                    );
+                }
                 self.flush().await?;
                 loop {
                     let msg = match heartbeat {
