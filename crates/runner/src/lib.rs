@@ -953,6 +953,23 @@ impl Runner {
 
     /// Run an execution (new, resumed or redriven) under its leases until
     /// it ends, then record how it ended.
+    /// End a claimed execution without running it: write its end with
+    /// `end`, release its leases.
+    async fn end_unrun(
+        &self,
+        id: &str,
+        end: impl Fn(&mut ExecutionRecord),
+    ) -> Result<Finished, RunnerError> {
+        let r = self.update(id, end).await?;
+        self.release_env(&r.env, id).await;
+        self.release_exec(id).await;
+        Ok(Finished {
+            record: r,
+            outcome: None,
+            existing: false,
+        })
+    }
+
     async fn drive(
         &self,
         record: ExecutionRecord,
@@ -971,22 +988,15 @@ impl Runner {
         if let Some(end) = replay.terminal() {
             let (status, output, error, cause) = ended_by(end);
             let at = end.timestamp;
-            let r = self
-                .update(&id, |r| {
+            return self
+                .end_unrun(&id, |r| {
                     r.status = status;
                     r.output = output.clone();
                     r.error = error.clone();
                     r.cause = cause.clone();
                     r.stopped = Some(at);
                 })
-                .await?;
-            self.release_env(&r.env, &id).await;
-            self.release_exec(&id).await;
-            return Ok(Finished {
-                record: r,
-                outcome: None,
-                existing: false,
-            });
+                .await;
         }
         if !replay.is_empty() {
             self.say(&format!(
@@ -1007,21 +1017,15 @@ impl Runner {
         {
             Ok(t) => t,
             Err(e) => {
-                let r = self
-                    .update(&id, |r| {
+                let at = self.clock.now();
+                return self
+                    .end_unrun(&id, |r| {
                         r.status = Status::Failed;
                         r.error = Some("States.Runtime".into());
                         r.cause = Some(format!("{e} [{}]", e.code()));
-                        r.stopped = Some(self.clock.now());
+                        r.stopped = Some(at);
                     })
-                    .await?;
-                self.release_env(&r.env, &id).await;
-                self.release_exec(&id).await;
-                return Ok(Finished {
-                    record: r,
-                    outcome: None,
-                    existing: false,
-                });
+                    .await;
             }
         };
         let lost = Arc::new(AtomicBool::new(false));

@@ -67,11 +67,11 @@ async fn token_of(slot: &Mutex<Option<String>>) -> String {
     panic!("the task never handed its token out");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeats_from_another_process_keep_the_task_alive() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A store in `dir`, and a runner whose callback task puts its token in
+/// the slot.
+fn setup(dir: &std::path::Path) -> (Arc<dyn Store>, Arc<Mutex<Option<String>>>, Runner) {
     let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("store"));
+        Arc::new(EmbeddedStore::open(dir.join("piflow.redb")).expect("store"));
     let slot = Arc::new(Mutex::new(None));
     let mut tasks = TaskRegistry::new();
     tasks.register(
@@ -79,6 +79,13 @@ async fn heartbeats_from_another_process_keep_the_task_alive() {
         Arc::new(HandOut(slot.clone())),
     );
     let runs = runner(&store, tasks);
+    (store, slot, runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_from_another_process_keep_the_task_alive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, slot, runs) = setup(dir.path());
     let other = runner(&store, TaskRegistry::new());
 
     let run = start(&runs, "beating");
@@ -126,15 +133,7 @@ async fn heartbeats_from_another_process_keep_the_task_alive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_heartbeats_the_task_times_out() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(dir.path().join("piflow.redb")).expect("store"));
-    let slot = Arc::new(Mutex::new(None));
-    let mut tasks = TaskRegistry::new();
-    tasks.register(
-        "arn:aws:states:::lambda:invoke",
-        Arc::new(HandOut(slot.clone())),
-    );
-    let runs = runner(&store, tasks);
+    let (store, slot, runs) = setup(dir.path());
     let run = start(&runs, "silent");
     let _ = token_of(&slot).await;
     let finished = tokio::time::timeout(Duration::from_secs(30), run)
