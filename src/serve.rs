@@ -1331,7 +1331,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             idle_timeout: args.idle_timeout,
             max_connections: args.max_connections,
         };
-        conn::serve(listener, app_router(app.clone()), limits, shutdown_signal()).await;
+        // A stop ends the workers' waits for activity tasks at once: the
+        // open connections are waited for.
+        let stop = {
+            let activities = app.api.backend().activities.clone();
+            async move {
+                shutdown_signal().await;
+                activities.close();
+            }
+        };
+        conn::serve(listener, app_router(app.clone()), limits, stop).await;
         app.stopping.store(true, Ordering::SeqCst);
         // Stop the executions between two commits: what they committed
         // stays; they are RUNNING and resumable.

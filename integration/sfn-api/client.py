@@ -451,6 +451,54 @@ def activities(endpoint):
     return out
 
 
+def activity_scheduled(endpoint):
+    """An execution whose activity task waits for a worker (the server is
+    then killed: see activity_resumed)."""
+    sfn = client(endpoint)
+    act = sfn.create_activity(name="survivor")["activityArn"]
+    definition = {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": act, "End": True}}}
+    machine = sfn.create_state_machine(
+        name="survives", definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
+    e = sfn.start_execution(stateMachineArn=machine, name="s1", input=json.dumps({"n": 3}))["executionArn"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if any(ev["type"] == "ActivityScheduled" for ev in history(sfn, e)):
+            return {"execution": e, "activity": act}
+        time.sleep(0.05)
+    raise SystemExit(f"{e}: no ActivityScheduled within 30 s")
+
+
+def activity_resumed(endpoint, execution, act):
+    """After a restart: the resumed execution's task is queued again."""
+    sfn = client(endpoint, read_timeout=70)
+    task = {}
+    deadline = time.time() + 30
+    while "taskToken" not in task and time.time() < deadline:
+        task = sfn.get_activity_task(activityArn=act, workerName="after-restart")
+    if "taskToken" not in task:
+        raise SystemExit("no task after the restart")
+    sfn.send_task_success(taskToken=task["taskToken"], output=json.dumps({"resumed": True}))
+    done = wait_done(sfn, execution)
+    return {
+        "input": json.loads(task["input"]),
+        "status": done["status"],
+        "output": json.loads(done.get("output", "null")),
+        "scheduled": sum(1 for ev in history(sfn, execution) if ev["type"] == "ActivityScheduled"),
+    }
+
+
+def activity_poll(endpoint):
+    """One worker's poll of an activity with no task (the server stops
+    meanwhile: see the test)."""
+    sfn = client(endpoint, read_timeout=70)
+    act = sfn.create_activity(name="idle")["activityArn"]
+    print(json.dumps({"polling": True}), flush=True)
+    began = time.time()
+    task = sfn.get_activity_task(activityArn=act, workerName="idle-worker")
+    return {"has_token": "taskToken" in task, "waited": round(time.time() - began, 1)}
+
+
 def main():
     endpoint, check = sys.argv[1], sys.argv[2]
     body = json.dumps({"definition": json.dumps(VALID)}).encode()
@@ -496,6 +544,12 @@ def main():
         out = lifecycle(endpoint)
     elif check == "activities":
         out = activities(endpoint)
+    elif check == "activity-poll":
+        out = activity_poll(endpoint)
+    elif check == "activity-scheduled":
+        out = activity_scheduled(endpoint)
+    elif check == "activity-resumed":
+        out = activity_resumed(endpoint, sys.argv[3], sys.argv[4])
     elif check == "env-lease":
         out = env_lease(endpoint)
     elif check == "bad-input":

@@ -41,9 +41,15 @@ fn aws_env(cmd: &mut Command, secret: &str) {
 
 /// Run one check of client.py with boto3.
 fn boto3(server: &Server, check: &str, secret: &str) -> Value {
+    boto3_with(server, check, &[], secret)
+}
+
+/// Run one check of client.py, with arguments of its own.
+fn boto3_with(server: &Server, check: &str, args: &[&str], secret: &str) -> Value {
     let mut cmd = Command::new(root().join(".emu/venv/bin/python"));
     cmd.arg(root().join("integration/sfn-api/client.py"))
-        .args([&server.url, check]);
+        .args([&server.url, check])
+        .args(args);
     aws_env(&mut cmd, secret);
     let out = cmd.output().expect("python runs");
     assert!(
@@ -452,25 +458,9 @@ fn executions_of_one_environment_take_its_lease_one_after_the_other() {
     assert_eq!(out["second_started_after_first_stopped"], true, "{out}");
 }
 
-/// The AWS CLI of the emulator's venv, against the server.
+/// The AWS CLI of the emulator's venv, against the server: its answer.
 fn aws_cli(server: &Server, args: &[&str]) -> Value {
-    let mut cmd = Command::new(root().join(".emu/venv/bin/aws"));
-    cmd.args([
-        "stepfunctions",
-        "--endpoint-url",
-        &server.url,
-        "--output",
-        "json",
-    ])
-    .args(args);
-    aws_env(&mut cmd, SECRET);
-    let out = cmd.output().expect("the AWS CLI runs");
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    aws_cli_result(server, args).unwrap_or_else(|e| panic!("aws {args:?}: {e}"))
 }
 
 #[test]
@@ -852,7 +842,8 @@ const ORDERS: &str = r#"{"StartAt": "Charge", "States": {
     "End": true},
   "Refund": {"Type": "Pass", "End": true}}}"#;
 
-/// The AWS CLI's answer, or its error text when it fails.
+/// The AWS CLI of the emulator's venv, against the server: its answer,
+/// or its error text when it fails.
 fn aws_cli_result(server: &Server, args: &[&str]) -> Result<Value, String> {
     let mut cmd = Command::new(root().join(".emu/venv/bin/aws"));
     cmd.args([
@@ -1053,4 +1044,64 @@ fn boto3_workers_take_activity_tasks() {
         "deleting a deleted activity succeeds: {out}"
     );
     assert_eq!(out["listed_after_delete"], serde_json::json!(["other"]));
+}
+
+/// An activity task waits in the memory of the server that runs its
+/// execution: killed, the next server resumes the execution and queues
+/// the task again, and a worker of that server answers it.
+#[test]
+fn an_activity_task_is_queued_again_when_its_execution_is_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = [
+        ("PIFLOW_API_ACCESS_KEY_ID", ACCESS_KEY),
+        ("PIFLOW_API_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let first = Server::start(dir.path(), &[], &pair);
+    let scheduled = boto3(&first, "activity-scheduled", SECRET);
+    // SIGKILL: nothing of the process is left.
+    drop(first);
+    let second = Server::start(dir.path(), &[], &pair);
+    let execution = scheduled["execution"].as_str().unwrap();
+    let activity = scheduled["activity"].as_str().unwrap();
+    let out = boto3_with(&second, "activity-resumed", &[execution, activity], SECRET);
+    assert_eq!(out["input"], serde_json::json!({"n": 3}), "{out}");
+    assert_eq!(out["status"], "SUCCEEDED", "{out}");
+    assert_eq!(out["output"], serde_json::json!({"resumed": true}), "{out}");
+}
+
+/// A server that stops answers the workers' waiting GetActivityTask calls
+/// at once (with no task), rather than after their 60 s.
+#[test]
+fn a_stopping_server_ends_the_workers_polls() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let pair = [
+        ("PIFLOW_API_ACCESS_KEY_ID", ACCESS_KEY),
+        ("PIFLOW_API_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let server = Server::start(dir.path(), &[], &pair);
+    let mut cmd = Command::new(root().join(".emu/venv/bin/python"));
+    cmd.arg(root().join("integration/sfn-api/client.py"))
+        .args([&server.url, "activity-poll"])
+        .stdout(std::process::Stdio::piped());
+    aws_env(&mut cmd, SECRET);
+    let mut worker = cmd.spawn().expect("python runs");
+    let mut out = std::io::BufReader::new(worker.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("polling"), "{line}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let began = std::time::Instant::now();
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(10),
+        "the stop waited {:?} for the poll",
+        began.elapsed()
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(worker.wait().unwrap().success(), "{rest}");
+    let polled: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(polled["has_token"], false, "{polled}");
 }

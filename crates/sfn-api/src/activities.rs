@@ -57,6 +57,8 @@ pub struct Queue {
     pending: Mutex<HashMap<String, VecDeque<Pending>>>,
     arrived: tokio::sync::Notify,
     poll: Duration,
+    /// The server stops: polls answer at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Queue {
@@ -66,7 +68,19 @@ impl Queue {
             pending: Mutex::new(HashMap::new()),
             arrived: tokio::sync::Notify::new(),
             poll,
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The server stops: every waiting `GetActivityTask` answers with no
+    /// task now, and later ones at once.
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.arrived.notify_waiters();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Route the activity ARNs of `identity` to this queue.
@@ -289,7 +303,7 @@ pub(crate) async fn get_task(cx: &Ctx<'_>, body: &Map<String, Value>) -> Result<
                 return Ok(json!({"taskToken": task.token, "input": task.input.to_string()}));
             }
         }
-        if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+        if queue.is_closed() || tokio::time::timeout_at(deadline, arrived).await.is_err() {
             return Ok(json!({}));
         }
     }

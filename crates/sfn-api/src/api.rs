@@ -245,6 +245,11 @@ impl Api {
         }
     }
 
+    /// What the operations reach.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     /// Is the API on (a key pair given)?
     pub fn enabled(&self) -> bool {
         self.keys.is_some()
