@@ -24,7 +24,7 @@ use piflow_store::Resource;
 
 use crate::api::{ApiError, Ctx, fields};
 use crate::arn::{Identity, check_name};
-use crate::machines::epoch;
+use crate::machines::{epoch, put};
 use crate::paging;
 
 /// The store kind of an activity's record.
@@ -201,33 +201,10 @@ pub(crate) async fn create(cx: &Ctx<'_>, body: &Map<String, Value>) -> Result<Va
         tags,
         deleted: false,
     };
-    save(cx, name, &a, revision).await?;
+    put(cx, KIND, "activity", name, &a, revision).await?;
     cx.audit(None, "CreateActivity", &arn, Value::Null, None)
         .await?;
     Ok(json!({"activityArn": arn, "creationDate": epoch(a.created)}))
-}
-
-async fn save(cx: &Ctx<'_>, name: &str, a: &Activity, revision: u64) -> Result<(), ApiError> {
-    let body = serde_json::to_value(a)
-        .map_err(|e| ApiError::from(piflow_store::StoreError::Corrupt(e.to_string())))?;
-    match cx
-        .b
-        .store()
-        .put_resource(Resource {
-            kind: KIND.into(),
-            name: name.into(),
-            body,
-            revision,
-        })
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(piflow_store::StoreError::Conflict(_)) => Err(ApiError::new(
-            "ConflictException",
-            format!("activity {name} was changed by another request at the same time; try again"),
-        )),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// `DescribeActivity`.
@@ -269,7 +246,7 @@ pub(crate) async fn delete(cx: &Ctx<'_>, body: &Map<String, Value>) -> Result<Va
         && !a.deleted
     {
         a.deleted = true;
-        save(cx, &name, &a, revision).await?;
+        put(cx, KIND, "activity", &name, &a, revision).await?;
         cx.audit(None, "DeleteActivity", arn, Value::Null, None)
             .await?;
     }

@@ -223,13 +223,26 @@ pub(crate) async fn save(
     machine: &Machine,
     revision: u64,
 ) -> Result<(), ApiError> {
-    let body = serde_json::to_value(machine)
+    put(cx, KIND, "state machine", name, machine, revision).await
+}
+
+/// Write a record of the API (`what`: its kind, as the message names it)
+/// at the revision read. A concurrent writer gets `ConflictException`.
+pub(crate) async fn put(
+    cx: &Ctx<'_>,
+    kind: &str,
+    what: &str,
+    name: &str,
+    record: &impl Serialize,
+    revision: u64,
+) -> Result<(), ApiError> {
+    let body = serde_json::to_value(record)
         .map_err(|e| ApiError::from(piflow_store::StoreError::Corrupt(e.to_string())))?;
     match cx
         .b
         .store()
         .put_resource(Resource {
-            kind: KIND.into(),
+            kind: kind.into(),
             name: name.to_string(),
             body,
             revision,
@@ -241,7 +254,7 @@ pub(crate) async fn save(
             Err(ApiError::new(
                 "ConflictException",
                 format!(
-                    "state machine {name} was changed by another request at the same time ({m}); try again"
+                    "{what} {name} was changed by another request at the same time ({m}); try again"
                 ),
             ))
         }
