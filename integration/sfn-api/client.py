@@ -428,6 +428,21 @@ def activities(endpoint):
     failed = wait_done(sfn, e2)
     out["e2"] = {k: failed.get(k) for k in ("status", "error", "cause")}
 
+    # Two tasks, taken by two polls in a row (the same signed bytes within
+    # one second: a worker polls again at once).
+    e3 = sfn.start_execution(stateMachineArn=machine, name="e3", input=json.dumps({"n": 3}))["executionArn"]
+    e4 = sfn.start_execution(stateMachineArn=machine, name="e4", input=json.dumps({"n": 4}))["executionArn"]
+    deadline = time.time() + 30
+    while time.time() < deadline and not all(
+        any(ev["type"] == "ActivityScheduled" for ev in history(sfn, e)) for e in (e3, e4)
+    ):
+        time.sleep(0.05)
+    twice = [sfn.get_activity_task(activityArn=act, workerName="fast") for _ in range(2)]
+    out["twice_inputs"] = sorted(json.loads(t.get("input", "null"))["n"] for t in twice)
+    for t in twice:
+        sfn.send_task_success(taskToken=t["taskToken"], output="{}")
+    out["twice_done"] = [wait_done(sfn, e)["status"] for e in (e3, e4)]
+
     # Nothing to do: the poll ends (after --activity-poll) without a task.
     began = time.time()
     empty = sfn.get_activity_task(activityArn=act)

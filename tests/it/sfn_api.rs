@@ -1029,6 +1029,12 @@ fn boto3_workers_take_activity_tasks() {
         out["e2"],
         serde_json::json!({"status": "FAILED", "error": "Worker.Failed", "cause": "disk full"})
     );
+    assert_eq!(out["twice_inputs"], serde_json::json!([3, 4]), "{out}");
+    assert_eq!(
+        out["twice_done"],
+        serde_json::json!(["SUCCEEDED", "SUCCEEDED"]),
+        "{out}"
+    );
     assert_eq!(out["empty_has_token"], false, "{out}");
     let waited = out["empty_waited"].as_f64().unwrap();
     assert!(

@@ -381,7 +381,9 @@ pub fn idempotent(target: &str, body: &[u8]) -> bool {
 }
 
 /// Does the operation only read (`Describe…`, `List…`, `Get…`,
-/// `Validate…`, `TestState`)?
+/// `Validate…`, `TestState`)? `GetActivityTask` takes a task, and is
+/// counted with them: a worker that polls again at once, in the same
+/// second, sends the same signed bytes.
 pub fn reads_only(target: &str) -> bool {
     let op = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
     ["Describe", "List", "Get", "Validate"]
