@@ -95,16 +95,20 @@ impl TaskRegistry {
         test_case: Option<&str>,
     ) -> Result<TaskRegistry, MockError> {
         let mut tasks = self.clone();
-        match (test_case, &self.mock_file) {
-            (Some(case), Some(file)) => tasks.mocks = Some(file.case(machine, case)?),
-            (Some(case), None) => {
-                return Err(MockError::NoTestCase(format!(
-                    "test case {case:?} of {machine:?}: no mock file was given (piflow serve --mock FILE)"
-                )));
-            }
-            (None, _) => {}
+        if let Some(case) = test_case {
+            tasks.mocks = Some(self.test_case(machine, case)?);
         }
         Ok(tasks)
+    }
+
+    /// State machine `machine`'s test case `case` of the mock file.
+    pub fn test_case(&self, machine: &str, case: &str) -> Result<Arc<MockConfig>, MockError> {
+        match &self.mock_file {
+            Some(file) => file.case(machine, case),
+            None => Err(MockError::NoTestCase(format!(
+                "test case {case:?} of {machine:?}: no mock file was given (piflow serve --mock FILE)"
+            ))),
+        }
     }
 
     pub fn has_mock(&self, state: &str) -> bool {

@@ -24,7 +24,7 @@ use piflow_store::Resource;
 
 use crate::api::{ApiError, Ctx, fields};
 use crate::arn::{Identity, check_name};
-use crate::machines::{epoch, put};
+use crate::machines::{epoch, put, record};
 use crate::paging;
 
 /// The store kind of an activity's record.
@@ -141,12 +141,7 @@ fn not_found(arn: &str) -> ApiError {
 }
 
 fn parse(r: Resource) -> Result<Activity, ApiError> {
-    serde_json::from_value(r.body).map_err(|e| {
-        ApiError::from(piflow_store::StoreError::Corrupt(format!(
-            "activity {}: {e}",
-            r.name
-        )))
-    })
+    record(r, "activity")
 }
 
 /// The activity an ARN names, its record and the record's revision

@@ -126,7 +126,7 @@ async fn record(
         cx.b.service
             .runner()
             .tasks
-            .for_execution(&t.name, Some(case))
+            .test_case(&t.name, case)
             .map_err(|e| {
                 ApiError::validation(format!(
                     "Invalid test case '{case}' in stateMachineArn: {e} [{}]",

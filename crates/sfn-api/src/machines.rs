@@ -124,9 +124,18 @@ pub(crate) fn default_role(cx: &Ctx<'_>) -> String {
 /// A stored machine record, read back (one that cannot be read is the
 /// store's `Corrupt`, never overwritten).
 fn parse(r: Resource) -> Result<Machine, ApiError> {
+    record(r, "state machine")
+}
+
+/// A record of the API (`what`: its kind, as the message names it), read
+/// back; one that cannot be read is the store's `Corrupt`.
+pub(crate) fn record<T: serde::de::DeserializeOwned>(
+    r: Resource,
+    what: &str,
+) -> Result<T, ApiError> {
     serde_json::from_value(r.body).map_err(|e| {
         ApiError::from(piflow_store::StoreError::Corrupt(format!(
-            "state machine {}: {e}",
+            "{what} {}: {e}",
             r.name
         )))
     })
